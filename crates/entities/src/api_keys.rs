@@ -1,0 +1,54 @@
+//! `api_keys`: client keys, stored as the hex SHA-256 of the plaintext.
+
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// A row of `api_keys`.
+#[expect(
+    missing_docs,
+    reason = "columns are documented in shared/spec/schema.md"
+)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "api_keys")]
+pub struct Model {
+    #[sea_orm(
+        primary_key,
+        auto_increment = false,
+        column_type = "String(StringLen::N(36))"
+    )]
+    pub id: String,
+    #[sea_orm(column_type = "String(StringLen::N(36))")]
+    pub user_id: String,
+    /// Hex SHA-256 of the plaintext key; the plaintext is never stored.
+    #[sea_orm(unique, column_type = "String(StringLen::N(64))")]
+    pub key_hash: String,
+    pub name: String,
+    pub is_active: bool,
+    pub expires_at: Option<TimeDateTimeWithTimeZone>,
+    pub total_requests: i32,
+    pub total_cost_usd: f64,
+    pub last_used_at: Option<TimeDateTimeWithTimeZone>,
+    pub created_at: TimeDateTimeWithTimeZone,
+    pub updated_at: TimeDateTimeWithTimeZone,
+}
+
+/// Relations of `api_keys`.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    /// The owner.
+    #[sea_orm(
+        belongs_to = "super::users::Entity",
+        from = "Column::UserId",
+        to = "super::users::Column::Id",
+        on_delete = "Cascade"
+    )]
+    User,
+}
+
+impl Related<super::users::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::User.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,83 @@
+//! `models`: a provider's implementation of a global model.
+
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::{JsonObject, ModelAliases, TieredPricing};
+
+/// A row of `models`.
+#[expect(
+    missing_docs,
+    reason = "columns are documented in shared/spec/schema.md"
+)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "models")]
+pub struct Model {
+    #[sea_orm(
+        primary_key,
+        auto_increment = false,
+        column_type = "String(StringLen::N(36))"
+    )]
+    pub id: String,
+    #[sea_orm(column_type = "String(StringLen::N(36))")]
+    pub provider_id: String,
+    #[sea_orm(column_type = "String(StringLen::N(36))")]
+    pub global_model_id: String,
+    /// The name this provider's API expects (and a name clients may use).
+    #[sea_orm(column_type = "String(StringLen::N(200))")]
+    pub provider_model_name: String,
+    /// Alternative upstream names; never used for global resolution.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub provider_model_aliases: Option<ModelAliases>,
+    /// `None` inherits the global model's default.
+    pub price_per_request: Option<f64>,
+    /// `None` inherits the global model's default.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub tiered_pricing: Option<TieredPricing>,
+    pub supports_vision: Option<bool>,
+    pub supports_function_calling: Option<bool>,
+    pub supports_streaming: Option<bool>,
+    pub supports_extended_thinking: Option<bool>,
+    pub supports_image_generation: Option<bool>,
+    pub is_active: bool,
+    pub is_available: bool,
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub config: Option<JsonObject>,
+    pub created_at: TimeDateTimeWithTimeZone,
+    pub updated_at: TimeDateTimeWithTimeZone,
+}
+
+/// Relations of `models`.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    /// The provider serving it.
+    #[sea_orm(
+        belongs_to = "super::providers::Entity",
+        from = "Column::ProviderId",
+        to = "super::providers::Column::Id",
+        on_delete = "Cascade"
+    )]
+    Provider,
+    /// The global model it implements.
+    #[sea_orm(
+        belongs_to = "super::global_models::Entity",
+        from = "Column::GlobalModelId",
+        to = "super::global_models::Column::Id",
+        on_delete = "Cascade"
+    )]
+    GlobalModel,
+}
+
+impl Related<super::providers::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Provider.def()
+    }
+}
+
+impl Related<super::global_models::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::GlobalModel.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,66 @@
+//! `provider_endpoints`: one base URL per provider and API format.
+
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::{ApiFormat, Headers};
+
+/// A row of `provider_endpoints`.
+#[expect(
+    missing_docs,
+    reason = "columns are documented in shared/spec/schema.md"
+)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "provider_endpoints")]
+pub struct Model {
+    #[sea_orm(
+        primary_key,
+        auto_increment = false,
+        column_type = "String(StringLen::N(36))"
+    )]
+    pub id: String,
+    #[sea_orm(column_type = "String(StringLen::N(36))")]
+    pub provider_id: String,
+    pub api_format: ApiFormat,
+    /// OpenAI: ends with the version (`…/v1`); Claude: the host only.
+    pub base_url: String,
+    /// Extra headers sent upstream.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub headers: Option<Headers>,
+    /// Upstream timeout in seconds.
+    pub timeout: i32,
+    pub max_retries: i32,
+    pub is_active: bool,
+    pub created_at: TimeDateTimeWithTimeZone,
+    pub updated_at: TimeDateTimeWithTimeZone,
+}
+
+/// Relations of `provider_endpoints`.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    /// The owning provider.
+    #[sea_orm(
+        belongs_to = "super::providers::Entity",
+        from = "Column::ProviderId",
+        to = "super::providers::Column::Id",
+        on_delete = "Cascade"
+    )]
+    Provider,
+    /// The endpoint's upstream keys.
+    #[sea_orm(has_many = "super::provider_api_keys::Entity")]
+    Keys,
+}
+
+impl Related<super::providers::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Provider.def()
+    }
+}
+
+impl Related<super::provider_api_keys::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Keys.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,48 @@
+//! `stats_daily`: one row per business day (written only by the aggregator).
+
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// A row of `stats_daily`.
+#[expect(
+    missing_docs,
+    reason = "columns are documented in shared/spec/schema.md"
+)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "stats_daily")]
+pub struct Model {
+    #[sea_orm(
+        primary_key,
+        auto_increment = false,
+        column_type = "String(StringLen::N(36))"
+    )]
+    pub id: String,
+    /// UTC instant of the business day's local midnight.
+    #[sea_orm(unique)]
+    pub date: TimeDateTimeWithTimeZone,
+    pub total_requests: i32,
+    pub success_requests: i32,
+    pub error_requests: i32,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_creation_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub total_cost: f64,
+    pub actual_total_cost: f64,
+    pub input_cost: f64,
+    pub output_cost: f64,
+    pub cache_creation_cost: f64,
+    pub cache_read_cost: f64,
+    pub avg_response_time_ms: f64,
+    pub fallback_count: i32,
+    pub unique_models: i32,
+    pub unique_providers: i32,
+    pub created_at: TimeDateTimeWithTimeZone,
+    pub updated_at: TimeDateTimeWithTimeZone,
+}
+
+/// No relations.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,72 @@
+//! Column and constraint helpers shared by the migrations, so every table spells ids,
+//! timestamps and foreign keys the same way.
+
+use sea_orm_migration::prelude::{
+    ColumnDef, ForeignKey, ForeignKeyAction, ForeignKeyCreateStatement, Index, IndexCreateStatement,
+};
+use sea_orm_migration::schema::{string_len, string_len_null, timestamp_with_time_zone};
+
+/// `id varchar(36) primary key`.
+pub(crate) fn id() -> ColumnDef {
+    string_len("id", 36).primary_key().take()
+}
+
+/// A non-null `varchar(36)` reference.
+pub(crate) fn id_ref(name: &'static str) -> ColumnDef {
+    string_len(name, 36)
+}
+
+/// A nullable `varchar(36)` reference.
+pub(crate) fn id_ref_null(name: &'static str) -> ColumnDef {
+    string_len_null(name, 36)
+}
+
+/// `created_at timestamptz not null`.
+pub(crate) fn created_at() -> ColumnDef {
+    timestamp_with_time_zone("created_at")
+}
+
+/// `updated_at timestamptz not null`.
+pub(crate) fn updated_at() -> ColumnDef {
+    timestamp_with_time_zone("updated_at")
+}
+
+/// A foreign key `table.column -> target.id` with the given delete action.
+pub(crate) fn fk(
+    table: &'static str,
+    column: &'static str,
+    target: &'static str,
+    on_delete: ForeignKeyAction,
+) -> ForeignKeyCreateStatement {
+    ForeignKey::create()
+        .name(format!("fk_{table}_{column}"))
+        .from(table, column)
+        .to(target, "id")
+        .on_delete(on_delete)
+        .take()
+}
+
+/// A named unique constraint declared inside `CREATE TABLE`, so PostgreSQL lists it in
+/// `information_schema.table_constraints` (a unique index would not appear there).
+pub(crate) fn unique(table: &'static str, columns: &[&'static str]) -> IndexCreateStatement {
+    let mut index = Index::create();
+    index
+        .name(format!("uq_{table}_{}", columns.join("_")))
+        .unique();
+    for column in columns {
+        index.col(*column);
+    }
+    index.take()
+}
+
+/// A plain index created after the table.
+pub(crate) fn index(table: &'static str, columns: &[&'static str]) -> IndexCreateStatement {
+    let mut index = Index::create();
+    index
+        .name(format!("idx_{table}_{}", columns.join("_")))
+        .table(table);
+    for column in columns {
+        index.col(*column);
+    }
+    index.take()
+}

@@ -1,0 +1,155 @@
+//! Statistics tables, written only by the aggregator: `stats_daily`, `stats_daily_model`,
+//! `stats_user_daily` and the single-row `stats_summary`.
+
+use sea_orm_migration::prelude::{
+    DbErr, DeriveMigrationName, Expr, ExprTrait, ForeignKeyAction, MigrationTrait, SchemaManager,
+    Table, async_trait,
+};
+use sea_orm_migration::schema::{
+    big_integer, double, integer, string_len, timestamp_with_time_zone,
+};
+
+use crate::columns::{created_at, fk, id, id_ref, unique, updated_at};
+
+/// Creates the statistics tables.
+#[derive(DeriveMigrationName)]
+pub(crate) struct Migration;
+
+/// The fixed id of the one `stats_summary` row (mirrors `tollgate_entities::stats_summary`).
+const SUMMARY_ID: &str = "00000000-0000-0000-0000-000000000001";
+
+const TOKENS: [&str; 4] = [
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_tokens",
+    "cache_read_tokens",
+];
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let mut daily = Table::create();
+        daily
+            .table("stats_daily")
+            .col(id())
+            .col(timestamp_with_time_zone("date"));
+        for column in ["total_requests", "success_requests", "error_requests"] {
+            daily.col(integer(column).default(0));
+        }
+        for column in TOKENS {
+            daily.col(big_integer(column).default(0));
+        }
+        for column in [
+            "total_cost",
+            "actual_total_cost",
+            "input_cost",
+            "output_cost",
+            "cache_creation_cost",
+            "cache_read_cost",
+            "avg_response_time_ms",
+        ] {
+            daily.col(double(column).default(0.0));
+        }
+        for column in ["fallback_count", "unique_models", "unique_providers"] {
+            daily.col(integer(column).default(0));
+        }
+        daily
+            .col(created_at())
+            .col(updated_at())
+            .index(&mut unique("stats_daily", &["date"]));
+        manager.create_table(daily.take()).await?;
+
+        let mut per_model = Table::create();
+        per_model
+            .table("stats_daily_model")
+            .col(id())
+            .col(timestamp_with_time_zone("date"))
+            .col(string_len("model", 200))
+            .col(integer("total_requests").default(0));
+        for column in TOKENS {
+            per_model.col(big_integer(column).default(0));
+        }
+        per_model
+            .col(double("total_cost").default(0.0))
+            .col(double("avg_response_time_ms").default(0.0))
+            .col(created_at())
+            .col(updated_at())
+            .index(&mut unique("stats_daily_model", &["date", "model"]));
+        manager.create_table(per_model.take()).await?;
+
+        let mut per_user = Table::create();
+        per_user
+            .table("stats_user_daily")
+            .col(id())
+            .col(id_ref("user_id"))
+            .col(timestamp_with_time_zone("date"));
+        for column in ["total_requests", "success_requests", "error_requests"] {
+            per_user.col(integer(column).default(0));
+        }
+        for column in TOKENS {
+            per_user.col(big_integer(column).default(0));
+        }
+        per_user
+            .col(double("total_cost").default(0.0))
+            .col(created_at())
+            .col(updated_at())
+            .index(&mut unique("stats_user_daily", &["user_id", "date"]))
+            .foreign_key(&mut fk(
+                "stats_user_daily",
+                "user_id",
+                "users",
+                ForeignKeyAction::Cascade,
+            ));
+        manager.create_table(per_user.take()).await?;
+
+        let mut summary = Table::create();
+        summary
+            .table("stats_summary")
+            .col(
+                string_len("id", 36)
+                    .primary_key()
+                    .check(Expr::col("id").eq(SUMMARY_ID))
+                    .take(),
+            )
+            .col(timestamp_with_time_zone("cutoff_date"));
+        for column in [
+            "all_time_requests",
+            "all_time_success_requests",
+            "all_time_error_requests",
+            "all_time_input_tokens",
+            "all_time_output_tokens",
+            "all_time_cache_creation_tokens",
+            "all_time_cache_read_tokens",
+        ] {
+            summary.col(big_integer(column).default(0));
+        }
+        summary
+            .col(double("all_time_cost").default(0.0))
+            .col(double("all_time_actual_cost").default(0.0));
+        for column in [
+            "total_users",
+            "active_users",
+            "total_api_keys",
+            "active_api_keys",
+        ] {
+            summary.col(integer(column).default(0));
+        }
+        summary.col(created_at()).col(updated_at());
+        manager.create_table(summary.take()).await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in [
+            "stats_summary",
+            "stats_user_daily",
+            "stats_daily_model",
+            "stats_daily",
+        ] {
+            manager
+                .drop_table(Table::drop().table(table).take())
+                .await?;
+        }
+        Ok(())
+    }
+}

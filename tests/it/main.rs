@@ -1,0 +1,9 @@
+//! End-to-end and cross-crate tests, one binary: schema, JSON columns on both databases.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test helpers panic on failure by design"
+)]
+
+mod json_columns;
+mod schema;
