@@ -1,0 +1,3 @@
+//! Placeholder: the cache benchmark lands in the next commit.
+
+fn main() {}
