@@ -1,0 +1,327 @@
+//! [`Aggregator`]: aggregates and stores business days and the summary, and reads today's
+//! live numbers and the combined view.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, TransactionTrait, Value};
+use time::OffsetDateTime;
+use tollgate_entities::{stats_daily, stats_summary};
+
+use crate::sql::{self, Scope, bound, statement};
+use crate::write::{reads_inside_transaction, write_day, write_summary};
+use crate::{
+    BusinessCalendar, BusinessDay, Clock, CombinedStats, DayAggregate, DayStats, StatsError,
+    SummaryReport, SystemClock, Totals,
+};
+
+/// Computes, stores and reads usage statistics on one database, in one business calendar.
+///
+/// Cheap to clone: the connection is a pool handle.
+#[derive(Clone, Debug)]
+pub struct Aggregator {
+    pub(crate) db: DatabaseConnection,
+    pub(crate) calendar: BusinessCalendar,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl Aggregator {
+    /// An aggregator on `db` counting days in `calendar`, with the system clock.
+    pub fn new(db: DatabaseConnection, calendar: BusinessCalendar) -> Self {
+        Self {
+            db,
+            calendar,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The same aggregator reading "now" from `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The business calendar.
+    pub fn calendar(&self) -> &BusinessCalendar {
+        &self.calendar
+    }
+
+    /// The database connection.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// "Now" by the aggregator's clock, in UTC, truncated to microseconds.
+    pub fn now(&self) -> OffsetDateTime {
+        tollgate_entities::truncate_to_micros(self.clock.now())
+    }
+
+    /// The business day containing "now".
+    pub fn today(&self) -> Result<BusinessDay, StatsError> {
+        self.calendar.day_containing(self.now())
+    }
+
+    /// The business day before today: what a nightly run aggregates.
+    pub fn yesterday(&self) -> Result<BusinessDay, StatsError> {
+        self.calendar.previous(&self.today()?)
+    }
+
+    /// Computes `day` from `usage` and `request_candidates` without writing anything.
+    pub async fn compute_day(&self, day: &BusinessDay) -> Result<DayAggregate, StatsError> {
+        sql::compute_day(&self.db, day, Scope::Full).await
+    }
+
+    /// Today's numbers so far, with the per-model breakdown (no per-user rows).
+    pub async fn today_live(&self) -> Result<DayAggregate, StatsError> {
+        sql::compute_day(&self.db, &self.today()?, Scope::WithoutUsers).await
+    }
+
+    /// Aggregates `day` and stores its `stats_daily`, `stats_daily_model` and
+    /// `stats_user_daily` rows in one transaction; on PostgreSQL under the aggregators'
+    /// advisory lock. Idempotent: running it again, or from two processes at once, leaves
+    /// the same rows. A day aggregated before it has ended is stored but counts as
+    /// incomplete, so backfill and the read views compute it again once it has ended.
+    pub async fn aggregate_day(&self, day: &BusinessDay) -> Result<DayAggregate, StatsError> {
+        let started = std::time::Instant::now();
+        let aggregate = if reads_inside_transaction(self.db.get_database_backend()) {
+            let txn = self.db.begin().await?;
+            sql::lock(&txn).await?;
+            let aggregate = sql::compute_day(&txn, day, Scope::Full).await?;
+            write_day(&txn, &aggregate, self.now()).await?;
+            txn.commit().await?;
+            aggregate
+        } else {
+            let aggregate = sql::compute_day(&self.db, day, Scope::Full).await?;
+            let txn = self.db.begin().await?;
+            write_day(&txn, &aggregate, self.now()).await?;
+            txn.commit().await?;
+            aggregate
+        };
+        tracing::info!(
+            day = %day,
+            requests = aggregate.stats.total_requests,
+            models = aggregate.models.len(),
+            users = aggregate.users.len(),
+            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "aggregated business day"
+        );
+        Ok(aggregate)
+    }
+
+    /// Recomputes the single `stats_summary` row: sums of the complete `stats_daily` rows
+    /// of days before today (or before the first incomplete day, whichever is earlier) and
+    /// the user and key counts.
+    pub async fn refresh_summary(&self) -> Result<SummaryReport, StatsError> {
+        let today = self.today()?;
+        let report = if reads_inside_transaction(self.db.get_database_backend()) {
+            let txn = self.db.begin().await?;
+            sql::lock(&txn).await?;
+            let report = self.compute_summary(&txn, &today).await?;
+            write_summary(
+                &txn,
+                report.cutoff,
+                &report.totals,
+                &report.accounts,
+                self.now(),
+            )
+            .await?;
+            txn.commit().await?;
+            report
+        } else {
+            let report = self.compute_summary(&self.db, &today).await?;
+            let txn = self.db.begin().await?;
+            write_summary(
+                &txn,
+                report.cutoff,
+                &report.totals,
+                &report.accounts,
+                self.now(),
+            )
+            .await?;
+            txn.commit().await?;
+            report
+        };
+        tracing::info!(
+            cutoff = %report.cutoff,
+            requests = report.totals.requests,
+            users = report.accounts.total_users,
+            "refreshed summary"
+        );
+        Ok(report)
+    }
+
+    async fn compute_summary<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        today: &BusinessDay,
+    ) -> Result<SummaryReport, StatsError> {
+        let rows = daily_rows(conn, None, today.start()).await?;
+        let mut cutoff = today.start();
+        let mut complete = Vec::new();
+        for row in &rows {
+            match self.row_state(row) {
+                RowState::Complete => complete.push(row),
+                RowState::Incomplete(day) => cutoff = cutoff.min(day.start()),
+                RowState::Foreign => {}
+            }
+        }
+        let mut totals = Totals::default();
+        for row in complete.into_iter().filter(|row| row.date < cutoff) {
+            totals.add(&Totals::from(&DayStats::from(row)));
+        }
+        let accounts = sql::account_counts(conn).await?;
+        Ok(SummaryReport {
+            cutoff,
+            totals,
+            accounts,
+        })
+    }
+
+    /// The dashboard's combined view: the summary, plus every day between its cutoff and
+    /// today (the stored row when complete, else computed from `usage`), plus today live.
+    /// Just after midnight, before the nightly run, yesterday is computed live: no hole.
+    pub async fn combined(&self) -> Result<CombinedStats, StatsError> {
+        let now = self.now();
+        let today = self.calendar.day_containing(now)?;
+        let summary = stats_summary::Entity::find_by_id(stats_summary::SINGLETON_ID)
+            .one(&self.db)
+            .await?
+            .filter(|row| {
+                row.cutoff_date <= today.start() && self.calendar.is_day_start(row.cutoff_date)
+            });
+        let from = summary.as_ref().map(|row| row.cutoff_date);
+        let mut all_time = summary.as_ref().map(Totals::from).unwrap_or_default();
+
+        let rows = daily_rows(&self.db, from, today.start()).await?;
+        let complete = self.complete_rows(&rows);
+        for row in complete.values() {
+            all_time.add(&Totals::from(&DayStats::from(*row)));
+        }
+
+        // Days from the cutoff (or the first usage, without a summary) up to today that have
+        // no complete row: sum them from `usage`, merging consecutive days into one range.
+        let first = match from {
+            Some(cutoff) => Some(cutoff),
+            None => sql::first_usage(&self.db).await?,
+        };
+        let mut days_computed_live = 0_u32;
+        let mut ranges: Vec<(OffsetDateTime, OffsetDateTime)> = Vec::new();
+        if let Some(first) = first {
+            let mut day = self.calendar.day_containing(first)?;
+            while day.start() < today.start() {
+                if !complete.contains_key(&day.start()) {
+                    days_computed_live += 1;
+                    match ranges.last_mut() {
+                        Some(range) if range.1 == day.start() => range.1 = day.end(),
+                        _ => ranges.push((day.start(), day.end())),
+                    }
+                }
+                day = self.calendar.next(&day)?;
+            }
+        }
+        for (start, end) in ranges {
+            all_time.add(&sql::range_totals(&self.db, start, end).await?);
+        }
+
+        let today_live = sql::compute_day(&self.db, &today, Scope::WithoutUsers).await?;
+        all_time.add(&Totals::from(&today_live.stats));
+        let accounts = sql::account_counts(&self.db).await?;
+        Ok(CombinedStats {
+            all_time,
+            today: today_live,
+            accounts,
+            summary_cutoff: from,
+            days_computed_live,
+            as_of: now,
+        })
+    }
+
+    /// Classifies a stored day row against this calendar.
+    pub(crate) fn row_state(&self, row: &stats_daily::Model) -> RowState {
+        match self.calendar.day_containing(row.date) {
+            Ok(day) if day.start() == row.date => {
+                if row.updated_at >= day.end() {
+                    RowState::Complete
+                } else {
+                    RowState::Incomplete(day)
+                }
+            }
+            _ => RowState::Foreign,
+        }
+    }
+
+    /// The complete rows of `rows`, keyed by day start.
+    pub(crate) fn complete_rows<'a>(
+        &self,
+        rows: &'a [stats_daily::Model],
+    ) -> BTreeMap<OffsetDateTime, &'a stats_daily::Model> {
+        rows.iter()
+            .filter(|row| self.row_state(row) == RowState::Complete)
+            .map(|row| (row.date, row))
+            .collect()
+    }
+
+    /// `count` business days ending the day before `day`, oldest first.
+    pub(crate) fn days_before(
+        &self,
+        day: &BusinessDay,
+        count: u32,
+    ) -> Result<Vec<BusinessDay>, StatsError> {
+        let mut days = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+        let mut current = *day;
+        for _ in 0..count {
+            current = self.calendar.previous(&current)?;
+            days.push(current);
+        }
+        days.reverse();
+        Ok(days)
+    }
+}
+
+/// How a stored `stats_daily` row relates to the calendar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RowState {
+    /// A day of this calendar, aggregated after the day ended.
+    Complete,
+    /// A day of this calendar aggregated before it ended (a refresh of "today").
+    Incomplete(BusinessDay),
+    /// Not the start of a day of this calendar (written under another time zone).
+    Foreign,
+}
+
+/// `SELECT * FROM stats_daily WHERE [date >= from AND] date < to ORDER BY date`.
+pub(crate) async fn daily_rows<C: ConnectionTrait>(
+    conn: &C,
+    from: Option<OffsetDateTime>,
+    to: OffsetDateTime,
+) -> Result<Vec<stats_daily::Model>, StatsError> {
+    let stmt = range_select(conn, "stats_daily", from, to, None)?;
+    Ok(stats_daily::Entity::find()
+        .from_raw_sql(stmt)
+        .all(conn)
+        .await?)
+}
+
+/// A `SELECT *` of a statistics table by `date` range, optionally for one user.
+pub(crate) fn range_select<C: ConnectionTrait>(
+    conn: &C,
+    table: &str,
+    from: Option<OffsetDateTime>,
+    to: OffsetDateTime,
+    user_id: Option<&str>,
+) -> Result<sea_orm::Statement, StatsError> {
+    let backend = conn.get_database_backend();
+    let mut sql = format!("SELECT * FROM {table} WHERE date < $1");
+    let mut values = vec![bound(backend, to)?];
+    if let Some(from) = from {
+        values.push(bound(backend, from)?);
+        sql.push_str(&format!(" AND date >= ${}", values.len()));
+    }
+    if let Some(user_id) = user_id {
+        values.push(Value::from(user_id.to_owned()));
+        sql.push_str(&format!(" AND user_id = ${}", values.len()));
+    }
+    sql.push_str(" ORDER BY date");
+    Ok(statement(backend, &sql, values))
+}

@@ -1,0 +1,215 @@
+//! Gap detection and backfill, and the dashboard's daily series (per day with per-model
+//! breakdown, and per user), which fill days never aggregated from `usage`.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+use sea_orm::EntityTrait;
+use time::OffsetDateTime;
+use tollgate_entities::{stats_daily_model, stats_user_daily};
+
+use crate::aggregator::{daily_rows, range_select};
+use crate::sql::{self, Scope};
+use crate::{
+    Aggregator, BackfillProgress, BackfillReport, BusinessDay, DailyEntry, DaySource, DayStats,
+    ModelStats, StatsError, UserDailyEntry, UserStats,
+};
+
+impl Aggregator {
+    /// The days of the last `days` days before today (yesterday included, today not) that
+    /// have no complete `stats_daily` row, oldest first. Rows are matched to days by
+    /// instant, never by their text.
+    pub async fn missing_days(&self, days: u32) -> Result<Vec<BusinessDay>, StatsError> {
+        let today = self.today()?;
+        let window = self.days_before(&today, days)?;
+        let Some(first) = window.first() else {
+            return Ok(Vec::new());
+        };
+        let rows = daily_rows(&self.db, Some(first.start()), today.start()).await?;
+        let complete = self.complete_rows(&rows);
+        Ok(window
+            .into_iter()
+            .filter(|day| !complete.contains_key(&day.start()))
+            .collect())
+    }
+
+    /// Aggregates every missing day of the last `days` days, oldest first, one transaction
+    /// per day, so a run that is stopped or killed resumes where it stopped.
+    ///
+    /// `on_progress` is called before the first day and after each filled day; returning
+    /// `ControlFlow::Break(())` stops the backfill after the day in progress (how a caller
+    /// honours SIGINT, or a test simulates a crash half-way).
+    pub async fn backfill<F>(
+        &self,
+        days: u32,
+        mut on_progress: F,
+    ) -> Result<BackfillReport, StatsError>
+    where
+        F: FnMut(BackfillProgress) -> ControlFlow<()> + Send,
+    {
+        let missing = self.missing_days(days).await?;
+        let total = missing.len();
+        let mut report = BackfillReport {
+            missing: total,
+            filled: Vec::with_capacity(total),
+            stopped: false,
+        };
+        let first = BackfillProgress {
+            done: 0,
+            total,
+            last: None,
+        };
+        if on_progress(first).is_break() {
+            report.stopped = total > 0;
+            return Ok(report);
+        }
+        for day in missing {
+            self.aggregate_day(&day).await?;
+            report.filled.push(day);
+            let progress = BackfillProgress {
+                done: report.filled.len(),
+                total,
+                last: Some(day),
+            };
+            if on_progress(progress).is_break() {
+                report.stopped = report.filled.len() < total;
+                break;
+            }
+        }
+        tracing::info!(
+            missing = report.missing,
+            filled = report.filled.len(),
+            stopped = report.stopped,
+            "backfill finished"
+        );
+        Ok(report)
+    }
+
+    /// The last `days` business days including today, oldest first: one entry per day,
+    /// zero days included, each with its per-model breakdown. Complete aggregated days come
+    /// from the statistics tables; days never (completely) aggregated are computed from
+    /// `usage`; today is live.
+    pub async fn daily_series(&self, days: u32) -> Result<Vec<DailyEntry>, StatsError> {
+        if days == 0 {
+            return Ok(Vec::new());
+        }
+        let today = self.today()?;
+        let past = self.days_before(&today, days - 1)?;
+        let from = past.first().map_or(today.start(), BusinessDay::start);
+        let rows = daily_rows(&self.db, Some(from), today.start()).await?;
+        let complete = self.complete_rows(&rows);
+        let mut models: BTreeMap<OffsetDateTime, Vec<ModelStats>> = BTreeMap::new();
+        if !complete.is_empty() {
+            let stmt = range_select(
+                &self.db,
+                "stats_daily_model",
+                Some(from),
+                today.start(),
+                None,
+            )?;
+            for row in stats_daily_model::Entity::find()
+                .from_raw_sql(stmt)
+                .all(&self.db)
+                .await?
+            {
+                models
+                    .entry(row.date)
+                    .or_default()
+                    .push(ModelStats::from(&row));
+            }
+        }
+
+        let mut entries = Vec::with_capacity(past.len() + 1);
+        for day in past {
+            let entry = match complete.get(&day.start()) {
+                Some(row) => {
+                    let mut day_models = models.remove(&day.start()).unwrap_or_default();
+                    day_models.sort_by(|a, b| a.model.cmp(&b.model));
+                    DailyEntry {
+                        day,
+                        source: DaySource::Aggregated,
+                        stats: DayStats::from(*row),
+                        models: day_models,
+                    }
+                }
+                None => {
+                    let live = sql::compute_day(&self.db, &day, Scope::WithoutUsers).await?;
+                    DailyEntry {
+                        day,
+                        source: DaySource::Live,
+                        stats: live.stats,
+                        models: live.models,
+                    }
+                }
+            };
+            entries.push(entry);
+        }
+        let live = sql::compute_day(&self.db, &today, Scope::WithoutUsers).await?;
+        entries.push(DailyEntry {
+            day: today,
+            source: DaySource::Today,
+            stats: live.stats,
+            models: live.models,
+        });
+        Ok(entries)
+    }
+
+    /// One user's last `days` business days including today, oldest first, zero days
+    /// included; days never (completely) aggregated and today are computed from `usage`.
+    pub async fn user_daily_series(
+        &self,
+        user_id: &str,
+        days: u32,
+    ) -> Result<Vec<UserDailyEntry>, StatsError> {
+        if days == 0 {
+            return Ok(Vec::new());
+        }
+        let today = self.today()?;
+        let past = self.days_before(&today, days - 1)?;
+        let from = past.first().map_or(today.start(), BusinessDay::start);
+        let rows = daily_rows(&self.db, Some(from), today.start()).await?;
+        let complete = self.complete_rows(&rows);
+        let stmt = range_select(
+            &self.db,
+            "stats_user_daily",
+            Some(from),
+            today.start(),
+            Some(user_id),
+        )?;
+        let stored: BTreeMap<OffsetDateTime, UserStats> = stats_user_daily::Entity::find()
+            .from_raw_sql(stmt)
+            .all(&self.db)
+            .await?
+            .iter()
+            .map(|row| (row.date, UserStats::from(row)))
+            .collect();
+        let zero = || UserStats {
+            user_id: user_id.to_owned(),
+            ..UserStats::default()
+        };
+
+        let mut entries = Vec::with_capacity(past.len() + 1);
+        for day in past {
+            let entry = if complete.contains_key(&day.start()) {
+                UserDailyEntry {
+                    day,
+                    source: DaySource::Aggregated,
+                    stats: stored.get(&day.start()).cloned().unwrap_or_else(zero),
+                }
+            } else {
+                UserDailyEntry {
+                    day,
+                    source: DaySource::Live,
+                    stats: sql::compute_user_day(&self.db, &day, user_id).await?,
+                }
+            };
+            entries.push(entry);
+        }
+        entries.push(UserDailyEntry {
+            day: today,
+            source: DaySource::Today,
+            stats: sql::compute_user_day(&self.db, &today, user_id).await?,
+        });
+        Ok(entries)
+    }
+}

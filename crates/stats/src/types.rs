@@ -1,0 +1,339 @@
+//! The numbers the crate computes and returns: one day, one model, one user, all-time
+//! totals, the combined view and the dashboard series.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use tollgate_entities::{stats_daily, stats_daily_model, stats_summary, stats_user_daily};
+
+use crate::BusinessDay;
+
+/// `YYYY-MM-DD` serde format for local business dates.
+pub(crate) mod iso_date {
+    time::serde::format_description!(pub(crate) format, Date, "[year]-[month]-[day]");
+    pub(crate) use format::serialize;
+}
+
+/// The statistics of one business day (the columns of `stats_daily`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct DayStats {
+    /// All usage rows.
+    pub total_requests: i64,
+    /// `total_requests - error_requests`.
+    pub success_requests: i64,
+    /// Rows with `status_code >= 400` or a non-null `error_message`.
+    pub error_requests: i64,
+    /// Sum of `input_tokens`.
+    pub input_tokens: i64,
+    /// Sum of `output_tokens`.
+    pub output_tokens: i64,
+    /// Sum of `cache_creation_input_tokens`.
+    pub cache_creation_tokens: i64,
+    /// Sum of `cache_read_input_tokens`.
+    pub cache_read_tokens: i64,
+    /// Sum of `total_cost_usd` (list price).
+    pub total_cost: f64,
+    /// Sum of `actual_total_cost_usd`.
+    pub actual_total_cost: f64,
+    /// Sum of `input_cost_usd`.
+    pub input_cost: f64,
+    /// Sum of `output_cost_usd`.
+    pub output_cost: f64,
+    /// Sum of `cache_creation_cost_usd`.
+    pub cache_creation_cost: f64,
+    /// Sum of `cache_read_cost_usd`.
+    pub cache_read_cost: f64,
+    /// Mean of non-null `response_time_ms`, 0 when there is none.
+    pub avg_response_time_ms: f64,
+    /// Requests with more than one executed (`success` or `failed`) candidate row.
+    pub fallback_count: i64,
+    /// Distinct `usage.model`.
+    pub unique_models: i64,
+    /// Distinct `usage.provider`.
+    pub unique_providers: i64,
+}
+
+impl From<&stats_daily::Model> for DayStats {
+    fn from(row: &stats_daily::Model) -> Self {
+        Self {
+            total_requests: row.total_requests.into(),
+            success_requests: row.success_requests.into(),
+            error_requests: row.error_requests.into(),
+            input_tokens: row.input_tokens,
+            output_tokens: row.output_tokens,
+            cache_creation_tokens: row.cache_creation_tokens,
+            cache_read_tokens: row.cache_read_tokens,
+            total_cost: row.total_cost,
+            actual_total_cost: row.actual_total_cost,
+            input_cost: row.input_cost,
+            output_cost: row.output_cost,
+            cache_creation_cost: row.cache_creation_cost,
+            cache_read_cost: row.cache_read_cost,
+            avg_response_time_ms: row.avg_response_time_ms,
+            fallback_count: row.fallback_count.into(),
+            unique_models: row.unique_models.into(),
+            unique_providers: row.unique_providers.into(),
+        }
+    }
+}
+
+/// One model's statistics for a day (the columns of `stats_daily_model`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ModelStats {
+    /// `COALESCE(global_model, model)`.
+    pub model: String,
+    /// Rows of the model.
+    pub total_requests: i64,
+    /// Sum of `input_tokens`.
+    pub input_tokens: i64,
+    /// Sum of `output_tokens`.
+    pub output_tokens: i64,
+    /// Sum of `cache_creation_input_tokens`.
+    pub cache_creation_tokens: i64,
+    /// Sum of `cache_read_input_tokens`.
+    pub cache_read_tokens: i64,
+    /// Sum of `total_cost_usd`.
+    pub total_cost: f64,
+    /// Mean of non-null `response_time_ms`, 0 when there is none.
+    pub avg_response_time_ms: f64,
+}
+
+impl From<&stats_daily_model::Model> for ModelStats {
+    fn from(row: &stats_daily_model::Model) -> Self {
+        Self {
+            model: row.model.clone(),
+            total_requests: row.total_requests.into(),
+            input_tokens: row.input_tokens,
+            output_tokens: row.output_tokens,
+            cache_creation_tokens: row.cache_creation_tokens,
+            cache_read_tokens: row.cache_read_tokens,
+            total_cost: row.total_cost,
+            avg_response_time_ms: row.avg_response_time_ms,
+        }
+    }
+}
+
+/// One user's statistics for a day (the columns of `stats_user_daily`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct UserStats {
+    /// The user.
+    pub user_id: String,
+    /// All the user's rows.
+    pub total_requests: i64,
+    /// `total_requests - error_requests`.
+    pub success_requests: i64,
+    /// Rows with `status_code >= 400` or a non-null `error_message`.
+    pub error_requests: i64,
+    /// Sum of `input_tokens`.
+    pub input_tokens: i64,
+    /// Sum of `output_tokens`.
+    pub output_tokens: i64,
+    /// Sum of `cache_creation_input_tokens`.
+    pub cache_creation_tokens: i64,
+    /// Sum of `cache_read_input_tokens`.
+    pub cache_read_tokens: i64,
+    /// Sum of `total_cost_usd`.
+    pub total_cost: f64,
+}
+
+impl From<&stats_user_daily::Model> for UserStats {
+    fn from(row: &stats_user_daily::Model) -> Self {
+        Self {
+            user_id: row.user_id.clone(),
+            total_requests: row.total_requests.into(),
+            success_requests: row.success_requests.into(),
+            error_requests: row.error_requests.into(),
+            input_tokens: row.input_tokens,
+            output_tokens: row.output_tokens,
+            cache_creation_tokens: row.cache_creation_tokens,
+            cache_read_tokens: row.cache_read_tokens,
+            total_cost: row.total_cost,
+        }
+    }
+}
+
+/// Everything computed for one business day: the day row, one row per model (sorted by
+/// name) and one row per user with traffic (sorted by id; empty when not requested).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DayAggregate {
+    /// The day.
+    pub day: BusinessDay,
+    /// The `stats_daily` numbers.
+    pub stats: DayStats,
+    /// The `stats_daily_model` rows.
+    pub models: Vec<ModelStats>,
+    /// The `stats_user_daily` rows.
+    pub users: Vec<UserStats>,
+}
+
+/// Request, token and cost totals over a period.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Totals {
+    /// All requests.
+    pub requests: i64,
+    /// Successful requests.
+    pub success_requests: i64,
+    /// Failed requests.
+    pub error_requests: i64,
+    /// Input tokens.
+    pub input_tokens: i64,
+    /// Output tokens.
+    pub output_tokens: i64,
+    /// Cache creation tokens.
+    pub cache_creation_tokens: i64,
+    /// Cache read tokens.
+    pub cache_read_tokens: i64,
+    /// List cost in USD.
+    pub cost: f64,
+    /// Actual cost in USD.
+    pub actual_cost: f64,
+}
+
+impl Totals {
+    /// Adds `other` to `self`.
+    pub fn add(&mut self, other: &Self) {
+        self.requests += other.requests;
+        self.success_requests += other.success_requests;
+        self.error_requests += other.error_requests;
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cache_creation_tokens += other.cache_creation_tokens;
+        self.cache_read_tokens += other.cache_read_tokens;
+        self.cost += other.cost;
+        self.actual_cost += other.actual_cost;
+    }
+}
+
+impl From<&DayStats> for Totals {
+    fn from(day: &DayStats) -> Self {
+        Self {
+            requests: day.total_requests,
+            success_requests: day.success_requests,
+            error_requests: day.error_requests,
+            input_tokens: day.input_tokens,
+            output_tokens: day.output_tokens,
+            cache_creation_tokens: day.cache_creation_tokens,
+            cache_read_tokens: day.cache_read_tokens,
+            cost: day.total_cost,
+            actual_cost: day.actual_total_cost,
+        }
+    }
+}
+
+impl From<&stats_summary::Model> for Totals {
+    fn from(row: &stats_summary::Model) -> Self {
+        Self {
+            requests: row.all_time_requests,
+            success_requests: row.all_time_success_requests,
+            error_requests: row.all_time_error_requests,
+            input_tokens: row.all_time_input_tokens,
+            output_tokens: row.all_time_output_tokens,
+            cache_creation_tokens: row.all_time_cache_creation_tokens,
+            cache_read_tokens: row.all_time_cache_read_tokens,
+            cost: row.all_time_cost,
+            actual_cost: row.all_time_actual_cost,
+        }
+    }
+}
+
+/// User and client-key counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AccountCounts {
+    /// All users.
+    pub total_users: i64,
+    /// Users with `is_active`.
+    pub active_users: i64,
+    /// All client keys.
+    pub total_api_keys: i64,
+    /// Client keys with `is_active`.
+    pub active_api_keys: i64,
+}
+
+/// What [`refresh_summary`](crate::Aggregator::refresh_summary) stored.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SummaryReport {
+    /// Totals cover complete aggregated days starting before this instant.
+    #[serde(with = "time::serde::rfc3339")]
+    pub cutoff: OffsetDateTime,
+    /// The summed totals.
+    pub totals: Totals,
+    /// The account counts.
+    pub accounts: AccountCounts,
+}
+
+/// The dashboard's headline numbers: all time up to now, with no hole between the summary,
+/// the aggregated days and today.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CombinedStats {
+    /// All-time totals including today so far.
+    pub all_time: Totals,
+    /// Today's live numbers.
+    pub today: DayAggregate,
+    /// Current user and key counts.
+    pub accounts: AccountCounts,
+    /// The summary row's cutoff, when a usable summary row exists.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub summary_cutoff: Option<OffsetDateTime>,
+    /// Past days that had no complete aggregated row and were computed from `usage`.
+    pub days_computed_live: u32,
+    /// The instant the view was computed for.
+    #[serde(with = "time::serde::rfc3339")]
+    pub as_of: OffsetDateTime,
+}
+
+/// Where a day's numbers in a series came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DaySource {
+    /// A complete row of the statistics tables.
+    Aggregated,
+    /// Computed from `usage` because the day was never (completely) aggregated.
+    Live,
+    /// Today, computed from `usage` so far.
+    Today,
+}
+
+/// One day of the dashboard's daily series.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DailyEntry {
+    /// The day.
+    pub day: BusinessDay,
+    /// Where the numbers came from.
+    pub source: DaySource,
+    /// The day's numbers (zeros for a day without traffic).
+    pub stats: DayStats,
+    /// Per-model breakdown, sorted by model name.
+    pub models: Vec<ModelStats>,
+}
+
+/// One day of a user's daily series.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct UserDailyEntry {
+    /// The day.
+    pub day: BusinessDay,
+    /// Where the numbers came from.
+    pub source: DaySource,
+    /// The user's numbers for the day (zeros without traffic).
+    pub stats: UserStats,
+}
+
+/// Progress of a backfill, reported before the first day and after each filled day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackfillProgress {
+    /// Days filled so far.
+    pub done: usize,
+    /// Days missing when the backfill started.
+    pub total: usize,
+    /// The day just filled (`None` in the first report).
+    pub last: Option<BusinessDay>,
+}
+
+/// What a backfill did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BackfillReport {
+    /// Days that were missing in the window.
+    pub missing: usize,
+    /// Days filled, oldest first.
+    pub filled: Vec<BusinessDay>,
+    /// Whether the caller stopped it before every missing day was filled.
+    pub stopped: bool,
+}

@@ -1,0 +1,241 @@
+//! Idempotent writes: every statistics row is an `INSERT … ON CONFLICT … DO UPDATE SET col
+//! = excluded.col` upsert, batched, and rows of a day that the current run did not write
+//! (a model or user whose traffic has since gone) are removed.
+
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait};
+use time::OffsetDateTime;
+use tollgate_entities::{new_id, stats_daily, stats_daily_model, stats_summary, stats_user_daily};
+
+use crate::sql::{instant, statement};
+use crate::{AccountCounts, DayAggregate, StatsError, Totals};
+
+/// Rows per multi-row INSERT: 13 bound values a row stays well below SQLite's 32 766 and
+/// PostgreSQL's 65 535 parameters per statement.
+const BATCH_ROWS: usize = 1_000;
+
+fn to_i32(column: &'static str, value: i64) -> Result<i32, StatsError> {
+    i32::try_from(value).map_err(|_| StatsError::ValueOutOfRange { column, value })
+}
+
+/// Upserts the day row, the per-model rows and the per-user rows of `aggregate`, stamped
+/// `now`, and deletes the day's per-model and per-user rows this run did not write.
+pub(crate) async fn write_day<C: ConnectionTrait>(
+    conn: &C,
+    aggregate: &DayAggregate,
+    now: OffsetDateTime,
+) -> Result<(), StatsError> {
+    let date = aggregate.day.start();
+    let stats = &aggregate.stats;
+    let daily = stats_daily::ActiveModel {
+        id: Set(new_id()),
+        date: Set(date),
+        total_requests: Set(to_i32("total_requests", stats.total_requests)?),
+        success_requests: Set(to_i32("success_requests", stats.success_requests)?),
+        error_requests: Set(to_i32("error_requests", stats.error_requests)?),
+        input_tokens: Set(stats.input_tokens),
+        output_tokens: Set(stats.output_tokens),
+        cache_creation_tokens: Set(stats.cache_creation_tokens),
+        cache_read_tokens: Set(stats.cache_read_tokens),
+        total_cost: Set(stats.total_cost),
+        actual_total_cost: Set(stats.actual_total_cost),
+        input_cost: Set(stats.input_cost),
+        output_cost: Set(stats.output_cost),
+        cache_creation_cost: Set(stats.cache_creation_cost),
+        cache_read_cost: Set(stats.cache_read_cost),
+        avg_response_time_ms: Set(stats.avg_response_time_ms),
+        fallback_count: Set(to_i32("fallback_count", stats.fallback_count)?),
+        unique_models: Set(to_i32("unique_models", stats.unique_models)?),
+        unique_providers: Set(to_i32("unique_providers", stats.unique_providers)?),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    {
+        use stats_daily::Column as C;
+        stats_daily::Entity::insert(daily)
+            .on_conflict(
+                OnConflict::column(C::Date)
+                    .update_columns([
+                        C::TotalRequests,
+                        C::SuccessRequests,
+                        C::ErrorRequests,
+                        C::InputTokens,
+                        C::OutputTokens,
+                        C::CacheCreationTokens,
+                        C::CacheReadTokens,
+                        C::TotalCost,
+                        C::ActualTotalCost,
+                        C::InputCost,
+                        C::OutputCost,
+                        C::CacheCreationCost,
+                        C::CacheReadCost,
+                        C::AvgResponseTimeMs,
+                        C::FallbackCount,
+                        C::UniqueModels,
+                        C::UniqueProviders,
+                        C::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+    }
+
+    for chunk in aggregate.models.chunks(BATCH_ROWS) {
+        use stats_daily_model::Column as C;
+        let rows = chunk
+            .iter()
+            .map(|model| {
+                Ok(stats_daily_model::ActiveModel {
+                    id: Set(new_id()),
+                    date: Set(date),
+                    model: Set(model.model.clone()),
+                    total_requests: Set(to_i32("total_requests", model.total_requests)?),
+                    input_tokens: Set(model.input_tokens),
+                    output_tokens: Set(model.output_tokens),
+                    cache_creation_tokens: Set(model.cache_creation_tokens),
+                    cache_read_tokens: Set(model.cache_read_tokens),
+                    total_cost: Set(model.total_cost),
+                    avg_response_time_ms: Set(model.avg_response_time_ms),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                })
+            })
+            .collect::<Result<Vec<_>, StatsError>>()?;
+        stats_daily_model::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::columns([C::Date, C::Model])
+                    .update_columns([
+                        C::TotalRequests,
+                        C::InputTokens,
+                        C::OutputTokens,
+                        C::CacheCreationTokens,
+                        C::CacheReadTokens,
+                        C::TotalCost,
+                        C::AvgResponseTimeMs,
+                        C::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+    }
+
+    for chunk in aggregate.users.chunks(BATCH_ROWS) {
+        use stats_user_daily::Column as C;
+        let rows = chunk
+            .iter()
+            .map(|user| {
+                Ok(stats_user_daily::ActiveModel {
+                    id: Set(new_id()),
+                    user_id: Set(user.user_id.clone()),
+                    date: Set(date),
+                    total_requests: Set(to_i32("total_requests", user.total_requests)?),
+                    success_requests: Set(to_i32("success_requests", user.success_requests)?),
+                    error_requests: Set(to_i32("error_requests", user.error_requests)?),
+                    input_tokens: Set(user.input_tokens),
+                    output_tokens: Set(user.output_tokens),
+                    cache_creation_tokens: Set(user.cache_creation_tokens),
+                    cache_read_tokens: Set(user.cache_read_tokens),
+                    total_cost: Set(user.total_cost),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                })
+            })
+            .collect::<Result<Vec<_>, StatsError>>()?;
+        stats_user_daily::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::columns([C::UserId, C::Date])
+                    .update_columns([
+                        C::TotalRequests,
+                        C::SuccessRequests,
+                        C::ErrorRequests,
+                        C::InputTokens,
+                        C::OutputTokens,
+                        C::CacheCreationTokens,
+                        C::CacheReadTokens,
+                        C::TotalCost,
+                        C::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+    }
+
+    // Every row of the day this run wrote carries `updated_at = now`; any other row of the
+    // day is left over from traffic that no longer exists.
+    let backend = conn.get_database_backend();
+    for table in ["stats_daily_model", "stats_user_daily"] {
+        conn.execute_raw(statement(
+            backend,
+            &format!("DELETE FROM {table} WHERE date = $1 AND updated_at <> $2"),
+            vec![instant(date), instant(now)],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Upserts the single summary row.
+pub(crate) async fn write_summary<C: ConnectionTrait>(
+    conn: &C,
+    cutoff: OffsetDateTime,
+    totals: &Totals,
+    accounts: &AccountCounts,
+    now: OffsetDateTime,
+) -> Result<(), StatsError> {
+    use stats_summary::Column as C;
+    let row = stats_summary::ActiveModel {
+        id: Set(stats_summary::SINGLETON_ID.to_owned()),
+        cutoff_date: Set(cutoff),
+        all_time_requests: Set(totals.requests),
+        all_time_success_requests: Set(totals.success_requests),
+        all_time_error_requests: Set(totals.error_requests),
+        all_time_input_tokens: Set(totals.input_tokens),
+        all_time_output_tokens: Set(totals.output_tokens),
+        all_time_cache_creation_tokens: Set(totals.cache_creation_tokens),
+        all_time_cache_read_tokens: Set(totals.cache_read_tokens),
+        all_time_cost: Set(totals.cost),
+        all_time_actual_cost: Set(totals.actual_cost),
+        total_users: Set(to_i32("total_users", accounts.total_users)?),
+        active_users: Set(to_i32("active_users", accounts.active_users)?),
+        total_api_keys: Set(to_i32("total_api_keys", accounts.total_api_keys)?),
+        active_api_keys: Set(to_i32("active_api_keys", accounts.active_api_keys)?),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    stats_summary::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(C::Id)
+                .update_columns([
+                    C::CutoffDate,
+                    C::AllTimeRequests,
+                    C::AllTimeSuccessRequests,
+                    C::AllTimeErrorRequests,
+                    C::AllTimeInputTokens,
+                    C::AllTimeOutputTokens,
+                    C::AllTimeCacheCreationTokens,
+                    C::AllTimeCacheReadTokens,
+                    C::AllTimeCost,
+                    C::AllTimeActualCost,
+                    C::TotalUsers,
+                    C::ActiveUsers,
+                    C::TotalApiKeys,
+                    C::ActiveApiKeys,
+                    C::UpdatedAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether writes on `backend` run their reads inside the write transaction. PostgreSQL
+/// does (after taking the advisory lock); SQLite reads first and then opens a transaction
+/// whose first statement writes, so a concurrent writer (the gateway) cannot make the
+/// upgrade from a read to a write lock fail.
+pub(crate) fn reads_inside_transaction(backend: DbBackend) -> bool {
+    backend == DbBackend::Postgres
+}

@@ -1,0 +1,173 @@
+//! The combined view and the dashboard series: no hole just after midnight, zero days and
+//! never-aggregated days included, per-model and per-user numbers equal to the oracle.
+
+use std::sync::Arc;
+
+use time::Duration;
+use time::macros::{date, datetime};
+use tollgate_stats::{Aggregator, BusinessCalendar, DaySource, FixedClock, Totals};
+use tollgate_testkit::db_test;
+
+use crate::support::{self, Data, Rng};
+
+fn totals_of(data: &Data, start: time::OffsetDateTime, end: time::OffsetDateTime) -> Totals {
+    Totals::from(&support::oracle(data, start, end).stats)
+}
+
+fn assert_totals(actual: &Totals, expected: &Totals, what: &str) {
+    assert_eq!(actual.requests, expected.requests, "{what}: requests");
+    assert_eq!(
+        actual.success_requests, expected.success_requests,
+        "{what}: success"
+    );
+    assert_eq!(
+        actual.error_requests, expected.error_requests,
+        "{what}: errors"
+    );
+    assert_eq!(actual.input_tokens, expected.input_tokens, "{what}: input");
+    assert_eq!(
+        actual.output_tokens, expected.output_tokens,
+        "{what}: output"
+    );
+    assert_eq!(
+        actual.cache_creation_tokens, expected.cache_creation_tokens,
+        "{what}: cc"
+    );
+    assert_eq!(
+        actual.cache_read_tokens, expected.cache_read_tokens,
+        "{what}: cr"
+    );
+    support::close(actual.cost, expected.cost, &format!("{what}: cost"));
+    support::close(
+        actual.actual_cost,
+        expected.actual_cost,
+        &format!("{what}: actual"),
+    );
+}
+
+db_test!(async fn combined_has_no_hole_after_midnight(db) {
+    let calendar = BusinessCalendar::new("America/New_York").unwrap();
+    // 2025-11-01 20:00 in New York (UTC-4); the next day, 11-02, is 25 hours long.
+    let clock = Arc::new(FixedClock::new(datetime!(2025-11-02 00:00 UTC)));
+    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock.clone());
+    let mut rng = Rng(99);
+    let mut data = Data { users: support::users("combined", 3, 1), ..Data::default() };
+    let users = data.users.clone();
+    let days: Vec<_> = [date!(2025 - 10 - 30), date!(2025 - 10 - 31), date!(2025 - 11 - 01)]
+        .into_iter()
+        .map(|d| calendar.day(d).unwrap())
+        .collect();
+    for day in &days {
+        data.extend(support::traffic_for_day(&mut rng, day, &users, 30));
+    }
+    data.insert(&db.conn).await;
+    // The boundary rows of 10-30 include one at start - 1 µs, in 10-29, a day this test
+    // never aggregates: the summary covers aggregated days only (backfill fills the rest).
+    let far = days[0].start();
+
+    // Nightly state on 11-01: 10-30 and 10-31 aggregated, summary cut at 11-01.
+    clock.set(days[2].start() + Duration::minutes(5));
+    for day in &days[..2] {
+        stats.aggregate_day(day).await.unwrap();
+    }
+    stats.refresh_summary().await.unwrap();
+    // Without the summary, combined would still be whole: check both.
+    let combined = stats.combined().await.unwrap();
+    // Today counts its whole business day so far (no row lies in the future in production).
+    assert_totals(&combined.all_time, &totals_of(&data, far, days[2].end()), "on 11-01");
+
+    // One second after midnight of 11-02, before the nightly run: 11-01 is neither in the
+    // summary nor aggregated, and must be computed live.
+    let midnight = days[2].end();
+    clock.set(midnight + Duration::seconds(1));
+    let combined = stats.combined().await.unwrap();
+    assert_eq!(combined.summary_cutoff, Some(days[2].start()));
+    assert_eq!(combined.days_computed_live, 1);
+    let expected = totals_of(&data, far, midnight + Duration::seconds(1));
+    assert_totals(&combined.all_time, &expected, "just after midnight");
+    // Rows at exactly midnight belong to today.
+    let today = totals_of(&data, midnight, midnight + Duration::seconds(1));
+    assert!(today.requests >= 1);
+    assert_totals(&Totals::from(&combined.today.stats), &today, "today");
+
+    // After the nightly run the numbers are the same, now from the tables.
+    stats.aggregate_day(&days[2]).await.unwrap();
+    stats.refresh_summary().await.unwrap();
+    let after = stats.combined().await.unwrap();
+    assert_eq!(after.days_computed_live, 0);
+    assert_eq!(after.summary_cutoff, Some(midnight));
+    assert_totals(&after.all_time, &expected, "after the nightly run");
+    assert_eq!(after.accounts.total_users, 4);
+    assert_eq!(after.accounts.active_users, 3);
+});
+
+db_test!(async fn combined_without_summary_counts_everything(db) {
+    let calendar = BusinessCalendar::utc();
+    let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 12:00 UTC)));
+    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock);
+    let mut rng = Rng(4);
+    let mut data = Data { users: support::users("nosummary", 2, 0), ..Data::default() };
+    let users = data.users.clone();
+    for date in [date!(2025 - 06 - 15), date!(2025 - 06 - 18), date!(2025 - 06 - 20)] {
+        data.extend(support::traffic_for_day(&mut rng, &calendar.day(date).unwrap(), &users, 20));
+    }
+    data.insert(&db.conn).await;
+    stats.aggregate_day(&calendar.day(date!(2025 - 06 - 18)).unwrap()).await.unwrap();
+    let combined = stats.combined().await.unwrap();
+    assert_eq!(combined.summary_cutoff, None);
+    let expected = totals_of(&data, datetime!(2000-01-01 00:00 UTC), datetime!(2025-06-21 00:00 UTC));
+    assert_totals(&combined.all_time, &expected, "no summary");
+});
+
+db_test!(async fn daily_series_covers_every_day(db) {
+    let calendar = BusinessCalendar::new("Asia/Shanghai").unwrap();
+    let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 03:00 UTC)));
+    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock);
+    let mut rng = Rng(8);
+    let mut data = Data { users: support::users("series", 3, 1), ..Data::default() };
+    let users = data.users.clone();
+    // Traffic on 06-16, 06-18 and 06-20 (spilling a few boundary rows into the days next to
+    // them); 06-13 and 06-14 have none. Aggregated: 06-13, 06-16, 06-17. Never aggregated:
+    // 06-14 (empty), 06-15, 06-18, 06-19. Today: 06-20.
+    for date in [date!(2025 - 06 - 16), date!(2025 - 06 - 18), date!(2025 - 06 - 20)] {
+        data.extend(support::traffic_for_day(&mut rng, &calendar.day(date).unwrap(), &users, 25));
+    }
+    data.insert(&db.conn).await;
+    for date in [date!(2025 - 06 - 13), date!(2025 - 06 - 16), date!(2025 - 06 - 17)] {
+        stats.aggregate_day(&calendar.day(date).unwrap()).await.unwrap();
+    }
+
+    let series = stats.daily_series(8).await.unwrap();
+    let dates: Vec<_> = series.iter().map(|e| e.day.date()).collect();
+    let june = |d| time::Date::from_calendar_date(2025, time::Month::June, d).unwrap();
+    assert_eq!(dates, (13..=20).map(june).collect::<Vec<_>>());
+    let sources: Vec<_> = series.iter().map(|e| e.source).collect();
+    use DaySource::{Aggregated, Live, Today};
+    assert_eq!(sources, [Aggregated, Live, Live, Aggregated, Aggregated, Live, Live, Today]);
+    for entry in &series {
+        let expected = support::oracle(&data, entry.day.start(), entry.day.end());
+        let what = format!("series {}", entry.day);
+        support::assert_day_stats(&entry.stats, &expected.stats, &what);
+        support::assert_models(&entry.models, &expected.models, &what);
+    }
+    assert_eq!(series[0].stats.total_requests, 0, "an aggregated zero day");
+    assert_eq!(series[1].stats.total_requests, 0, "a never-aggregated zero day");
+    assert!(series[1].models.is_empty());
+
+    // A user's series, the same way, for a user with traffic and one without.
+    for user in &users {
+        let entries = stats.user_daily_series(&user.id, 8).await.unwrap();
+        assert_eq!(entries.len(), 8);
+        for entry in &entries {
+            let expected = support::oracle(&data, entry.day.start(), entry.day.end());
+            let want = expected
+                .users
+                .iter()
+                .find(|u| u.user_id == user.id)
+                .cloned()
+                .unwrap_or_else(|| tollgate_stats::UserStats { user_id: user.id.clone(), ..Default::default() });
+            support::assert_users(&[entry.stats.clone()], &[want], &format!("user series {}", entry.day));
+        }
+    }
+    assert!(stats.daily_series(0).await.unwrap().is_empty());
+});

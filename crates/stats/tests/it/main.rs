@@ -1,0 +1,13 @@
+//! Integration tests of `tollgate-stats` on SQLite and PostgreSQL, one test binary.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test helpers panic on failure by design"
+)]
+
+mod backfill;
+mod combined;
+mod concurrency;
+mod oracle;
+mod support;
+mod zones;
