@@ -11,15 +11,16 @@
 //!
 //! ```no_run
 //! # async fn example(model: tollgate_entities::models::Model) -> Result<(), tollgate_cache::CacheError> {
-//! use tollgate_cache::{Cache, Config, Entry, ModelById, Tier};
+//! use tollgate_cache::{Cache, CacheError, Config, Entry, ModelById, Tier};
 //!
 //! let cache = Cache::tiered(Config::default(), "redis://127.0.0.1:6379").await?;
 //! let key = ModelById(model.id.clone());
+//! // The loader's error type is the caller's; here it happens to be `CacheError`.
 //! let lookup = cache
-//!     .get_or_load(&key, || async { Ok::<_, std::io::Error>(Some(model)) })
+//!     .get_or_load(&key, || async { Ok::<_, CacheError>(Some(model.clone())) })
 //!     .await?;
-//! assert_eq!(lookup.tier, Tier::Loader);
-//! assert!(matches!(lookup.entry, Entry::Found(_)));
+//! assert!(matches!(lookup.tier, Tier::Loader | Tier::Redis));
+//! cache.set(&key, Entry::Found(model)).await?;
 //! cache.delete(&key).await?;
 //! # Ok(())
 //! # }

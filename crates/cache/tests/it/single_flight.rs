@@ -1,0 +1,69 @@
+//! Concurrent misses for one key in one process run the loader once.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tollgate_cache::{Entry, ModelById, Tier};
+
+use crate::support::{self, ALL};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_cold_loads_run_the_loader_once() {
+    for kind in ALL {
+        let cache = support::store(kind, support::config()).await;
+        let model = support::model("popular");
+        let key = ModelById(model.id.clone());
+        let loads = Arc::new(AtomicUsize::new(0));
+        let barrier = Arc::new(tokio::sync::Barrier::new(100));
+        let mut tasks = Vec::new();
+        for _ in 0..100 {
+            let (cache, key, model, loads, barrier) = (
+                cache.clone(),
+                key.clone(),
+                model.clone(),
+                loads.clone(),
+                barrier.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                cache
+                    .get_or_load(&key, || async move {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok::<_, Infallible>(Some(model))
+                    })
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut from_loader = 0;
+        for task in tasks {
+            let lookup = task.await.unwrap();
+            assert_eq!(lookup.entry, Entry::Found(model.clone()));
+            from_loader += usize::from(lookup.tier == Tier::Loader);
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1, "{kind:?}: loader runs");
+        assert!(from_loader >= 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loader_error_is_returned_and_not_cached() {
+    for kind in ALL {
+        let cache = support::store(kind, support::config()).await;
+        let key = ModelById("flaky".to_owned());
+        let failed = cache
+            .get_or_load(&key, || async { Err::<Option<_>, _>("database down") })
+            .await;
+        assert_eq!(failed, Err("database down"));
+        assert_eq!(cache.get(&key).await, None, "{kind:?}");
+        let model = support::model("flaky");
+        let loaded = cache
+            .get_or_load(&key, || async { Ok::<_, &str>(Some(model.clone())) })
+            .await
+            .unwrap();
+        assert_eq!(loaded.tier, Tier::Loader);
+    }
+}

@@ -1,0 +1,169 @@
+//! Shared helpers: unique namespaces, store construction, raw Redis access, private Redis
+//! servers and a Redis that never answers.
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use deadpool_redis::redis::{self, aio::MultiplexedConnection};
+use tollgate_cache::{Cache, Config};
+use tollgate_entities::{global_models, models};
+
+/// The three stores behind the one interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    InProcess,
+    Redis,
+    Tiered,
+}
+
+pub(crate) const ALL: [Kind; 3] = [Kind::InProcess, Kind::Redis, Kind::Tiered];
+pub(crate) const WITH_REDIS: [Kind; 2] = [Kind::Redis, Kind::Tiered];
+
+/// A configuration with a namespace (and so a bus channel) of its own.
+pub(crate) fn config() -> Config {
+    Config {
+        namespace: format!("tollgate:test:{}:", uuid::Uuid::new_v4().simple()),
+        ..Config::default()
+    }
+}
+
+pub(crate) async fn store(kind: Kind, config: Config) -> Cache {
+    store_at(kind, config, &tollgate_testkit::redis_url()).await
+}
+
+pub(crate) async fn store_at(kind: Kind, config: Config, url: &str) -> Cache {
+    match kind {
+        Kind::InProcess => Cache::in_process(config),
+        Kind::Redis => Cache::redis(config, url).await,
+        Kind::Tiered => Cache::tiered(config, url).await,
+    }
+    .unwrap_or_else(|error| panic!("cannot build the {kind:?} cache: {error}"))
+}
+
+/// A connection of the test's own, for looking at (and tampering with) what the cache wrote.
+pub(crate) async fn raw() -> MultiplexedConnection {
+    redis::Client::open(tollgate_testkit::redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+pub(crate) async fn pttl(connection: &mut MultiplexedConnection, key: &str) -> i64 {
+    redis::cmd("PTTL")
+        .arg(key)
+        .query_async(connection)
+        .await
+        .unwrap()
+}
+
+pub(crate) fn model(name: &str) -> models::Model {
+    tollgate_testkit::fixtures::model(
+        &tollgate_entities::new_id(),
+        &tollgate_entities::new_id(),
+        name,
+    )
+}
+
+pub(crate) fn global_model(name: &str) -> global_models::Model {
+    tollgate_testkit::fixtures::global_model(name)
+}
+
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `condition` every millisecond until it holds; panics with `what` after `limit`.
+pub(crate) async fn eventually<F, Fut>(limit: Duration, what: &str, mut condition: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if condition().await {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{what} did not happen within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// A redis-server of the test's own, on a fixed port, that the test may stop and start.
+pub(crate) struct PrivateRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    pub(crate) fn start() -> Self {
+        let mut redis = Self {
+            port: free_port(),
+            child: None,
+        };
+        redis.restart();
+        redis
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub(crate) fn restart(&mut self) {
+        assert!(self.child.is_none(), "private redis already running");
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!("redis-server is required for the fault tests: {error}")
+            });
+        self.child = Some(child);
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "private redis-server on port {} did not start",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A "Redis" that accepts connections and never answers. Returns its URL; the listener lives
+/// as long as the test's runtime.
+pub(crate) async fn silent_redis() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    url
+}
