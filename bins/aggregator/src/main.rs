@@ -1,6 +1,120 @@
-//! `tollgate-aggregator`: statistics CLI and daemon (issue 5 fills this binary).
+//! `tollgate-aggregator`: statistics CLI and daemon over `tollgate-stats`. This file only
+//! sequences: parse flags, validate them, start logging, open and migrate the database,
+//! run the command, map the outcome to an exit code (0 success, 1 failure, 2 bad usage).
 
-fn main() {
-    eprintln!("tollgate-aggregator is not built yet: see issue 5");
-    std::process::exit(1);
+mod cli;
+mod config;
+mod daemon;
+mod jobs;
+mod output;
+mod progress;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use sea_orm::{ConnectOptions, Database};
+use tokio::sync::watch;
+use tollgate_migrations::{Migrator, MigratorTraitReexport as _};
+use tollgate_stats::Aggregator;
+
+use crate::config::{Job, Settings};
+use crate::telemetry::Metrics;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let settings = match Settings::from_cli(&cli) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init_logs();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(settings, cli.metrics_file.as_deref())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(settings: Settings, metrics_file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let metrics = Metrics::install(metrics_file)?;
+    let mut options = ConnectOptions::new(settings.database_url.clone());
+    options
+        .max_connections(4)
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .sqlx_logging(false);
+    let db = Database::connect(options)
+        .await
+        .map_err(|error| anyhow::anyhow!("--database-url: cannot open the database: {error}"))?;
+    Migrator::up(&db, None)
+        .await
+        .map_err(|error| anyhow::anyhow!("applying migrations: {error}"))?;
+    let stats = Aggregator::new(db, settings.calendar);
+
+    let outcome = match settings.job {
+        Job::Daily { date } => jobs::daily(&stats, date).await,
+        Job::Backfill { days } => jobs::backfill(&stats, days, shutdown_signal()).await,
+        Job::Summary => jobs::summary(&stats).await,
+        Job::Today { json } => return jobs::today(&stats, json).await,
+        Job::Show { days, json } => return jobs::show(&stats, days, json).await,
+        Job::Daemon {
+            at,
+            refresh_today,
+            catch_up_days,
+        } => {
+            let config = daemon::DaemonConfig {
+                at,
+                refresh_today,
+                catch_up_days,
+            };
+            return daemon::run(&stats, config, &metrics, shutdown_signal()).await;
+        }
+    };
+    metrics.record_run(outcome.is_ok());
+    outcome
+}
+
+/// A flag that turns true on SIGINT or SIGTERM, for the long jobs (backfill, daemon), which
+/// check it between days. Short jobs keep the default handlers: a signal ends the process
+/// and the database rolls back the open transaction.
+fn shutdown_signal() -> watch::Receiver<bool> {
+    let (sender, receiver) = watch::channel(false);
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = terminate => {}
+        }
+        tracing::info!("shutdown signal received");
+        let _ = sender.send(true);
+    });
+    receiver
 }

@@ -166,7 +166,7 @@ db_test!(async fn daily_series_covers_every_day(db) {
                 .find(|u| u.user_id == user.id)
                 .cloned()
                 .unwrap_or_else(|| tollgate_stats::UserStats { user_id: user.id.clone(), ..Default::default() });
-            support::assert_users(&[entry.stats.clone()], &[want], &format!("user series {}", entry.day));
+            support::assert_users(std::slice::from_ref(&entry.stats), &[want], &format!("user series {}", entry.day));
         }
     }
     assert!(stats.daily_series(0).await.unwrap().is_empty());

@@ -1,0 +1,103 @@
+//! `daemon`: catch up at start, then run shortly after each business midnight, optionally
+//! refreshing today's rows, until SIGINT or SIGTERM.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tollgate_stats::Aggregator;
+
+use crate::jobs;
+use crate::telemetry::Metrics;
+
+/// How long to wait before retrying a failed nightly run.
+const RETRY_AFTER: time::Duration = time::Duration::minutes(5);
+/// The longest single sleep, so a wall-clock jump is noticed within a minute.
+const MAX_SLEEP: time::Duration = time::Duration::minutes(1);
+
+/// Daemon settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DaemonConfig {
+    /// Local time of the nightly run.
+    pub(crate) at: time::Time,
+    /// Period of the refresh of today's rows.
+    pub(crate) refresh_today: Option<Duration>,
+    /// Days the catch-up looks back.
+    pub(crate) catch_up_days: u32,
+}
+
+/// Runs until a shutdown is requested.
+pub(crate) async fn run(
+    stats: &Aggregator,
+    config: DaemonConfig,
+    metrics: &Metrics,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    tracing::info!(
+        timezone = stats.calendar().zone_name(),
+        at = %config.at,
+        "daemon starting: catching up"
+    );
+    let mut next_run = cycle(stats, config, metrics, &shutdown).await?;
+    let refresh = config
+        .refresh_today
+        .and_then(|period| time::Duration::try_from(period).ok());
+    let mut next_refresh = refresh.map(|period| stats.now() + period);
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let now = stats.now();
+        if now >= next_run {
+            next_run = cycle(stats, config, metrics, &shutdown).await?;
+        }
+        if let (Some(period), Some(due)) = (refresh, next_refresh)
+            && now >= due
+        {
+            let refreshed = async { stats.aggregate_day(&stats.today()?).await }.await;
+            if let Err(error) = refreshed {
+                tracing::warn!(%error, "refreshing today's rows failed");
+            }
+            next_refresh = Some(stats.now() + period);
+        }
+        let wake = [Some(next_run), next_refresh, Some(now + MAX_SLEEP)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now + MAX_SLEEP);
+        let pause = Duration::try_from(wake - stats.now()).unwrap_or(Duration::ZERO);
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    tracing::info!("daemon stopped");
+    Ok(())
+}
+
+/// One catch-up: backfill the window (which includes yesterday), then the summary. Returns
+/// when to run next: the next nightly time, or a retry after a failure.
+async fn cycle(
+    stats: &Aggregator,
+    config: DaemonConfig,
+    metrics: &Metrics,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<OffsetDateTime> {
+    let result = jobs::backfill(stats, config.catch_up_days, shutdown.clone()).await;
+    let stopping = *shutdown.borrow();
+    match result {
+        Ok(()) => {
+            metrics.record_run(true);
+            Ok(stats.calendar().next_local_time(stats.now(), config.at)?)
+        }
+        Err(_) if stopping => Ok(stats.now()),
+        Err(error) => {
+            metrics.record_run(false);
+            tracing::error!(
+                error = format!("{error:#}"),
+                "nightly run failed; retrying later"
+            );
+            Ok(stats.now() + RETRY_AFTER)
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Logs (tracing to stderr, text or JSON) and the run metrics.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Installs the log subscriber: `RUST_LOG` (default `info`), JSON when
+/// `TOLLGATE_LOG_FORMAT=json`.
+pub(crate) fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sea_orm_migration=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let json = std::env::var("TOLLGATE_LOG_FORMAT").is_ok_and(|format| format == "json");
+    // A second initialisation (never expected) is harmless: keep the first subscriber.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// The Prometheus recorder, when a metrics file was asked for.
+pub(crate) struct Metrics {
+    handle: Option<(PrometheusHandle, PathBuf)>,
+}
+
+impl Metrics {
+    /// Installs the recorder when `file` is set; without it the metrics facade is a no-op.
+    pub(crate) fn install(file: Option<&Path>) -> anyhow::Result<Self> {
+        let handle = match file {
+            Some(path) => Some((
+                PrometheusBuilder::new().install_recorder()?,
+                path.to_owned(),
+            )),
+            None => None,
+        };
+        Ok(Self { handle })
+    }
+
+    /// Counts one run and, on success, stamps the last-success gauge; then writes the file.
+    pub(crate) fn record_run(&self, success: bool) {
+        let result = if success { "success" } else { "failure" };
+        metrics::counter!("aggregator_runs_total", "result" => result).increment(1);
+        if success {
+            #[expect(
+                clippy::cast_precision_loss,
+                reason = "a Unix time in seconds is far below 2^53"
+            )]
+            let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
+            metrics::gauge!("aggregator_last_success_timestamp_seconds").set(now);
+        }
+        self.write();
+    }
+
+    fn write(&self) {
+        let Some((handle, path)) = &self.handle else {
+            return;
+        };
+        handle.run_upkeep();
+        // Write then rename, so a collector never reads half a file.
+        let temporary = path.with_extension("prom.tmp");
+        let written = std::fs::write(&temporary, handle.render())
+            .and_then(|()| std::fs::rename(&temporary, path));
+        if let Err(error) = written {
+            tracing::warn!(%error, path = %path.display(), "cannot write the metrics file");
+        }
+    }
+}

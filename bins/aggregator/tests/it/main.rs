@@ -1,0 +1,9 @@
+//! Tests of the `tollgate-aggregator` binary: exit codes, one-line usage errors, and the
+//! commands on a temporary SQLite file.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test helpers panic on failure by design"
+)]
+
+mod cli;
