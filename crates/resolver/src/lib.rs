@@ -9,7 +9,7 @@
 //!
 //! // In-process cache by default; pass `.cache(tollgate_cache::Cache::tiered(..))` to share
 //! // Redis between replicas.
-//! let resolver = Resolver::for_database(conn).build();
+//! let resolver = Resolver::for_database(conn).build()?;
 //! if let Some((resolved, plan)) = resolver.plan("gpt-4o", ApiFormat::OpenAi, Some("client-key-id")).await? {
 //!     println!("{} via {}", resolved.global_model.name, resolved.method.as_str());
 //!     for candidate in plan.usable() {
