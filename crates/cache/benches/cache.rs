@@ -1,3 +1,120 @@
-//! Placeholder: the cache benchmark lands in the next commit.
+//! Criterion benchmark of the cache: an in-process hit, a Redis hit, a miss followed by a
+//! load, and, in the same run for comparison, a raw Redis GET of the same bytes on a held
+//! multiplexed connection. Needs the local Redis (`tollgate_testkit::redis_url()`).
 
-fn main() {}
+#![expect(
+    clippy::unwrap_used,
+    reason = "a benchmark that cannot set up should stop"
+)]
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use deadpool_redis::redis;
+use tollgate_cache::{Cache, Config, Entry, Key, ModelById};
+
+fn benches(c: &mut Criterion) {
+    // One thread: the benchmark loop and the Redis connection's driver share it, as they
+    // would share a worker under load; both Redis benchmarks run on it alike.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = tollgate_testkit::redis_url();
+    let config = Config {
+        namespace: format!("tollgate:bench:{}:", uuid::Uuid::new_v4().simple()),
+        ttl: Duration::from_secs(60),
+        negative_ttl: Duration::from_secs(60),
+        ..Config::default()
+    };
+    let model = tollgate_testkit::fixtures::model(
+        &tollgate_entities::new_id(),
+        &tollgate_entities::new_id(),
+        "claude-sonnet-4-20250514",
+    );
+    let key = ModelById(model.id.clone());
+
+    let in_process = Cache::in_process(config.clone()).unwrap();
+    let (remote, tiered, raw) = runtime.block_on(async {
+        let remote = Cache::redis(config.clone(), &url).await.unwrap();
+        let tiered = Cache::tiered(config.clone(), &url).await.unwrap();
+        let raw = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        in_process
+            .set(&key, Entry::Found(model.clone()))
+            .await
+            .unwrap();
+        remote.set(&key, Entry::Found(model.clone())).await.unwrap();
+        (remote, tiered, raw)
+    });
+    let raw_key = format!("{}{}", config.namespace, key.render());
+
+    let mut group = c.benchmark_group("cache");
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(30);
+
+    group.bench_function("l1_hit", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { black_box(in_process.get(&key).await) });
+    });
+    group.bench_function("redis_hit", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { black_box(remote.get(&key).await) });
+    });
+    group.bench_function("raw_redis_get", |b| {
+        // The strictest baseline: one connection borrowed mutably across the whole loop.
+        b.to_async(&runtime).iter_custom(|iterations| {
+            let mut connection = raw.clone();
+            let raw_key = raw_key.clone();
+            async move {
+                let started = Instant::now();
+                for _ in 0..iterations {
+                    let bytes: Option<Vec<u8>> = redis::cmd("GET")
+                        .arg(&raw_key)
+                        .query_async(&mut connection)
+                        .await
+                        .unwrap();
+                    black_box(bytes);
+                }
+                started.elapsed()
+            }
+        });
+    });
+
+    let fresh = AtomicU64::new(0);
+    let miss_then_load = |cache: &Cache| {
+        let key = ModelById(format!("miss-{}", fresh.fetch_add(1, Ordering::Relaxed)));
+        let model = model.clone();
+        let cache = cache.clone();
+        async move {
+            black_box(
+                cache
+                    .get_or_load(&key, || async { Ok::<_, Infallible>(Some(model)) })
+                    .await
+                    .unwrap(),
+            )
+        }
+    };
+    group.bench_function("miss_then_load_in_process", |b| {
+        b.to_async(&runtime).iter(|| miss_then_load(&in_process));
+    });
+    group.bench_function("miss_then_load_tiered", |b| {
+        b.to_async(&runtime).iter(|| miss_then_load(&tiered));
+    });
+    group.finish();
+
+    runtime.block_on(async {
+        let _ = remote.flush().await;
+    });
+}
+
+criterion_group!(cache, benches);
+criterion_main!(cache);

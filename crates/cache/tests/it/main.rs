@@ -1,6 +1,9 @@
 //! Integration tests of `tollgate-cache` against the local Redis (private Redis servers for
 //! the fault tests); they fail loudly when Redis is missing.
-#![expect(clippy::unwrap_used, reason = "test helpers panic on failure by design")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers panic on failure by design"
+)]
 
 mod capacity;
 mod counter;
