@@ -1,0 +1,249 @@
+//! Application state, the router, and [`Gateway`]: state plus the usage writer, built the
+//! same way by the binary and by in-process tests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use sea_orm::DatabaseConnection;
+use tollgate_cache::Cache;
+use tollgate_resolver::{Resolver, ResolverConfig};
+
+use crate::config::DEFAULT_BODY_LIMIT;
+use crate::writer::{self, UsageSender, WriterConfig, WriterHandle, WriterStats};
+use crate::{ops, proxy};
+
+struct Inner {
+    conn: DatabaseConnection,
+    cache: Cache,
+    resolver: Resolver,
+    http: reqwest::Client,
+    usage: UsageSender,
+    metrics: Option<PrometheusHandle>,
+    body_limit: usize,
+}
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("body_limit", &self.inner.body_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    pub(crate) fn conn(&self) -> &DatabaseConnection {
+        &self.inner.conn
+    }
+    pub(crate) fn cache(&self) -> &Cache {
+        &self.inner.cache
+    }
+    pub(crate) fn resolver(&self) -> &Resolver {
+        &self.inner.resolver
+    }
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+    pub(crate) fn usage(&self) -> &UsageSender {
+        &self.inner.usage
+    }
+    pub(crate) fn metrics(&self) -> Option<&PrometheusHandle> {
+        self.inner.metrics.as_ref()
+    }
+    pub(crate) fn body_limit(&self) -> usize {
+        self.inner.body_limit
+    }
+}
+
+/// The gateway's routes over `state`.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.body_limit();
+    Router::new()
+        .route("/v1/chat/completions", post(proxy::chat_completions))
+        .route("/v1/messages", post(proxy::messages))
+        .route("/v1/models", get(ops::models))
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .fallback(ops::not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// Installs the process-wide rustls crypto provider (ring) once; reqwest is built without
+/// one, and the first client would panic otherwise.
+pub(crate) fn ensure_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race to another installer is fine: a provider is installed either way.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+/// Builds a [`Gateway`].
+pub struct GatewayBuilder {
+    conn: DatabaseConnection,
+    cache: Option<Cache>,
+    resolver: ResolverConfig,
+    body_limit: usize,
+    writer: WriterConfig,
+    metrics: Option<PrometheusHandle>,
+}
+
+impl std::fmt::Debug for GatewayBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayBuilder")
+            .field("body_limit", &self.body_limit)
+            .field("writer", &self.writer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a gateway could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The in-process cache rejected its configuration.
+    #[error("cache: {0}")]
+    Cache(#[from] tollgate_cache::CacheError),
+    /// The resolver could not be built.
+    #[error("resolver: {0}")]
+    Resolver(#[from] tollgate_resolver::ResolverError),
+    /// The HTTP client for upstreams could not be built.
+    #[error("upstream http client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+impl GatewayBuilder {
+    /// The cache (default: in-process with default settings).
+    pub fn cache(mut self, cache: Cache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Resolver settings.
+    pub fn resolver_config(mut self, config: ResolverConfig) -> Self {
+        self.resolver = config;
+        self
+    }
+
+    /// Largest request body in bytes (default 10 MiB).
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Usage writer settings.
+    pub fn writer(mut self, config: WriterConfig) -> Self {
+        self.writer = config;
+        self
+    }
+
+    /// The Prometheus handle `/metrics` renders (default: none, `/metrics` answers 503).
+    pub fn metrics(mut self, handle: PrometheusHandle) -> Self {
+        self.metrics = Some(handle);
+        self
+    }
+
+    /// Starts the usage writer and returns the gateway. Needs a Tokio runtime.
+    pub fn build(self) -> Result<Gateway, BuildError> {
+        ensure_crypto_provider();
+        let cache = match self.cache {
+            Some(cache) => cache,
+            None => Cache::in_process(tollgate_cache::Config::default())?,
+        };
+        let resolver = Resolver::for_database(self.conn.clone())
+            .cache(cache.clone())
+            .config(self.resolver)
+            .build()?;
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(512)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()?;
+        let (usage, writer) = writer::spawn(self.conn.clone(), self.writer);
+        Ok(Gateway {
+            state: AppState {
+                inner: Arc::new(Inner {
+                    conn: self.conn,
+                    cache,
+                    resolver,
+                    http,
+                    usage,
+                    metrics: self.metrics,
+                    body_limit: self.body_limit,
+                }),
+            },
+            writer,
+        })
+    }
+}
+
+/// A gateway: the shared state and its usage writer.
+pub struct Gateway {
+    state: AppState,
+    writer: WriterHandle,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// A builder over a migrated database.
+    pub fn builder(conn: DatabaseConnection) -> GatewayBuilder {
+        GatewayBuilder {
+            conn,
+            cache: None,
+            resolver: ResolverConfig::default(),
+            body_limit: DEFAULT_BODY_LIMIT,
+            writer: WriterConfig::default(),
+            metrics: None,
+        }
+    }
+
+    /// The router, for `axum::serve` or `tower::ServiceExt::oneshot`.
+    pub fn router(&self) -> Router {
+        router(self.state.clone())
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The resolver (to invalidate after catalogue changes).
+    pub fn resolver(&self) -> &Resolver {
+        self.state.resolver()
+    }
+
+    /// Waits until every usage record queued so far is written (or dropped).
+    pub async fn flush_usage(&self) {
+        self.state.usage().flush().await;
+    }
+
+    /// Written and dropped usage records so far.
+    pub fn usage_stats(&self) -> WriterStats {
+        self.state.usage().stats()
+    }
+
+    /// Drains the usage queue, retrying a failing database for at most `timeout`, and
+    /// stops the writer. Call after the server stopped accepting requests.
+    pub async fn shutdown(self, timeout: Duration) -> WriterStats {
+        let stats_of = self.state.usage().clone();
+        self.writer.shutdown(timeout).await;
+        stats_of.stats()
+    }
+}

@@ -1,0 +1,338 @@
+//! Command line and environment (flags override the environment), validated once into a
+//! [`Config`] of rich types.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tollgate_resolver::ResolutionOrder;
+
+use crate::secret::{Secret, redact_url};
+use crate::writer::WriterConfig;
+
+/// The embedded default database: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://tollgate.db?mode=rwc";
+
+/// Default largest request body (10 MiB).
+pub const DEFAULT_BODY_LIMIT: usize = 10 * 1024 * 1024;
+
+/// Raw options as typed by the operator; [`Cli::into_config`] validates them.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "tollgate-gateway",
+    version,
+    about = "OpenAI- and Anthropic-format LLM gateway with model routing and usage accounting"
+)]
+pub struct Cli {
+    /// Database URL: `sqlite://FILE?mode=rwc` or `postgres://…`.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: String,
+    /// Redis URL for the shared cache tier and the invalidation bus; unset means in-process
+    /// cache only.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Address to listen on.
+    #[arg(long, env = "TOLLGATE_LISTEN", default_value = "127.0.0.1:8084")]
+    pub listen: String,
+    /// Bootstrap admin client key; when unset and no admin user exists, one is generated and
+    /// printed once.
+    #[arg(long, env = "TOLLGATE_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+    /// IANA time zone of the statistics business day.
+    #[arg(long, env = "TOLLGATE_TIMEZONE", default_value = "UTC")]
+    pub timezone: String,
+    /// Life of cached catalogue entries, in seconds.
+    #[arg(long, env = "TOLLGATE_CACHE_TTL_SECS", default_value = "300")]
+    pub cache_ttl_secs: String,
+    /// Life of cached "not found" entries, in seconds.
+    #[arg(long, env = "TOLLGATE_NEGATIVE_TTL_SECS", default_value = "300")]
+    pub negative_ttl_secs: String,
+    /// `provider_name_first` or `direct_first`.
+    #[arg(
+        long,
+        env = "TOLLGATE_RESOLUTION_ORDER",
+        default_value = "provider_name_first"
+    )]
+    pub resolution_order: String,
+    /// Key that encrypts upstream credentials at rest (not supported by this build yet).
+    #[arg(long, env = "TOLLGATE_ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: Option<String>,
+    /// `text` or `json`.
+    #[arg(long, env = "TOLLGATE_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+    /// A catalogue file (JSON or TOML) applied at start as an upsert keyed by names.
+    #[arg(long, env = "TOLLGATE_CATALOG")]
+    pub catalog: Option<PathBuf>,
+    /// Start a built-in mock upstream and a demo catalogue, and print copy-paste requests.
+    #[arg(long)]
+    pub demo: bool,
+    /// Largest request body in bytes.
+    #[arg(long, env = "TOLLGATE_BODY_LIMIT_BYTES", default_value_t = DEFAULT_BODY_LIMIT)]
+    pub body_limit_bytes: usize,
+    /// Most usage records waiting for the database before new ones are dropped (and counted).
+    #[arg(long, env = "TOLLGATE_USAGE_QUEUE", default_value = "100000")]
+    pub usage_queue: String,
+    /// How long a shutdown waits for the usage writer to flush, in seconds.
+    #[arg(long, env = "TOLLGATE_SHUTDOWN_TIMEOUT_SECS", default_value = "30")]
+    pub shutdown_timeout_secs: String,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Validated gateway settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Database URL (may hold a password).
+    pub database_url: Secret,
+    /// Redis URL, when the shared cache tier is on.
+    pub redis_url: Option<Secret>,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Bootstrap admin client key.
+    pub admin_key: Option<Secret>,
+    /// Business-day time zone (validated IANA name).
+    pub timezone: String,
+    /// Cache settings.
+    pub cache: tollgate_cache::Config,
+    /// Resolution order.
+    pub resolution_order: ResolutionOrder,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Catalogue file applied at start.
+    pub catalog: Option<PathBuf>,
+    /// Demo mode.
+    pub demo: bool,
+    /// Largest request body in bytes.
+    pub body_limit: usize,
+    /// Usage writer settings.
+    pub writer: WriterConfig,
+    /// Longest wait for the usage writer at shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+/// A bad option: names the option (flag and environment variable) and the value.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {option}: {reason}")]
+pub struct ConfigError {
+    /// The option, e.g. `DATABASE_URL (--database-url)`.
+    pub option: &'static str,
+    /// What is wrong, with the offending value.
+    pub reason: String,
+}
+
+fn invalid(option: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        option,
+        reason: reason.into(),
+    }
+}
+
+fn seconds(option: &'static str, raw: &str) -> Result<Duration, ConfigError> {
+    raw.trim()
+        .parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|_| invalid(option, format!("`{raw}` is not a whole number of seconds")))
+}
+
+impl Cli {
+    /// Validates every option into a [`Config`].
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        const DB: &str = "DATABASE_URL (--database-url)";
+        const REDIS: &str = "REDIS_URL (--redis-url)";
+        let database_url = self.database_url.trim().to_owned();
+        let is_sqlite = database_url.starts_with("sqlite:");
+        let is_postgres =
+            database_url.starts_with("postgres://") || database_url.starts_with("postgresql://");
+        if !is_sqlite && !is_postgres {
+            return Err(invalid(
+                DB,
+                format!(
+                    "`{}` is not a sqlite: or postgres:// URL",
+                    redact_url(&database_url)
+                ),
+            ));
+        }
+        if is_postgres && !has_host(&database_url) {
+            return Err(invalid(
+                DB,
+                format!("`{}` has no host", redact_url(&database_url)),
+            ));
+        }
+        let redis_url = match self.redis_url.map(|u| u.trim().to_owned()) {
+            None => None,
+            Some(url) if url.is_empty() => None,
+            Some(url) => {
+                if !(url.starts_with("redis://") || url.starts_with("rediss://")) || !has_host(&url)
+                {
+                    return Err(invalid(
+                        REDIS,
+                        format!(
+                            "`{}` is not a redis:// or rediss:// URL with a host",
+                            redact_url(&url)
+                        ),
+                    ));
+                }
+                Some(Secret::new(url))
+            }
+        };
+        let listen = self.listen.trim().parse::<SocketAddr>().map_err(|_| {
+            invalid(
+                "TOLLGATE_LISTEN (--listen)",
+                format!("`{}` is not an ip:port address", self.listen),
+            )
+        })?;
+        let timezone = self.timezone.trim().to_owned();
+        if jiff::tz::TimeZone::get(&timezone).is_err() {
+            return Err(invalid(
+                "TOLLGATE_TIMEZONE (--timezone)",
+                format!("unknown time zone `{timezone}`"),
+            ));
+        }
+        let ttl = seconds(
+            "TOLLGATE_CACHE_TTL_SECS (--cache-ttl-secs)",
+            &self.cache_ttl_secs,
+        )?;
+        let negative_ttl = seconds(
+            "TOLLGATE_NEGATIVE_TTL_SECS (--negative-ttl-secs)",
+            &self.negative_ttl_secs,
+        )?;
+        let resolution_order = self
+            .resolution_order
+            .trim()
+            .parse::<ResolutionOrder>()
+            .map_err(|reason| invalid("TOLLGATE_RESOLUTION_ORDER (--resolution-order)", reason))?;
+        if self.encryption_key.is_some_and(|k| !k.is_empty()) {
+            return Err(invalid(
+                "TOLLGATE_ENCRYPTION_KEY (--encryption-key)",
+                "encryption of upstream credentials at rest is not supported by this build yet; \
+                 unset it",
+            ));
+        }
+        let log_format = match self.log_format.trim() {
+            "text" | "" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(invalid(
+                    "TOLLGATE_LOG_FORMAT (--log-format)",
+                    format!("`{other}` is neither text nor json"),
+                ));
+            }
+        };
+        if self.body_limit_bytes == 0 {
+            return Err(invalid(
+                "TOLLGATE_BODY_LIMIT_BYTES (--body-limit-bytes)",
+                "`0` must be at least 1",
+            ));
+        }
+        let queue = self
+            .usage_queue
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|q| *q > 0)
+            .ok_or_else(|| {
+                invalid(
+                    "TOLLGATE_USAGE_QUEUE (--usage-queue)",
+                    format!("`{}` is not a positive whole number", self.usage_queue),
+                )
+            })?;
+        let shutdown_timeout = seconds(
+            "TOLLGATE_SHUTDOWN_TIMEOUT_SECS (--shutdown-timeout-secs)",
+            &self.shutdown_timeout_secs,
+        )?;
+        let cache = tollgate_cache::Config {
+            ttl,
+            negative_ttl,
+            ..tollgate_cache::Config::default()
+        };
+        Ok(Config {
+            database_url: Secret::new(database_url),
+            redis_url,
+            listen,
+            admin_key: self
+                .admin_key
+                .filter(|k| !k.trim().is_empty())
+                .map(|k| Secret::new(k.trim())),
+            timezone,
+            cache,
+            resolution_order,
+            log_format,
+            catalog: self.catalog,
+            demo: self.demo,
+            body_limit: self.body_limit_bytes,
+            writer: WriterConfig {
+                queue_capacity: queue,
+                ..WriterConfig::default()
+            },
+            shutdown_timeout,
+        })
+    }
+}
+
+fn has_host(url: &str) -> bool {
+    let Some(rest) = url.split_once("://").map(|(_, rest)| rest) else {
+        return false;
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    !host.is_empty() && !host.starts_with(':')
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cli;
+
+    fn parse(args: &[&str]) -> Result<super::Config, String> {
+        let mut argv = vec!["tollgate-gateway"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .into_config()
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8084");
+        assert!(config.redis_url.is_none());
+        assert_eq!(config.body_limit, 10 * 1024 * 1024);
+    }
+
+    #[test]
+    fn errors_name_the_option_and_value() {
+        let error = parse(&["--database-url", "mysql://x"]).unwrap_err();
+        assert!(
+            error.contains("DATABASE_URL") && error.contains("mysql://x"),
+            "{error}"
+        );
+        let error = parse(&["--timezone", "Mars/Olympus"]).unwrap_err();
+        assert!(
+            error.contains("TOLLGATE_TIMEZONE") && error.contains("Mars/Olympus"),
+            "{error}"
+        );
+        let error = parse(&["--redis-url", "http://x"]).unwrap_err();
+        assert!(error.contains("REDIS_URL"), "{error}");
+        let error = parse(&["--listen", "nowhere"]).unwrap_err();
+        assert!(error.contains("TOLLGATE_LISTEN"), "{error}");
+        let error = parse(&["--cache-ttl-secs", "-1"]).unwrap_err();
+        assert!(error.contains("TOLLGATE_CACHE_TTL_SECS"), "{error}");
+        assert!(!error.contains('\n'), "one line: {error}");
+    }
+
+    #[test]
+    fn passwords_are_not_echoed() {
+        let error = parse(&["--database-url", "mysql://u:hunter2@h/db"]).unwrap_err();
+        assert!(!error.contains("hunter2"), "{error}");
+    }
+}

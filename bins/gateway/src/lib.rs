@@ -1,0 +1,37 @@
+//! `tollgate-gateway`: an OpenAI- and Anthropic-format LLM gateway over `tollgate-resolver`:
+//! client-key auth, routing with fallback, streaming relay, usage accounting in batches,
+//! Prometheus metrics, a declarative catalogue file, and a built-in mock upstream.
+//!
+//! The binary only sequences [`Cli`] → [`Config`] → [`init_tracing`] → [`run`]. Tests build a
+//! [`Gateway`] over a migrated database and drive [`Gateway::router`] in process.
+
+mod app;
+mod auth;
+mod bootstrap;
+mod catalog_file;
+mod config;
+mod demo;
+mod error;
+pub mod mock;
+mod ops;
+mod proxy;
+mod relay;
+mod secret;
+mod server;
+mod telemetry;
+mod tokens;
+mod upstream;
+mod writer;
+
+pub use app::{AppState, BuildError, Gateway, GatewayBuilder, router};
+pub use auth::hash_client_key;
+pub use catalog_file::{
+    CatalogError, CatalogFile, CatalogSummary, ClientKeySpec, EndpointSpec, GlobalModelSpec,
+    ModelSpec, ProviderKeySpec, ProviderSpec, UserSpec, apply_catalog,
+};
+pub use config::{Cli, Config, ConfigError, DEFAULT_BODY_LIMIT, DEFAULT_DATABASE_URL, LogFormat};
+pub use demo::{DEMO_CLAUDE_MODEL, DEMO_OPENAI_MODEL};
+pub use secret::Secret;
+pub use server::{StartError, connect_database, run};
+pub use telemetry::{init_tracing, prometheus};
+pub use writer::{WriterConfig, WriterStats};

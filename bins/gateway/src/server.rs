@@ -1,0 +1,193 @@
+//! Start-up and shutdown: database, migrations, cache, catalogue file, demo, bootstrap
+//! admin, listener, serve until SIGINT/SIGTERM, then flush usage.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use tollgate_cache::Cache;
+use tollgate_migrations::{Migrator, MigratorTraitReexport as _};
+use tollgate_resolver::ResolverConfig;
+
+use crate::app::{BuildError, Gateway};
+use crate::bootstrap::bootstrap_admin;
+use crate::catalog_file::{CatalogError, CatalogFile, apply_catalog};
+use crate::config::Config;
+use crate::secret::{Secret, redact_url};
+use crate::{demo, telemetry};
+
+/// Why the gateway could not start (or stopped with an error). Each message is one line
+/// naming the option involved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The database did not accept a connection.
+    #[error("cannot connect to DATABASE_URL `{url}`: {source}")]
+    Database {
+        /// The URL without its password.
+        url: String,
+        /// The driver's error.
+        source: DbErr,
+    },
+    /// Migrations failed.
+    #[error("cannot migrate the database at DATABASE_URL: {0}")]
+    Migrate(DbErr),
+    /// The Redis cache could not be set up.
+    #[error("invalid REDIS_URL: {0}")]
+    Cache(#[from] tollgate_cache::CacheError),
+    /// The gateway could not be assembled.
+    #[error("{0}")]
+    Build(#[from] BuildError),
+    /// The `--catalog` file is unreadable, invalid or could not be applied.
+    #[error("--catalog: {0}")]
+    Catalog(#[from] CatalogError),
+    /// The demo mock upstream could not start.
+    #[error("--demo: cannot start the mock upstream: {0}")]
+    Demo(std::io::Error),
+    /// The bootstrap admin could not be written.
+    #[error("cannot create the bootstrap admin (TOLLGATE_ADMIN_KEY): {0}")]
+    Bootstrap(DbErr),
+    /// The listen address is unavailable.
+    #[error("cannot listen on TOLLGATE_LISTEN `{addr}`: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The server failed while running.
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Opens the database (a pool with short connect and acquire timeouts, so an outage fails
+/// fast and the usage writer retries).
+pub async fn connect_database(url: &Secret) -> Result<DatabaseConnection, StartError> {
+    let is_sqlite = url.expose().starts_with("sqlite:");
+    let mut options = ConnectOptions::new(url.expose().to_owned());
+    options
+        .max_connections(if is_sqlite { 8 } else { 16 })
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5))
+        .sqlx_logging(false);
+    Database::connect(options)
+        .await
+        .map_err(|source| StartError::Database {
+            url: redact_url(url.expose()),
+            source,
+        })
+}
+
+/// Runs the gateway described by `config` until SIGINT or SIGTERM, then drains the usage
+/// queue.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    let metrics = telemetry::prometheus();
+    let conn = connect_database(&config.database_url).await?;
+    Migrator::up(&conn, None)
+        .await
+        .map_err(StartError::Migrate)?;
+    let cache = match &config.redis_url {
+        None => Cache::in_process(config.cache.clone())?,
+        Some(url) => Cache::tiered(config.cache.clone(), url.expose()).await?,
+    };
+    let mut builder = Gateway::builder(conn.clone())
+        .cache(cache)
+        .resolver_config(ResolverConfig {
+            resolution_order: config.resolution_order,
+            ..ResolverConfig::default()
+        })
+        .body_limit(config.body_limit)
+        .writer(config.writer.clone());
+    if let Some(metrics) = metrics {
+        builder = builder.metrics(metrics);
+    }
+    let gateway = builder.build()?;
+    let mut catalogue_changed = false;
+    if let Some(path) = &config.catalog {
+        let file = CatalogFile::load(path)?;
+        let summary = apply_catalog(&conn, &file).await?;
+        tracing::info!(path = %path.display(), created = summary.created, updated = summary.updated, "catalogue file applied");
+        catalogue_changed = true;
+    }
+    let demo = if config.demo {
+        catalogue_changed = true;
+        Some(demo::start(&conn).await?)
+    } else {
+        None
+    };
+    if catalogue_changed && let Err(error) = gateway.resolver().flush().await {
+        tracing::warn!(%error, "cache flush after applying the catalogue did not reach redis");
+    }
+    let generated = bootstrap_admin(&conn, config.admin_key.as_ref())
+        .await
+        .map_err(StartError::Bootstrap)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(StartError::Serve)?;
+    tracing::info!(%addr, redis = config.redis_url.is_some(), "tollgate gateway listening");
+    if let Some(key) = &generated {
+        #[expect(
+            clippy::print_stdout,
+            reason = "the generated admin key is shown once, on purpose"
+        )]
+        {
+            println!(
+                "\nNo admin user existed, so one was created. Admin client key (shown once, store it now):\n  {}\n",
+                key.expose()
+            );
+        }
+    }
+    if let Some(demo) = &demo {
+        #[expect(
+            clippy::print_stdout,
+            reason = "the demo banner is meant for the terminal"
+        )]
+        {
+            println!("{}", demo::banner(addr, demo));
+        }
+    }
+    let served = axum::serve(listener, gateway.router())
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    tracing::info!("stopped accepting requests; flushing usage");
+    let stats = gateway.shutdown(config.shutdown_timeout).await;
+    tracing::info!(
+        written = stats.written,
+        dropped = stats.dropped,
+        "usage writer stopped"
+    );
+    drop(demo);
+    served.map_err(StartError::Serve)
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}

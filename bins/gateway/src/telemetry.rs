@@ -1,0 +1,47 @@
+//! Logs (text or JSON, filtered by `RUST_LOG`) and the process-wide Prometheus recorder.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::config::LogFormat;
+
+/// Installs the tracing subscriber (once; later calls do nothing). `RUST_LOG` filters,
+/// default `info`.
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Buckets of `gateway_overhead_seconds`: the gateway's own time is tens of microseconds.
+const OVERHEAD_BUCKETS: [f64; 10] = [
+    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05,
+];
+
+/// The Prometheus recorder of this process, installed on first use. `None` when another
+/// recorder was installed first (an embedder's): metrics then go there.
+pub fn prometheus() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("gateway_overhead_seconds".to_owned()),
+                    &OVERHEAD_BUCKETS,
+                )
+                .map_err(|error| tracing::warn!(%error, "overhead buckets rejected"))
+                .ok()?;
+            builder
+                .install_recorder()
+                .map_err(|error| tracing::warn!(%error, "prometheus recorder not installed"))
+                .ok()
+        })
+        .clone()
+}

@@ -1,0 +1,355 @@
+//! The usage writer: a bounded queue drained by one background task that writes `usage` and
+//! `request_candidates` rows and the key and user counters in batches, one transaction per
+//! batch. A database outage keeps the batch and retries with back-off while the queue
+//! buffers; what cannot be queued is dropped and counted. Shutdown drains the queue.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryTrait, TransactionTrait,
+};
+use tokio::sync::{mpsc, oneshot};
+use tollgate_entities::{api_keys, request_candidates, usage, users};
+
+/// Usage rows per multi-row `INSERT` (48 columns each keeps the statement under SQLite's
+/// and PostgreSQL's bind-parameter limits).
+const USAGE_ROWS_PER_INSERT: usize = 250;
+/// Candidate rows per multi-row `INSERT` (20 columns each).
+const CANDIDATE_ROWS_PER_INSERT: usize = 1000;
+
+/// Usage writer settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriterConfig {
+    /// Most records waiting in the queue; beyond it new records are dropped and counted in
+    /// `usage_writer_dropped_total`. Default 100 000.
+    pub queue_capacity: usize,
+    /// Most records per transaction. Default 500.
+    pub batch_size: usize,
+    /// First delay before retrying a failed batch; doubles up to `retry_max`. Default 50 ms.
+    pub retry_min: Duration,
+    /// Longest delay between retries. Default 2 s.
+    pub retry_max: Duration,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 100_000,
+            batch_size: 500,
+            retry_min: Duration::from_millis(50),
+            retry_max: Duration::from_secs(2),
+        }
+    }
+}
+
+/// One request's rows.
+#[derive(Debug, Clone)]
+pub(crate) struct UsageRecord {
+    /// The `usage` row.
+    pub(crate) usage: usage::Model,
+    /// Its `request_candidates` rows.
+    pub(crate) candidates: Vec<request_candidates::Model>,
+}
+
+enum Message {
+    Record(Box<UsageRecord>),
+    Flush(oneshot::Sender<()>),
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    dropped: AtomicU64,
+    written: AtomicU64,
+}
+
+/// What the writer has done so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Records committed to the database.
+    pub written: u64,
+    /// Records dropped (queue full, or still failing when a shutdown's time ran out).
+    pub dropped: u64,
+}
+
+/// The request path's end of the queue: never waits.
+#[derive(Clone)]
+pub(crate) struct UsageSender {
+    tx: mpsc::Sender<Message>,
+    counters: Arc<Counters>,
+}
+
+impl UsageSender {
+    /// Queues a record; when the queue is full (or closed) drops it and counts the drop.
+    pub(crate) fn send(&self, record: UsageRecord) {
+        if self.tx.try_send(Message::Record(Box::new(record))).is_err() {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("usage_writer_dropped_total").increment(1);
+            tracing::warn!("usage queue full or closed; usage record dropped");
+        }
+    }
+
+    /// Waits until every record queued before this call has been written (or dropped).
+    pub(crate) async fn flush(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.tx.send(Message::Flush(ack)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    /// Written and dropped counts.
+    pub(crate) fn stats(&self) -> WriterStats {
+        WriterStats {
+            written: self.counters.written.load(Ordering::Relaxed),
+            dropped: self.counters.dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Stops the writer after draining the queue.
+pub(crate) struct WriterHandle {
+    shutdown: Option<oneshot::Sender<Duration>>,
+    join: tokio::task::JoinHandle<()>,
+}
+
+impl WriterHandle {
+    /// Closes the queue, writes what it holds (retrying for at most `timeout` while the
+    /// database fails), then returns.
+    pub(crate) async fn shutdown(mut self, timeout: Duration) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(timeout);
+        }
+        if let Err(error) = self.join.await {
+            tracing::error!(%error, "usage writer task failed");
+        }
+    }
+}
+
+/// Starts the writer task on `conn`.
+pub(crate) fn spawn(conn: DatabaseConnection, config: WriterConfig) -> (UsageSender, WriterHandle) {
+    let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+    let (shutdown_tx, shutdown_rx) = oneshot::channel();
+    let counters = Arc::new(Counters::default());
+    let writer = Writer {
+        conn,
+        config,
+        rx,
+        counters: counters.clone(),
+    };
+    let join = tokio::spawn(writer.run(shutdown_rx));
+    (
+        UsageSender { tx, counters },
+        WriterHandle {
+            shutdown: Some(shutdown_tx),
+            join,
+        },
+    )
+}
+
+struct Writer {
+    conn: DatabaseConnection,
+    config: WriterConfig,
+    rx: mpsc::Receiver<Message>,
+    counters: Arc<Counters>,
+}
+
+impl Writer {
+    async fn run(mut self, mut shutdown: oneshot::Receiver<Duration>) {
+        let batch_size = self.config.batch_size.max(1);
+        let mut batch: Vec<UsageRecord> = Vec::with_capacity(batch_size);
+        let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
+        let mut backoff = self.config.retry_min;
+        let mut deadline: Option<Instant> = None;
+        loop {
+            if batch.is_empty() {
+                let message = tokio::select! {
+                    message = self.rx.recv() => message,
+                    timeout = &mut shutdown, if deadline.is_none() => {
+                        deadline = Some(Instant::now() + timeout.unwrap_or(Duration::ZERO));
+                        self.rx.close();
+                        continue;
+                    }
+                };
+                match message {
+                    Some(Message::Record(record)) => batch.push(*record),
+                    Some(Message::Flush(ack)) => waiters.push(ack),
+                    None => break,
+                }
+            }
+            // Fill the batch without waiting; stop at a flush so it acknowledges exactly the
+            // records queued before it.
+            if waiters.is_empty() {
+                while batch.len() < batch_size {
+                    match self.rx.try_recv() {
+                        Ok(Message::Record(record)) => batch.push(*record),
+                        Ok(Message::Flush(ack)) => {
+                            waiters.push(ack);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            self.report_depth(batch.len());
+            if !batch.is_empty() {
+                match write_batch(&self.conn, &batch).await {
+                    Ok(()) => {
+                        self.counters
+                            .written
+                            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        batch.clear();
+                        backoff = self.config.retry_min;
+                        self.report_depth(0);
+                    }
+                    Err(error) => {
+                        if deadline.is_some_and(|d| Instant::now() >= d) {
+                            tracing::error!(%error, rows = batch.len(), "usage batch dropped at shutdown: database still failing");
+                            self.drop_records(batch.len());
+                            batch.clear();
+                        } else {
+                            tracing::warn!(%error, rows = batch.len(), retry_in_ms = backoff.as_millis() as u64, "usage batch failed; will retry");
+                            tokio::select! {
+                                () = tokio::time::sleep(backoff) => {}
+                                timeout = &mut shutdown, if deadline.is_none() => {
+                                    deadline = Some(Instant::now() + timeout.unwrap_or(Duration::ZERO));
+                                    self.rx.close();
+                                }
+                            }
+                            backoff = (backoff * 2).min(self.config.retry_max);
+                            continue;
+                        }
+                    }
+                }
+            }
+            for ack in waiters.drain(..) {
+                let _ = ack.send(());
+            }
+        }
+        for ack in waiters.drain(..) {
+            let _ = ack.send(());
+        }
+        self.report_depth(0);
+    }
+
+    fn drop_records(&self, count: usize) {
+        self.counters
+            .dropped
+            .fetch_add(count as u64, Ordering::Relaxed);
+        metrics::counter!("usage_writer_dropped_total").increment(count as u64);
+    }
+
+    fn report_depth(&self, in_flight: usize) {
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "a queue depth is far below 2^53"
+        )]
+        let depth = (self.rx.len() + in_flight) as f64;
+        metrics::gauge!("usage_writer_queue_depth").set(depth);
+    }
+}
+
+#[derive(Default)]
+struct Totals {
+    requests: i32,
+    cost: f64,
+    last_used: Option<time::OffsetDateTime>,
+}
+
+/// Writes one batch in one transaction. Idempotent: a retry after a commit whose answer was
+/// lost inserts nothing twice (`ON CONFLICT DO NOTHING` on the unique request id) and adds
+/// counters only for the rows this attempt inserted.
+async fn write_batch(conn: &DatabaseConnection, batch: &[UsageRecord]) -> Result<(), DbErr> {
+    let txn = conn.begin().await?;
+    let mut inserted: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for chunk in batch.chunks(USAGE_ROWS_PER_INSERT) {
+        let rows = chunk
+            .iter()
+            .map(|record| record.usage.clone().into_active_model().reset_all());
+        let mut statement = usage::Entity::insert_many(rows).into_query();
+        statement
+            .on_conflict(
+                OnConflict::column(usage::Column::RequestId)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .returning_col(usage::Column::RequestId);
+        for row in txn.query_all(&statement).await? {
+            inserted.insert(row.try_get::<String>("", "request_id")?);
+        }
+    }
+    let fresh: Vec<&UsageRecord> = batch
+        .iter()
+        .filter(|record| inserted.contains(&record.usage.request_id))
+        .collect();
+    let candidates: Vec<request_candidates::ActiveModel> = fresh
+        .iter()
+        .flat_map(|record| record.candidates.iter())
+        .map(|row| row.clone().into_active_model().reset_all())
+        .collect();
+    let mut candidates = candidates.into_iter().peekable();
+    while candidates.peek().is_some() {
+        let chunk: Vec<_> = candidates
+            .by_ref()
+            .take(CANDIDATE_ROWS_PER_INSERT)
+            .collect();
+        let mut statement = request_candidates::Entity::insert_many(chunk).into_query();
+        statement.on_conflict(
+            OnConflict::columns([
+                request_candidates::Column::RequestId,
+                request_candidates::Column::CandidateIndex,
+                request_candidates::Column::RetryIndex,
+            ])
+            .do_nothing()
+            .to_owned(),
+        );
+        txn.execute(&statement).await?;
+    }
+    let mut keys: HashMap<&str, Totals> = HashMap::new();
+    let mut owners: HashMap<&str, f64> = HashMap::new();
+    for record in &fresh {
+        let row = &record.usage;
+        if let Some(key) = row.api_key_id.as_deref() {
+            let totals = keys.entry(key).or_default();
+            totals.requests += 1;
+            totals.cost += row.total_cost_usd;
+            totals.last_used = Ord::max(totals.last_used, Some(row.created_at));
+        }
+        if let Some(user) = row.user_id.as_deref() {
+            *owners.entry(user).or_default() += row.total_cost_usd;
+        }
+    }
+    for (key, totals) in keys {
+        api_keys::Entity::update_many()
+            .col_expr(
+                api_keys::Column::TotalRequests,
+                Expr::col(api_keys::Column::TotalRequests).add(totals.requests),
+            )
+            .col_expr(
+                api_keys::Column::TotalCostUsd,
+                Expr::col(api_keys::Column::TotalCostUsd).add(totals.cost),
+            )
+            .col_expr(api_keys::Column::LastUsedAt, Expr::value(totals.last_used))
+            .filter(api_keys::Column::Id.eq(key))
+            .exec(&txn)
+            .await?;
+    }
+    for (user, cost) in owners {
+        users::Entity::update_many()
+            .col_expr(
+                users::Column::UsedUsd,
+                Expr::col(users::Column::UsedUsd).add(cost),
+            )
+            .col_expr(
+                users::Column::TotalUsd,
+                Expr::col(users::Column::TotalUsd).add(cost),
+            )
+            .filter(users::Column::Id.eq(user))
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await
+}
