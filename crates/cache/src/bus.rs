@@ -166,8 +166,8 @@ async fn run(
                 delay = settings.retry_min;
                 quiet = false;
                 listen(sink, stream, &settings, &invalidator).await;
-                state.send_replace(State::Disconnected);
                 invalidator.clear();
+                state.send_replace(State::Disconnected);
                 telemetry.backend_error("redis_bus");
                 tracing::warn!(
                     channel = %settings.channel,

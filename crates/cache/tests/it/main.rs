@@ -11,6 +11,7 @@ mod expiry;
 mod faults;
 mod invalid;
 mod invalidation;
+mod metrics;
 mod round_trip;
 mod single_flight;
 mod support;
