@@ -75,3 +75,6 @@ export TOLLGATE_TEST_REDIS_URL="${TOLLGATE_TEST_REDIS_URL:-redis://127.0.0.1:637
 
 log "running the test suite"
 cargo test --workspace "$@"
+
+log "running the resolver's embedding example"
+cargo run --quiet -p tollgate-resolver --example embed
