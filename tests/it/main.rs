@@ -5,5 +5,7 @@
     reason = "test helpers panic on failure by design"
 )]
 
+mod gateway_proxy;
+mod gateway_support;
 mod json_columns;
 mod schema;

@@ -81,7 +81,7 @@ pub fn router(state: AppState) -> Router {
 
 /// Installs the process-wide rustls crypto provider (ring) once; reqwest is built without
 /// one, and the first client would panic otherwise.
-pub(crate) fn ensure_crypto_provider() {
+pub fn install_crypto_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // Losing a race to another installer is fine: a provider is installed either way.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -155,7 +155,7 @@ impl GatewayBuilder {
 
     /// Starts the usage writer and returns the gateway. Needs a Tokio runtime.
     pub fn build(self) -> Result<Gateway, BuildError> {
-        ensure_crypto_provider();
+        install_crypto_provider();
         let cache = match self.cache {
             Some(cache) => cache,
             None => Cache::in_process(tollgate_cache::Config::default())?,

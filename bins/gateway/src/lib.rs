@@ -23,7 +23,7 @@ mod tokens;
 mod upstream;
 mod writer;
 
-pub use app::{AppState, BuildError, Gateway, GatewayBuilder, router};
+pub use app::{AppState, BuildError, Gateway, GatewayBuilder, install_crypto_provider, router};
 pub use auth::hash_client_key;
 pub use catalog_file::{
     CatalogError, CatalogFile, CatalogSummary, ClientKeySpec, EndpointSpec, GlobalModelSpec,
