@@ -176,7 +176,8 @@ impl Cache {
     ) -> Result<(), CacheError> {
         let name = key.render();
         let ttl = self.ttl_for::<K>(&entry);
-        let Some(remote) = &self.inner.remote else {
+        let Some(remote) = self.inner.remote.as_ref().filter(|_| !ttl.is_zero()) else {
+            // No Redis tier, or a zero TTL (nothing to keep; the in-process tier skips it too).
             self.insert_local(name, entry, ttl);
             return Ok(());
         };
@@ -325,7 +326,10 @@ impl Cache {
         // the caller, but do not cache it.
         if self.epoch() == epoch {
             let ttl = self.ttl_for::<K>(&entry);
-            if redis_usable && let Some(remote) = &self.inner.remote {
+            if redis_usable
+                && !ttl.is_zero()
+                && let Some(remote) = &self.inner.remote
+            {
                 match encode(&entry, ttl) {
                     Ok(bytes) => {
                         // A failure is counted and logged by the Redis tier; the answer stands.
