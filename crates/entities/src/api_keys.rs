@@ -24,11 +24,15 @@ pub struct Model {
     pub key_hash: String,
     pub name: String,
     pub is_active: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<TimeDateTimeWithTimeZone>,
     pub total_requests: i32,
     pub total_cost_usd: f64,
+    #[serde(with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<TimeDateTimeWithTimeZone>,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: TimeDateTimeWithTimeZone,
+    #[serde(with = "time::serde::rfc3339")]
     pub updated_at: TimeDateTimeWithTimeZone,
 }
 

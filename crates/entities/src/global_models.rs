@@ -31,7 +31,9 @@ pub struct Model {
     pub config: GlobalModelConfig,
     pub is_active: bool,
     pub usage_count: i32,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: TimeDateTimeWithTimeZone,
+    #[serde(with = "time::serde::rfc3339")]
     pub updated_at: TimeDateTimeWithTimeZone,
 }
 

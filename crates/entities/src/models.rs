@@ -43,7 +43,9 @@ pub struct Model {
     pub is_available: bool,
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub config: Option<JsonObject>,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: TimeDateTimeWithTimeZone,
+    #[serde(with = "time::serde::rfc3339")]
     pub updated_at: TimeDateTimeWithTimeZone,
 }
 

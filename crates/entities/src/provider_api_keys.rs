@@ -36,7 +36,9 @@ pub struct Model {
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub allowed_models: Option<AllowedModels>,
     pub is_active: bool,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: TimeDateTimeWithTimeZone,
+    #[serde(with = "time::serde::rfc3339")]
     pub updated_at: TimeDateTimeWithTimeZone,
 }
 

@@ -31,7 +31,9 @@ pub struct Model {
     pub timeout: i32,
     pub max_retries: i32,
     pub is_active: bool,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: TimeDateTimeWithTimeZone,
+    #[serde(with = "time::serde::rfc3339")]
     pub updated_at: TimeDateTimeWithTimeZone,
 }
 

@@ -47,8 +47,11 @@ pub struct Model {
     pub latency_ms: Option<i32>,
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub extra_data: Option<JsonObject>,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: TimeDateTimeWithTimeZone,
+    #[serde(with = "time::serde::rfc3339::option")]
     pub started_at: Option<TimeDateTimeWithTimeZone>,
+    #[serde(with = "time::serde::rfc3339::option")]
     pub finished_at: Option<TimeDateTimeWithTimeZone>,
 }
 

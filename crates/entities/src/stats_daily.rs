@@ -19,6 +19,7 @@ pub struct Model {
     pub id: String,
     /// UTC instant of the business day's local midnight.
     #[sea_orm(unique)]
+    #[serde(with = "time::serde::rfc3339")]
     pub date: TimeDateTimeWithTimeZone,
     pub total_requests: i32,
     pub success_requests: i32,
@@ -37,7 +38,9 @@ pub struct Model {
     pub fallback_count: i32,
     pub unique_models: i32,
     pub unique_providers: i32,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: TimeDateTimeWithTimeZone,
+    #[serde(with = "time::serde::rfc3339")]
     pub updated_at: TimeDateTimeWithTimeZone,
 }
 

@@ -18,6 +18,7 @@ pub struct Model {
     )]
     pub id: String,
     /// UTC instant of the business day's local midnight.
+    #[serde(with = "time::serde::rfc3339")]
     pub date: TimeDateTimeWithTimeZone,
     /// `COALESCE(global_model, model)` of the grouped usage rows.
     #[sea_orm(column_type = "String(StringLen::N(200))")]
@@ -29,7 +30,9 @@ pub struct Model {
     pub cache_read_tokens: i64,
     pub total_cost: f64,
     pub avg_response_time_ms: f64,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: TimeDateTimeWithTimeZone,
+    #[serde(with = "time::serde::rfc3339")]
     pub updated_at: TimeDateTimeWithTimeZone,
 }
 

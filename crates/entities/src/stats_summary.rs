@@ -21,6 +21,7 @@ pub struct Model {
     )]
     pub id: String,
     /// Totals cover business days before this instant.
+    #[serde(with = "time::serde::rfc3339")]
     pub cutoff_date: TimeDateTimeWithTimeZone,
     pub all_time_requests: i64,
     pub all_time_success_requests: i64,
@@ -35,7 +36,9 @@ pub struct Model {
     pub active_users: i32,
     pub total_api_keys: i32,
     pub active_api_keys: i32,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: TimeDateTimeWithTimeZone,
+    #[serde(with = "time::serde::rfc3339")]
     pub updated_at: TimeDateTimeWithTimeZone,
 }
 

@@ -20,6 +20,7 @@ pub struct Model {
     #[sea_orm(column_type = "String(StringLen::N(36))")]
     pub user_id: String,
     /// UTC instant of the business day's local midnight.
+    #[serde(with = "time::serde::rfc3339")]
     pub date: TimeDateTimeWithTimeZone,
     pub total_requests: i32,
     pub success_requests: i32,
@@ -29,7 +30,9 @@ pub struct Model {
     pub cache_creation_tokens: i64,
     pub cache_read_tokens: i64,
     pub total_cost: f64,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: TimeDateTimeWithTimeZone,
+    #[serde(with = "time::serde::rfc3339")]
     pub updated_at: TimeDateTimeWithTimeZone,
 }
 

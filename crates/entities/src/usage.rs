@@ -81,6 +81,7 @@ pub struct Model {
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub request_metadata: Option<JsonObject>,
     /// Request start.
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: TimeDateTimeWithTimeZone,
 }
 

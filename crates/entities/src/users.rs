@@ -29,7 +29,9 @@ pub struct Model {
     pub quota_usd: Option<f64>,
     pub used_usd: f64,
     pub total_usd: f64,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: TimeDateTimeWithTimeZone,
+    #[serde(with = "time::serde::rfc3339")]
     pub updated_at: TimeDateTimeWithTimeZone,
 }
 
