@@ -5,6 +5,8 @@
     reason = "test helpers panic on failure by design"
 )]
 
+mod gateway_demo;
+mod gateway_durability;
 mod gateway_proxy;
 mod gateway_support;
 mod json_columns;

@@ -1,0 +1,72 @@
+//! The README's run command: `tollgate-gateway --demo` from an empty directory prints
+//! `curl` commands, and each of them succeeds against the running binary.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::gateway_support::gateway_binary;
+
+#[test]
+fn demo_banner_commands_work() {
+    let binary = gateway_binary();
+    let dir = std::env::temp_dir().join(format!("tollgate-demo-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = Command::new(binary)
+        .args(["--demo", "--listen", "127.0.0.1:0"])
+        .current_dir(&dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env_remove("TOLLGATE_ADMIN_KEY")
+        .env_remove("TOLLGATE_LISTEN")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut commands = Vec::new();
+    let mut banner = String::new();
+    while commands.len() < 5 {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no complete demo banner; got:\n{banner}"));
+        banner.push_str(&line);
+        banner.push('\n');
+        if let Some(command) = line.trim_start().strip_prefix("curl ") {
+            commands.push(format!("curl --fail --max-time 10 {command}"));
+        }
+    }
+    assert!(
+        dir.join("tollgate.db").exists(),
+        "the embedded default is a SQLite file in the working directory"
+    );
+    let expectations = [
+        "Hello from the tollgate mock upstream.",
+        "data: [DONE]",
+        "\"type\":\"message\"",
+        "\"object\":\"list\"",
+        "gateway_requests_total",
+    ];
+    for (command, expected) in commands.iter().zip(expectations) {
+        let output = Command::new("sh").arg("-c").arg(command).output().unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "`{command}` failed: {text}");
+        assert!(text.contains(expected), "`{command}` printed:\n{text}");
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "demo exited with {status}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
