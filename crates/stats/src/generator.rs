@@ -154,45 +154,61 @@ pub async fn generate(
         }
     }
 
-    let mut usage_sql = String::new();
-    let mut candidate_sql = String::new();
-    let mut usage_rows = 0;
+    // Batches are built in order (so a seed always gives the same rows) and inserted two
+    // at a time on two connections: one PostgreSQL backend per core.
+    let mut ready: Vec<(String, String, u64)> = Vec::with_capacity(2);
     for day in &config.days {
         let span = (day.end() - day.start()).whole_microseconds();
         let span = u64::try_from(span).unwrap_or(1).max(1);
-        for index in 0..config.rows_per_day {
-            if usage_rows == 0 {
-                usage_sql.clear();
-                usage_sql.push_str(USAGE_INSERT);
-                candidate_sql.clear();
-                candidate_sql.push_str(CANDIDATE_INSERT);
-            } else {
-                usage_sql.push(',');
+        let mut index = 0;
+        while index < config.rows_per_day {
+            let rows = (config.rows_per_day - index).min(batch as u64);
+            let mut usage_sql = String::from(USAGE_INSERT);
+            let mut candidate_sql = String::from(CANDIDATE_INSERT);
+            for row in 0..rows {
+                if row > 0 {
+                    usage_sql.push(',');
+                }
+                let offset = i64::try_from(rng.below(span)).unwrap_or(0);
+                let created = day.start() + Duration::microseconds(offset);
+                counts.candidates += push_request(
+                    &mut rng,
+                    config,
+                    users,
+                    created,
+                    &mut usage_sql,
+                    &mut candidate_sql,
+                )?;
             }
-            let offset = i64::try_from(rng.below(span)).unwrap_or(0);
-            let created = day.start() + Duration::microseconds(offset);
-            let added = push_request(
-                &mut rng,
-                config,
-                users,
-                created,
-                &mut usage_sql,
-                &mut candidate_sql,
-            )?;
-            counts.candidates += added;
-            usage_rows += 1;
-            if usage_rows == batch || index + 1 == config.rows_per_day {
-                let txn = db.begin().await?;
-                txn.execute_unprepared(&usage_sql).await?;
-                txn.execute_unprepared(&candidate_sql).await?;
-                txn.commit().await?;
-                counts.usage += usage_rows as u64;
-                usage_rows = 0;
+            index += rows;
+            ready.push((usage_sql, candidate_sql, rows));
+            if ready.len() == 2 {
+                counts.usage += insert_batches(db, std::mem::take(&mut ready)).await?;
             }
         }
         tracing::info!(day = %day, rows = config.rows_per_day, "generated usage for day");
     }
+    counts.usage += insert_batches(db, ready).await?;
     Ok(counts)
+}
+
+/// Inserts each batch (usage rows, then their candidates) in its own transaction, all
+/// batches concurrently; returns the usage rows inserted.
+async fn insert_batches(
+    db: &DatabaseConnection,
+    batches: Vec<(String, String, u64)>,
+) -> Result<u64, StatsError> {
+    let inserts = batches
+        .into_iter()
+        .map(|(usage, candidates, rows)| async move {
+            let txn = db.begin().await?;
+            txn.execute_unprepared(&usage).await?;
+            txn.execute_unprepared(&candidates).await?;
+            txn.commit().await?;
+            Ok::<u64, StatsError>(rows)
+        });
+    let inserted = futures_util::future::try_join_all(inserts).await?;
+    Ok(inserted.into_iter().sum())
 }
 
 const USAGE_INSERT: &str = "INSERT INTO usage (id, user_id, api_key_id, request_id, provider, \
