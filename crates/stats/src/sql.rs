@@ -58,8 +58,13 @@ pub(crate) fn bound(backend: DbBackend, instant: OffsetDateTime) -> Result<Value
     }
 }
 
+/// Memory PostgreSQL may use per sort or hash in an aggregation transaction: enough for
+/// the day's groups to stay in memory (the 4 MB default spills them to disk).
+const WORK_MEM: &str = "64MB";
+
 /// Takes the aggregators' transaction-scoped advisory lock (PostgreSQL only; a no-op
-/// elsewhere). It is released at commit or rollback.
+/// elsewhere), released at commit or rollback, and raises `work_mem` for the rest of the
+/// transaction only.
 pub(crate) async fn lock<C: ConnectionTrait>(conn: &C) -> Result<(), StatsError> {
     if conn.get_database_backend() == DbBackend::Postgres {
         conn.execute_raw(statement(
@@ -68,6 +73,8 @@ pub(crate) async fn lock<C: ConnectionTrait>(conn: &C) -> Result<(), StatsError>
             vec![Value::from(ADVISORY_LOCK_KEY)],
         ))
         .await?;
+        conn.execute_unprepared(&format!("SET LOCAL work_mem = '{WORK_MEM}'"))
+            .await?;
     }
     Ok(())
 }
@@ -117,9 +124,12 @@ struct Group {
     rt_count: i64,
 }
 
-/// Grouped by `(COALESCE(global_model, model), model, provider)`: few groups, and enough to
-/// derive the day row (sums, distinct models and providers) and the per-model rows without
-/// a second scan or a `COUNT(DISTINCT)` (which would keep PostgreSQL from parallelising).
+/// Grouped by `(global_model, model, provider)`: few groups, and enough to derive the day
+/// row (sums, distinct models and providers) and the per-model rows (bucket
+/// `COALESCE(global_model, model)`) without a second scan or a `COUNT(DISTINCT)` (which
+/// would keep PostgreSQL from parallelising). Plain columns, not the `COALESCE`
+/// expression, let the planner estimate the group count from column statistics and pick a
+/// parallel hash aggregate instead of a sort.
 async fn model_groups<C: ConnectionTrait>(
     conn: &C,
     start: &Value,
@@ -127,10 +137,10 @@ async fn model_groups<C: ConnectionTrait>(
 ) -> Result<Vec<Group>, StatsError> {
     let backend = conn.get_database_backend();
     let sql = format!(
-        "SELECT COALESCE(global_model, model), model, provider, COUNT(*), {errors}, \
+        "SELECT global_model, model, provider, COUNT(*), {errors}, \
          {t0}, {t1}, {t2}, {t3}, {c0}, {c1}, {c2}, {c3}, {c4}, {c5}, {rt}, COUNT(response_time_ms) \
          FROM usage WHERE created_at >= $1 AND created_at < $2 \
-         GROUP BY COALESCE(global_model, model), model, provider",
+         GROUP BY global_model, model, provider",
         errors = sum_int(ERROR_CASE),
         t0 = sum_int("input_tokens"),
         t1 = sum_int("output_tokens"),
@@ -149,9 +159,11 @@ async fn model_groups<C: ConnectionTrait>(
         .await?;
     rows.iter()
         .map(|row| {
+            let global: Option<String> = row.try_get_by_index(0)?;
+            let model: String = row.try_get_by_index(1)?;
             Ok(Group {
-                bucket: row.try_get_by_index(0)?,
-                model: row.try_get_by_index(1)?,
+                bucket: global.unwrap_or_else(|| model.clone()),
+                model,
                 provider: row.try_get_by_index(2)?,
                 requests: get_i64(row, 3)?,
                 errors: get_i64(row, 4)?,
@@ -178,6 +190,11 @@ async fn model_groups<C: ConnectionTrait>(
 
 /// Requests in the range with more than one executed (`success` or `failed`) candidate
 /// row created in the range.
+///
+/// `(request_id, candidate_index, retry_index)` is unique, so a request with two executed
+/// rows has at least one executed row other than `(0, 0)`: only those requests (a small
+/// share of the day) are grouped, found with a semi-join instead of grouping every
+/// request of the day.
 async fn fallback_count<C: ConnectionTrait>(
     conn: &C,
     start: &Value,
@@ -189,6 +206,9 @@ async fn fallback_count<C: ConnectionTrait>(
             backend,
             "SELECT COUNT(*) FROM (SELECT request_id FROM request_candidates \
              WHERE created_at >= $1 AND created_at < $2 AND status IN ('success', 'failed') \
+             AND request_id IN (SELECT request_id FROM request_candidates \
+             WHERE created_at >= $1 AND created_at < $2 AND status IN ('success', 'failed') \
+             AND (candidate_index <> 0 OR retry_index <> 0)) \
              GROUP BY request_id HAVING COUNT(*) > 1) AS executed",
             vec![start.clone(), end.clone()],
         ))

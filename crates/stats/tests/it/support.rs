@@ -205,7 +205,7 @@ pub(crate) fn candidates_for(
 ) -> Vec<request_candidates::Model> {
     use CandidateStatus::{Available, Failed, Pending, Skipped, Streaming, Success};
     let at = |ms: i64| created_at + Duration::milliseconds(ms);
-    match rng.below(8) {
+    match rng.below(9) {
         // Fallback to a second provider: two executed attempts.
         0 => vec![
             candidate(request_id, 0, 0, Failed, at(0)),
@@ -239,6 +239,12 @@ pub(crate) fn candidates_for(
             candidate(request_id, 1, 0, Success, at(2)),
         ],
         6 => vec![candidate(request_id, 0, 0, Pending, at(0))],
+        // First candidate skipped, the next two executed: a fallback without a (0, 0) attempt.
+        7 => vec![
+            candidate(request_id, 0, 0, Skipped, at(0)),
+            candidate(request_id, 1, 0, Failed, at(1)),
+            candidate(request_id, 2, 0, Success, at(2)),
+        ],
         _ => vec![candidate(request_id, 0, 0, Success, at(0))],
     }
 }
