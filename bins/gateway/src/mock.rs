@@ -137,6 +137,9 @@ impl MockUpstream {
             .route("/v1/messages", post(claude))
             .with_state(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move {
             let server = axum::serve(listener, app).with_graceful_shutdown(async move {
                 let _ = stopped.await;

@@ -151,6 +151,12 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             println!("{}", demo::banner(addr, demo));
         }
     }
+    // Small SSE chunks must not wait for Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     let served = axum::serve(listener, gateway.router())
         .with_graceful_shutdown(shutdown_signal())
         .await;

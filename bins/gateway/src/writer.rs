@@ -16,11 +16,20 @@ use sea_orm::{
 use tokio::sync::{mpsc, oneshot};
 use tollgate_entities::{api_keys, request_candidates, usage, users};
 
-/// Usage rows per multi-row `INSERT` (48 columns each keeps the statement under SQLite's
-/// and PostgreSQL's bind-parameter limits).
-const USAGE_ROWS_PER_INSERT: usize = 250;
-/// Candidate rows per multi-row `INSERT` (20 columns each).
-const CANDIDATE_ROWS_PER_INSERT: usize = 1000;
+/// Rows per multi-row `INSERT`. A batch is split into chunks of these sizes only, so each
+/// table sees at most five distinct statements and the drivers' prepared-statement caches
+/// stay small (every row count would otherwise be a statement of its own, cached per
+/// connection). 256 usage rows of 48 columns stay under both databases' bind limits.
+const CHUNK_SIZES: [usize; 5] = [256, 64, 16, 4, 1];
+
+/// Consecutive chunk lengths covering `n` rows.
+fn chunk_sizes(mut n: usize) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        let size = CHUNK_SIZES.iter().copied().find(|size| *size <= n)?;
+        n -= size;
+        Some(size)
+    })
+}
 
 /// Usage writer settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +43,9 @@ pub struct WriterConfig {
     pub retry_min: Duration,
     /// Longest delay between retries. Default 2 s.
     pub retry_max: Duration,
+    /// How long a batch that is not full waits for more records before it is written.
+    /// Default 20 ms.
+    pub linger: Duration,
 }
 
 impl Default for WriterConfig {
@@ -43,6 +55,7 @@ impl Default for WriterConfig {
             batch_size: 500,
             retry_min: Duration::from_millis(50),
             retry_max: Duration::from_secs(2),
+            linger: Duration::from_millis(20),
         }
     }
 }
@@ -194,6 +207,30 @@ impl Writer {
                     }
                 }
             }
+            // Under light load, wait a little for more records: a transaction per record would
+            // cost a commit (an fsync) per request.
+            let healthy = backoff == self.config.retry_min;
+            if healthy && waiters.is_empty() && deadline.is_none() && !batch.is_empty() {
+                let until = tokio::time::Instant::now() + self.config.linger;
+                while batch.len() < batch_size {
+                    tokio::select! {
+                        message = self.rx.recv() => match message {
+                            Some(Message::Record(record)) => batch.push(*record),
+                            Some(Message::Flush(ack)) => {
+                                waiters.push(ack);
+                                break;
+                            }
+                            None => break,
+                        },
+                        () = tokio::time::sleep_until(until) => break,
+                        timeout = &mut shutdown, if deadline.is_none() => {
+                            deadline = Some(Instant::now() + timeout.unwrap_or(Duration::ZERO));
+                            self.rx.close();
+                            break;
+                        }
+                    }
+                }
+            }
             self.report_depth(batch.len());
             if !batch.is_empty() {
                 match write_batch(&self.conn, &batch).await {
@@ -265,7 +302,10 @@ struct Totals {
 async fn write_batch(conn: &DatabaseConnection, batch: &[UsageRecord]) -> Result<(), DbErr> {
     let txn = conn.begin().await?;
     let mut inserted: std::collections::HashSet<String> = std::collections::HashSet::new();
-    for chunk in batch.chunks(USAGE_ROWS_PER_INSERT) {
+    let mut rest = batch;
+    for size in chunk_sizes(batch.len()) {
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
         let rows = chunk
             .iter()
             .map(|record| record.usage.clone().into_active_model().reset_all());
@@ -290,12 +330,9 @@ async fn write_batch(conn: &DatabaseConnection, batch: &[UsageRecord]) -> Result
         .flat_map(|record| record.candidates.iter())
         .map(|row| row.clone().into_active_model().reset_all())
         .collect();
-    let mut candidates = candidates.into_iter().peekable();
-    while candidates.peek().is_some() {
-        let chunk: Vec<_> = candidates
-            .by_ref()
-            .take(CANDIDATE_ROWS_PER_INSERT)
-            .collect();
+    let mut candidates = candidates.into_iter();
+    for size in chunk_sizes(candidates.len()) {
+        let chunk: Vec<_> = candidates.by_ref().take(size).collect();
         let mut statement = request_candidates::Entity::insert_many(chunk).into_query();
         statement.on_conflict(
             OnConflict::columns([
@@ -352,4 +389,21 @@ async fn write_batch(conn: &DatabaseConnection, batch: &[UsageRecord]) -> Result
             .await?;
     }
     txn.commit().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunk_sizes;
+
+    #[test]
+    fn chunks_cover_every_row_with_few_sizes() {
+        for n in [0, 1, 5, 255, 256, 500, 1000] {
+            let sizes: Vec<usize> = chunk_sizes(n).collect();
+            assert_eq!(sizes.iter().sum::<usize>(), n);
+        }
+        assert_eq!(
+            chunk_sizes(500).collect::<Vec<_>>(),
+            [256, 64, 64, 64, 16, 16, 16, 4]
+        );
+    }
 }

@@ -1,0 +1,125 @@
+//! `AdminError`: the error of the admin and dashboard APIs, rendered as
+//! `{"error": {"code", "message", "field"}}` with a stable code; internals are logged, never
+//! sent.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use sea_orm::{DbErr, SqlErr};
+
+/// An admin API failure with a status, a stable code and a message safe to show.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub(crate) struct AdminError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    field: Option<String>,
+}
+
+impl AdminError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// 401: no or an invalid admin key.
+    pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 403: a valid key without the right to do this.
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 404 for `what` with `id`.
+    pub(crate) fn not_found(what: &str, id: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} `{id}` not found"))
+    }
+
+    /// 409: the change conflicts with what is stored (a duplicate name).
+    pub(crate) fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    /// 400: the body is not JSON, or a query parameter is malformed.
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    /// 413: the body is over the limit.
+    pub(crate) fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "request_too_large", message)
+    }
+
+    /// 422: a field has the wrong type, an unknown name or a value out of range.
+    pub(crate) fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let field = field.into();
+        let message = message.into();
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid_field",
+            message: if field.is_empty() || message.starts_with(&field) {
+                message
+            } else {
+                format!("{field}: {message}")
+            },
+            field: (!field.is_empty()).then_some(field),
+        }
+    }
+
+    /// 503: a dependency could not answer.
+    pub(crate) fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", message)
+    }
+
+    /// 500 whose details are logged here and never sent.
+    pub(crate) fn internal(what: &str, error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%error, what, "admin api internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error")
+    }
+
+    /// The HTTP status.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<DbErr> for AdminError {
+    /// Constraint violations are the client's conflict (409); a lost connection is 503;
+    /// anything else is logged as a 500.
+    fn from(error: DbErr) -> Self {
+        match error.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => {
+                Self::conflict("a row with the same unique name already exists")
+            }
+            Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
+                Self::conflict("the change refers to, or is referred to by, another row")
+            }
+            _ => match error {
+                DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => {
+                    tracing::error!(%error, "database unavailable");
+                    Self::unavailable("database unavailable")
+                }
+                other => Self::internal("database", &other),
+            },
+        }
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "field": self.field,
+            }
+        });
+        (self.status, axum::Json(body)).into_response()
+    }
+}

@@ -1,0 +1,88 @@
+//! The admin API (product.md): catalogue CRUD with validation and live cache invalidation
+//! (behaviour.md section 3, after the commit and before answering), the resolution
+//! explainer, cache flush, and catalogue import and export. Every route needs an admin
+//! user's client key.
+
+mod catalog_io;
+mod dashboard;
+mod error;
+mod explain;
+mod extract;
+mod models;
+mod providers;
+mod users;
+mod validate;
+
+use axum::Router;
+use axum::routing::{delete, get, patch, post};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use tollgate_entities::models as model_rows;
+
+pub(crate) use dashboard::{DashboardCache, routes as dashboard_routes};
+pub(crate) use error::AdminError;
+pub(crate) use extract::{Admin, Caller};
+
+use crate::app::AppState;
+
+/// The admin routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/admin/providers", get(providers::list).post(providers::create))
+        .route(
+            "/api/admin/providers/{id}",
+            get(providers::get).patch(providers::update).delete(providers::delete),
+        )
+        .route(
+            "/api/admin/providers/{id}/endpoints",
+            get(providers::list_endpoints).post(providers::create_endpoint),
+        )
+        .route(
+            "/api/admin/endpoints/{id}",
+            patch(providers::update_endpoint).delete(providers::delete_endpoint),
+        )
+        .route(
+            "/api/admin/endpoints/{id}/keys",
+            get(providers::list_keys).post(providers::create_key),
+        )
+        .route(
+            "/api/admin/provider-keys/{id}",
+            patch(providers::update_key).delete(providers::delete_key),
+        )
+        .route("/api/admin/models/global", get(models::list_global).post(models::create_global))
+        .route(
+            "/api/admin/models/global/{id}",
+            get(models::get_global).patch(models::update_global).delete(models::delete_global),
+        )
+        .route(
+            "/api/admin/providers/{id}/models",
+            get(models::list_models).post(models::create_model),
+        )
+        .route(
+            "/api/admin/providers/{pid}/models/{mid}",
+            get(models::get_model).patch(models::update_model).delete(models::delete_model),
+        )
+        .route("/api/admin/users", get(users::list).post(users::create))
+        .route("/api/admin/users/{id}", patch(users::update).delete(users::delete))
+        .route("/api/admin/users/{id}/api-keys", post(users::create_key))
+        .route("/api/admin/resolve", get(explain::explain))
+        .route("/api/admin/cache/model-mapping", delete(explain::flush))
+        .route("/api/admin/catalog", get(catalog_io::export).put(catalog_io::import))
+}
+
+/// Every model of a provider (active or not): what a provider change invalidates.
+async fn provider_models(state: &AppState, provider_id: &str) -> Result<Vec<model_rows::Model>, AdminError> {
+    Ok(model_rows::Entity::find()
+        .filter(model_rows::Column::ProviderId.eq(provider_id))
+        .all(state.conn())
+        .await?)
+}
+
+/// An endpoint or key of `provider_id` changed: replan every global model it serves.
+async fn routes_changed_for_provider(state: &AppState, provider_id: &str) -> Result<(), AdminError> {
+    let models = provider_models(state, provider_id).await?;
+    state
+        .resolver()
+        .routes_changed(models.iter().map(|m| m.global_model_id.as_str()))
+        .await;
+    Ok(())
+}

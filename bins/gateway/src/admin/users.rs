@@ -1,0 +1,228 @@
+//! Users and their client keys. Plaintext keys are shown once, at creation; cached key
+//! look-ups are invalidated when a user is deactivated, demoted or deleted.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder,
+};
+use serde::{Deserialize, Serialize};
+use tollgate_entities::{UserRole, api_keys, new_id, now_utc, users};
+
+use super::extract::{Admin, AdminJson, nullable};
+use super::{AdminError, validate};
+use crate::app::AppState;
+use crate::auth::{ClientKeyByHash, hash_client_key};
+use crate::bootstrap::generate_client_key;
+
+fn default_true() -> bool {
+    true
+}
+
+/// `POST /api/admin/users`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UserCreate {
+    username: String,
+    email: String,
+    #[serde(default)]
+    role: Option<UserRole>,
+    #[serde(default = "default_true")]
+    is_active: bool,
+    #[serde(default)]
+    quota_usd: Option<f64>,
+}
+
+/// `PATCH /api/admin/users/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UserUpdate {
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    role: Option<UserRole>,
+    #[serde(default)]
+    is_active: Option<bool>,
+    #[serde(default, deserialize_with = "nullable")]
+    quota_usd: Option<Option<f64>>,
+}
+
+/// `POST /api/admin/users/{id}/api-keys`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClientKeyCreate {
+    name: String,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    expires_at: Option<time::OffsetDateTime>,
+}
+
+/// A new client key: the only response that ever carries the plaintext.
+#[derive(Debug, Serialize)]
+pub(crate) struct CreatedClientKey {
+    id: String,
+    user_id: String,
+    name: String,
+    /// The plaintext key; store it now, it is never shown again.
+    key: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    expires_at: Option<time::OffsetDateTime>,
+}
+
+async fn find_user(state: &AppState, id: &str) -> Result<users::Model, AdminError> {
+    users::Entity::find_by_id(id.to_owned())
+        .one(state.conn())
+        .await?
+        .ok_or_else(|| AdminError::not_found("user", id))
+}
+
+async fn ensure_unique(state: &AppState, column: users::Column, field: &str, value: &str, except: Option<&str>) -> Result<(), AdminError> {
+    let clash = users::Entity::find().filter(column.eq(value)).one(state.conn()).await?;
+    match clash {
+        Some(row) if Some(row.id.as_str()) != except => {
+            Err(AdminError::conflict(format!("a user with {field} `{value}` already exists")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Drops the cached look-ups of every key of `user_id`, so a change to the user applies to
+/// the very next request on every replica.
+async fn forget_keys(state: &AppState, user_id: &str) -> Result<(), AdminError> {
+    let keys = api_keys::Entity::find()
+        .filter(api_keys::Column::UserId.eq(user_id))
+        .all(state.conn())
+        .await?;
+    for key in keys {
+        if let Err(error) = state.cache().delete(&ClientKeyByHash(key.key_hash)).await {
+            tracing::warn!(%error, "client key invalidation did not reach redis");
+        }
+    }
+    Ok(())
+}
+
+/// `GET /api/admin/users`.
+pub(crate) async fn list(_: Admin, State(state): State<AppState>) -> Result<Json<Vec<users::Model>>, AdminError> {
+    let rows = users::Entity::find()
+        .order_by_asc(users::Column::Username)
+        .all(state.conn())
+        .await?;
+    Ok(Json(rows))
+}
+
+/// `POST /api/admin/users`.
+pub(crate) async fn create(
+    _: Admin,
+    State(state): State<AppState>,
+    AdminJson(body): AdminJson<UserCreate>,
+) -> Result<Response, AdminError> {
+    let username = validate::name("username", &body.username, 100)?;
+    let email = validate::email("email", &body.email)?;
+    let quota = body.quota_usd.map(|q| validate::non_negative("quota_usd", q)).transpose()?;
+    ensure_unique(&state, users::Column::Username, "username", &username, None).await?;
+    ensure_unique(&state, users::Column::Email, "email", &email, None).await?;
+    let now = now_utc();
+    let row = users::Model {
+        id: new_id(),
+        email,
+        username,
+        role: body.role.unwrap_or(UserRole::User),
+        is_active: body.is_active,
+        quota_usd: quota,
+        used_usd: 0.0,
+        total_usd: 0.0,
+        created_at: now,
+        updated_at: now,
+    };
+    let stored = row.into_active_model().reset_all().insert(state.conn()).await?;
+    Ok((StatusCode::CREATED, Json(stored)).into_response())
+}
+
+/// `PATCH /api/admin/users/{id}`.
+pub(crate) async fn update(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    AdminJson(body): AdminJson<UserUpdate>,
+) -> Result<Json<users::Model>, AdminError> {
+    let before = find_user(&state, &id).await?;
+    let mut active = before.into_active_model();
+    if let Some(username) = body.username {
+        let username = validate::name("username", &username, 100)?;
+        ensure_unique(&state, users::Column::Username, "username", &username, Some(&id)).await?;
+        active.username = Set(username);
+    }
+    if let Some(email) = body.email {
+        let email = validate::email("email", &email)?;
+        ensure_unique(&state, users::Column::Email, "email", &email, Some(&id)).await?;
+        active.email = Set(email);
+    }
+    if let Some(role) = body.role {
+        active.role = Set(role);
+    }
+    if let Some(is_active) = body.is_active {
+        active.is_active = Set(is_active);
+    }
+    if let Some(quota) = body.quota_usd {
+        active.quota_usd = Set(quota.map(|q| validate::non_negative("quota_usd", q)).transpose()?);
+    }
+    active.updated_at = Set(now_utc());
+    let after = active.update(state.conn()).await?;
+    forget_keys(&state, &id).await?;
+    Ok(Json(after))
+}
+
+/// `DELETE /api/admin/users/{id}`: removes the user and its client keys; usage rows keep
+/// their numbers with the user reference cleared.
+pub(crate) async fn delete(
+    Admin(caller): Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AdminError> {
+    find_user(&state, &id).await?;
+    if caller.user_id == id {
+        return Err(AdminError::conflict("an admin cannot delete their own user"));
+    }
+    forget_keys(&state, &id).await?;
+    users::Entity::delete_by_id(id).exec(state.conn()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/admin/users/{id}/api-keys`: a new client key, plaintext returned once.
+pub(crate) async fn create_key(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    AdminJson(body): AdminJson<ClientKeyCreate>,
+) -> Result<Response, AdminError> {
+    find_user(&state, &id).await?;
+    let name = validate::name("name", &body.name, 255)?;
+    let plaintext = generate_client_key();
+    let now = now_utc();
+    let row = api_keys::Model {
+        id: new_id(),
+        user_id: id,
+        key_hash: hash_client_key(plaintext.expose()),
+        name,
+        is_active: true,
+        expires_at: body.expires_at.map(tollgate_entities::truncate_to_micros),
+        total_requests: 0,
+        total_cost_usd: 0.0,
+        last_used_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let stored = row.into_active_model().reset_all().insert(state.conn()).await?;
+    let created = CreatedClientKey {
+        id: stored.id,
+        user_id: stored.user_id,
+        name: stored.name,
+        key: plaintext.expose().to_owned(),
+        expires_at: stored.expires_at,
+    };
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}

@@ -1,0 +1,102 @@
+//! The dashboard API equals what the aggregator's own functions compute for the same data,
+//! in a non-UTC business time zone, and a user never sees another user's numbers.
+
+use axum::http::Method;
+use tollgate_gateway::Gateway;
+use tollgate_stats::{Aggregator, BusinessCalendar};
+use tollgate_testkit::{db_test, fixtures};
+
+use crate::admin_support::{admin, call};
+use crate::gateway_support::client;
+
+fn without_as_of(mut value: serde_json::Value) -> serde_json::Value {
+    if let Some(map) = value.as_object_mut() {
+        map.remove("as_of");
+    }
+    value
+}
+
+db_test!(async fn dashboard_numbers_equal_the_aggregators(db) {
+    let conn = &db.conn;
+    let calendar = BusinessCalendar::new("Asia/Shanghai").unwrap();
+    let stats = Aggregator::new(conn.clone(), calendar.clone());
+    let today = stats.today().unwrap();
+    let yesterday = calendar.previous(&today).unwrap();
+    let before = calendar.previous(&yesterday).unwrap();
+
+    let root = admin(conn, "root").await;
+    let alice = client(conn, "alice").await;
+    let bob = client(conn, "bob").await;
+    let mut n = 0_i32;
+    for (day, user, model, count) in [
+        (&before, &alice, "gpt-a", 3),
+        (&before, &bob, "gpt-b", 2),
+        (&yesterday, &alice, "gpt-b", 4),
+        (&yesterday, &bob, "gpt-a", 1),
+        (&today, &alice, "gpt-a", 2),
+        (&today, &bob, "gpt-b", 5),
+    ] {
+        for i in 0..count {
+            n += 1;
+            let mut row = fixtures::usage_row(model, day.start() + time::Duration::seconds(i64::from(i)));
+            row.user_id = Some(user.user_id.clone());
+            row.api_key_id = Some(user.key_id.clone());
+            row.input_tokens = 100 * n;
+            row.output_tokens = 10 * n;
+            row.total_tokens = 110 * n;
+            row.total_cost_usd = f64::from(n) / 100.0;
+            row.actual_total_cost_usd = f64::from(n) / 200.0;
+            if i == 0 {
+                row.status_code = Some(500);
+                row.error_message = Some("upstream failed".into());
+            }
+            fixtures::insert(conn, row).await;
+        }
+    }
+    // The oldest day is aggregated; yesterday is not (computed live); today is live.
+    stats.aggregate_day(&before).await.unwrap();
+    stats.refresh_summary().await.unwrap();
+
+    let gw = Gateway::builder(conn.clone()).business_calendar(calendar.clone()).build().unwrap();
+    let get = |path: String, key: String| {
+        let gw = &gw;
+        async move { call(gw, Method::GET, &path, Some(&key), None).await }
+    };
+
+    let daily = get("/api/dashboard/daily-stats?days=3".into(), root.key.clone()).await;
+    assert_eq!(daily.status.as_u16(), 200, "{}", daily.text());
+    let expected = serde_json::to_value(stats.daily_series(3).await.unwrap()).unwrap();
+    assert_eq!(daily.json()["days"], expected);
+    assert_eq!(daily.json()["timezone"], "Asia/Shanghai");
+    assert_eq!(expected.as_array().unwrap().len(), 3);
+
+    let combined = get("/api/dashboard/stats".into(), root.key.clone()).await;
+    assert_eq!(combined.status.as_u16(), 200, "{}", combined.text());
+    let expected = serde_json::to_value(stats.combined().await.unwrap()).unwrap();
+    assert_eq!(without_as_of(combined.json()), without_as_of(expected));
+
+    let own = get(format!("/api/dashboard/users/{}/daily-stats?days=3", alice.user_id), alice.key.clone()).await;
+    assert_eq!(own.status.as_u16(), 200, "{}", own.text());
+    let alice_expected = serde_json::to_value(stats.user_daily_series(&alice.user_id, 3).await.unwrap()).unwrap();
+    assert_eq!(own.json()["days"], alice_expected);
+
+    // Bob's own numbers differ from Alice's, and the per-caller cache never hands him hers.
+    let bob_own = get(format!("/api/dashboard/users/{}/daily-stats?days=3", bob.user_id), bob.key.clone()).await;
+    let bob_expected = serde_json::to_value(stats.user_daily_series(&bob.user_id, 3).await.unwrap()).unwrap();
+    assert_eq!(bob_own.json()["days"], bob_expected);
+    assert_ne!(bob_expected, alice_expected);
+
+    let forbidden = get(format!("/api/dashboard/users/{}/daily-stats?days=3", bob.user_id), alice.key.clone()).await;
+    assert_eq!(forbidden.status.as_u16(), 403, "{}", forbidden.text());
+    assert_eq!(get("/api/dashboard/stats".into(), alice.key.clone()).await.status.as_u16(), 403);
+    assert_eq!(get("/api/dashboard/daily-stats".into(), bob.key.clone()).await.status.as_u16(), 403);
+    let by_admin = get(format!("/api/dashboard/users/{}/daily-stats?days=3", bob.user_id), root.key.clone()).await;
+    assert_eq!(by_admin.json()["days"], bob_expected);
+    assert_eq!(get("/api/dashboard/users/nobody/daily-stats".into(), root.key.clone()).await.status.as_u16(), 404);
+
+    for bad in ["0", "91", "abc", "-1"] {
+        let answer = get(format!("/api/dashboard/daily-stats?days={bad}"), root.key.clone()).await;
+        assert_eq!(answer.status.as_u16(), 400, "days={bad}: {}", answer.text());
+        assert!(answer.text().contains("days"));
+    }
+});

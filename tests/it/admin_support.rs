@@ -1,0 +1,103 @@
+//! Helpers of the admin and dashboard API tests: an admin client, JSON calls in process.
+
+use axum::body::Body;
+use axum::http::{Method, Request};
+use sea_orm::DatabaseConnection;
+use tollgate_entities::UserRole;
+use tollgate_gateway::{Gateway, hash_client_key};
+use tollgate_testkit::fixtures;
+
+use crate::gateway_support::{Answer, Client, send};
+
+/// Inserts an active admin user with a client key.
+pub(crate) async fn admin(conn: &DatabaseConnection, username: &str) -> Client {
+    let mut user = fixtures::user(username);
+    user.role = UserRole::Admin;
+    let user = fixtures::insert(conn, user).await;
+    let key = format!("tg-admin-{}", uuid::Uuid::new_v4().simple());
+    let row = fixtures::insert(conn, fixtures::api_key(&user.id, &hash_client_key(&key))).await;
+    Client {
+        key,
+        key_id: row.id,
+        user_id: user.id,
+    }
+}
+
+/// `method path` with a Bearer key and an optional raw JSON body.
+pub(crate) async fn call(
+    gateway: &Gateway,
+    method: Method,
+    path: &str,
+    key: Option<&str>,
+    body: Option<String>,
+) -> Answer {
+    let mut builder = Request::builder().method(method).uri(path);
+    if let Some(key) = key {
+        builder = builder.header("authorization", format!("Bearer {key}"));
+    }
+    let request = match body {
+        Some(body) => builder
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap(),
+        None => builder.body(Body::empty()).unwrap(),
+    };
+    send(gateway, request).await
+}
+
+/// An admin API session: a gateway and an admin key.
+pub(crate) struct Session<'a> {
+    pub(crate) gateway: &'a Gateway,
+    pub(crate) key: String,
+}
+
+impl Session<'_> {
+    pub(crate) async fn get(&self, path: &str) -> Answer {
+        call(self.gateway, Method::GET, path, Some(&self.key), None).await
+    }
+
+    pub(crate) async fn post(&self, path: &str, body: serde_json::Value) -> Answer {
+        call(self.gateway, Method::POST, path, Some(&self.key), Some(body.to_string())).await
+    }
+
+    pub(crate) async fn patch(&self, path: &str, body: serde_json::Value) -> Answer {
+        call(self.gateway, Method::PATCH, path, Some(&self.key), Some(body.to_string())).await
+    }
+
+    pub(crate) async fn put(&self, path: &str, body: serde_json::Value) -> Answer {
+        call(self.gateway, Method::PUT, path, Some(&self.key), Some(body.to_string())).await
+    }
+
+    pub(crate) async fn delete(&self, path: &str) -> Answer {
+        call(self.gateway, Method::DELETE, path, Some(&self.key), None).await
+    }
+
+    /// POSTs and expects 201; returns the created row.
+    pub(crate) async fn create(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let answer = self.post(path, body).await;
+        assert_eq!(answer.status.as_u16(), 201, "POST {path}: {}", answer.text());
+        answer.json()
+    }
+}
+
+/// Asserts a status and the error field or message fragment of an admin error.
+pub(crate) fn assert_error(answer: &Answer, status: u16, fragment: &str) {
+    assert_eq!(answer.status.as_u16(), status, "{}", answer.text());
+    let body = answer.json();
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    let field = body["error"]["field"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(fragment) || field.contains(fragment),
+        "expected `{fragment}` in {body}"
+    );
+}
+
+/// A valid global model body.
+pub(crate) fn global_body(name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "name": name,
+        "default_tiered_pricing": {"tiers": [
+            {"up_to": null, "input_price_per_1m": 1.0, "output_price_per_1m": 2.0}
+        ]},
+    })
+}
