@@ -325,7 +325,7 @@ mod tests {
         assert!(error.contains("REDIS_URL"), "{error}");
         let error = parse(&["--listen", "nowhere"]).unwrap_err();
         assert!(error.contains("TOLLGATE_LISTEN"), "{error}");
-        let error = parse(&["--cache-ttl-secs", "-1"]).unwrap_err();
+        let error = parse(&["--cache-ttl-secs=-1"]).unwrap_err();
         assert!(error.contains("TOLLGATE_CACHE_TTL_SECS"), "{error}");
         assert!(!error.contains('\n'), "one line: {error}");
     }
