@@ -142,6 +142,12 @@ async fn run(rounds: usize, load_for: Duration) {
         let _ = send(&direct, "sk-bench").await.expect("mock").bytes().await;
         straight.push(t.elapsed());
     }
+    let mut added: Vec<Duration> = via
+        .iter()
+        .zip(&straight)
+        .map(|(g, d)| g.saturating_sub(*d))
+        .collect();
+    added.sort_unstable();
     via.sort_unstable();
     straight.sort_unstable();
     let (g50, g99) = (percentile(&via, 0.5), percentile(&via, 0.99));
@@ -234,6 +240,11 @@ async fn run(rounds: usize, load_for: Duration) {
         "| added by gateway | {:.0} µs | {:.0} µs |",
         micros(g50) - micros(d50),
         micros(g99) - micros(d99)
+    );
+    println!(
+        "| per-round difference (gateway − direct of the same round) | {:.0} µs | {:.0} µs |",
+        micros(percentile(&added, 0.5)),
+        micros(percentile(&added, 0.99))
     );
     println!(
         "throughput: {throughput:.0} req/s ({completed} ok, {} failed in {:.1} s)",
