@@ -1,6 +1,8 @@
-//! Load benchmark of the built gateway binary against the in-process mock upstream:
-//! added latency (gateway minus direct-to-mock, interleaved sequential rounds), throughput
-//! at 50 concurrent connections, and the gateway's resident memory.
+//! Load benchmark of the built gateway binary against the mock upstream: added latency
+//! (gateway minus direct-to-mock, interleaved sequential rounds), throughput at 50
+//! concurrent connections, and the gateway's resident memory. The mock runs in a process
+//! of its own (this binary re-executed with `--serve-mock`), like a real provider: sharing
+//! the load generator's runtime would make the direct baseline unrealistically cheap.
 //!
 //! `cargo bench -p tollgate-gateway --bench gateway_load` (add `-- --quick` for a short run).
 
@@ -45,6 +47,10 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
     reason = "a benchmark harness aborts on set-up failure"
 )]
 fn main() {
+    if std::env::args().any(|a| a == "--serve-mock") {
+        serve_mock();
+        return;
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let (rounds, load_secs) = if quick { (1_000, 3) } else { (10_000, 10) };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -55,21 +61,60 @@ fn main() {
     runtime.block_on(run(rounds, Duration::from_secs(load_secs)));
 }
 
+/// The mock upstream as a process: prints its port, then serves until killed.
+#[expect(
+    clippy::expect_used,
+    reason = "a benchmark harness aborts on set-up failure"
+)]
+fn serve_mock() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mock = MockUpstream::start().await.expect("mock");
+        mock.set(|b| b.record = false);
+        println!("{}", mock.addr().port());
+        std::future::pending::<()>().await;
+    });
+}
+
+/// Starts the mock process; returns it and its port.
+#[expect(
+    clippy::expect_used,
+    reason = "a benchmark harness aborts on set-up failure"
+)]
+fn start_mock_process() -> (std::process::Child, u16) {
+    use std::io::BufRead;
+    let mut child = Command::new(std::env::current_exe().expect("own path"))
+        .arg("--serve-mock")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("mock process starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("mock port");
+    (child, line.trim().parse().expect("a port number"))
+}
+
 #[expect(
     clippy::expect_used,
     reason = "a benchmark harness aborts on set-up failure"
 )]
 async fn run(rounds: usize, load_for: Duration) {
     tollgate_gateway::install_crypto_provider();
-    let mock = MockUpstream::start().await.expect("mock");
-    mock.set(|b| b.record = false);
+    let (mut mock, mock_port) = start_mock_process();
+    let mock_base = format!("http://127.0.0.1:{mock_port}/v1");
     let dir = std::env::temp_dir().join(format!("tollgate-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let catalogue = serde_json::json!({
         "global_models": [{"name": "bench-model", "default_tiered_pricing": {"tiers": [
             {"up_to": null, "input_price_per_1m": 1.0, "output_price_per_1m": 2.0}]}}],
         "providers": [{"name": "mock", "endpoints": [{"api_format": "OPENAI",
-            "base_url": mock.openai_base_url(), "keys": [{"name": "k", "api_key": "sk-bench"}]}],
+            "base_url": mock_base, "keys": [{"name": "k", "api_key": "sk-bench"}]}],
             "models": [{"global_model": "bench-model", "provider_model_name": "bench-upstream"}]}],
         "users": [{"username": "bench", "api_keys": [{"name": "k", "key": CLIENT_KEY}]}],
     });
@@ -106,7 +151,7 @@ async fn run(rounds: usize, load_for: Duration) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let through_gateway = format!("{base}/v1/chat/completions");
-    let direct = format!("{}/chat/completions", mock.openai_base_url());
+    let direct = format!("{mock_base}/chat/completions");
     let send = |url: &str, key: &str| {
         http.post(url)
             .bearer_auth(key)
@@ -218,6 +263,8 @@ async fn run(rounds: usize, load_for: Duration) {
         .args(["-TERM", &pid.to_string()])
         .status();
     let _ = gateway.wait();
+    let _ = mock.kill();
+    let _ = mock.wait();
     let _ = std::fs::remove_dir_all(&dir);
 
     println!(
