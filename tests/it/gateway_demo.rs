@@ -70,3 +70,39 @@ fn demo_banner_commands_work() {
     assert!(status.success(), "demo exited with {status}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn bad_configuration_exits_with_one_line_naming_the_option() {
+    let binary = gateway_binary();
+    let unreachable = format!(
+        "postgres://postgres@127.0.0.1:{}/x?sslmode=disable",
+        crate::gateway_support::closed_port()
+    );
+    let cases: [(&[&str], &str, i32); 4] = [
+        (&["--timezone", "Mars/Olympus"], "TOLLGATE_TIMEZONE", 2),
+        (&["--database-url", "mysql://u:pw@h/db"], "DATABASE_URL", 2),
+        (&["--redis-url", "redis://"], "REDIS_URL", 2),
+        (&["--database-url", unreachable.as_str()], "DATABASE_URL", 1),
+    ];
+    for (args, option, code) in cases {
+        let output = Command::new(&binary)
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .env("RUST_LOG", "info")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{args:?}: one line, got:\n{stderr}"
+        );
+        assert!(stderr.contains(option), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains(":pw@"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -16,8 +16,9 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://tollgate.db?mode=rwc";
 /// Default largest request body (10 MiB).
 pub const DEFAULT_BODY_LIMIT: usize = 10 * 1024 * 1024;
 
-/// Raw options as typed by the operator; [`Cli::into_config`] validates them.
-#[derive(Debug, Clone, clap::Parser)]
+/// Raw options as typed by the operator; [`Cli::into_config`] validates them. `Debug`
+/// leaves out the values that may hold secrets (URLs, keys).
+#[derive(Clone, clap::Parser)]
 #[command(
     name = "tollgate-gateway",
     version,
@@ -75,6 +76,24 @@ pub struct Cli {
     /// How long a shutdown waits for the usage writer to flush, in seconds.
     #[arg(long, env = "TOLLGATE_SHUTDOWN_TIMEOUT_SECS", default_value = "30")]
     pub shutdown_timeout_secs: String,
+}
+
+impl std::fmt::Debug for Cli {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cli")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("listen", &self.listen)
+            .field("admin_key", &self.admin_key.as_ref().map(|_| "***"))
+            .field("timezone", &self.timezone)
+            .field(
+                "encryption_key",
+                &self.encryption_key.as_ref().map(|_| "***"),
+            )
+            .field("catalog", &self.catalog)
+            .field("demo", &self.demo)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How log lines look.
@@ -328,6 +347,29 @@ mod tests {
         let error = parse(&["--cache-ttl-secs=-1"]).unwrap_err();
         assert!(error.contains("TOLLGATE_CACHE_TTL_SECS"), "{error}");
         assert!(!error.contains('\n'), "one line: {error}");
+    }
+
+    #[test]
+    fn debug_hides_keys_and_passwords() {
+        let cli = Cli::try_parse_from([
+            "tollgate-gateway",
+            "--admin-key",
+            "tg-admin-secret",
+            "--database-url",
+            "postgres://u:hunter2@h/db",
+        ])
+        .unwrap();
+        let shown = format!("{cli:?}");
+        assert!(
+            !shown.contains("tg-admin-secret") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        let config = cli.into_config().unwrap();
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("tg-admin-secret") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 
     #[test]

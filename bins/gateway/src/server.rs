@@ -130,26 +130,16 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         })?;
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     tracing::info!(%addr, redis = config.redis_url.is_some(), "tollgate gateway listening");
+    // The two deliberate prints of the service: the generated admin key (shown once) and the
+    // demo banner, both meant for the operator's terminal rather than the log.
     if let Some(key) = &generated {
-        #[expect(
-            clippy::print_stdout,
-            reason = "the generated admin key is shown once, on purpose"
-        )]
-        {
-            println!(
-                "\nNo admin user existed, so one was created. Admin client key (shown once, store it now):\n  {}\n",
-                key.expose()
-            );
-        }
+        println!(
+            "\nNo admin user existed, so one was created. Admin client key (shown once, store it now):\n  {}\n",
+            key.expose()
+        );
     }
     if let Some(demo) = &demo {
-        #[expect(
-            clippy::print_stdout,
-            reason = "the demo banner is meant for the terminal"
-        )]
-        {
-            println!("{}", demo::banner(addr, demo));
-        }
+        println!("{}", demo::banner(addr, demo));
     }
     // Small SSE chunks must not wait for Nagle's algorithm.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
