@@ -1,10 +1,12 @@
-//! End-to-end and cross-crate tests, one binary: schema, JSON columns on both databases.
+//! End-to-end and cross-crate tests, one binary: schema, JSON columns on both databases, and the
+//! gateway (in process and as a binary) against mock upstreams.
 #![allow(
     clippy::expect_used,
     clippy::unwrap_used,
     reason = "test helpers panic on failure by design"
 )]
 
+mod gateway_catalog;
 mod gateway_demo;
 mod gateway_durability;
 mod gateway_proxy;
