@@ -100,9 +100,12 @@ impl UsageSender {
     /// Queues a record; when the queue is full (or closed) drops it and counts the drop.
     pub(crate) fn send(&self, record: UsageRecord) {
         if self.tx.try_send(Message::Record(Box::new(record))).is_err() {
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             metrics::counter!("usage_writer_dropped_total").increment(1);
-            tracing::warn!("usage queue full or closed; usage record dropped");
+            // Logged at 1, 2, 4, 8, … drops: a full queue must not flood the log too.
+            if dropped.is_power_of_two() {
+                tracing::warn!(dropped, "usage queue full or closed; usage records dropped");
+            }
         }
     }
 
