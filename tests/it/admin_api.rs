@@ -259,3 +259,43 @@ db_test!(async fn resolve_explains_the_plan_and_flush_answers(db) {
     let after = api.get("/api/admin/resolve?model=explained-second").await.json();
     assert_eq!(after["resolved"]["cache_tier"], "loader", "the flush emptied the cache");
 });
+
+db_test!(async fn upstream_secrets_are_encrypted_at_rest_when_a_key_is_configured(db) {
+    use tollgate_entities::ApiFormat;
+    use tollgate_gateway::SecretBox;
+    use tollgate_gateway::mock::MockUpstream;
+
+    use crate::gateway_support::{chat, request, send};
+
+    let secrets = SecretBox::new(Some("a passphrase of some length"));
+    let gw = tollgate_gateway::Gateway::builder(db.conn.clone()).secrets(secrets.clone()).build().unwrap();
+    let root = admin(&db.conn, "root").await;
+    let api = Session { gateway: &gw, key: root.key };
+    let upstream = MockUpstream::start().await.unwrap();
+
+    let g = api.create("/api/admin/models/global", global_body("sealed-model")).await;
+    let p = api.create("/api/admin/providers", json!({"name": "sealed"})).await;
+    let pid = p["id"].as_str().unwrap();
+    let e = api.create(&format!("/api/admin/providers/{pid}/endpoints"), json!({"api_format": "OPENAI", "base_url": upstream.openai_base_url()})).await;
+    let k = api.create(&format!("/api/admin/endpoints/{}/keys", e["id"].as_str().unwrap()), json!({"name": "k", "api_key": UPSTREAM_SECRET})).await;
+    api.create(&format!("/api/admin/providers/{pid}/models"), json!({"global_model_id": g["id"], "provider_model_name": "sealed-up"})).await;
+    assert_eq!(k["api_key_masked"], crate::admin_support::masked(UPSTREAM_SECRET));
+
+    let stored = provider_api_keys::Entity::find_by_id(k["id"].as_str().unwrap().to_owned()).one(&db.conn).await.unwrap().unwrap();
+    assert!(stored.api_key.starts_with("enc:v1:"), "stored as {}", stored.api_key);
+    assert!(!stored.api_key.contains(UPSTREAM_SECRET));
+
+    // Requests still reach the upstream with the plaintext credential.
+    let user = crate::gateway_support::client(&db.conn, "caller").await;
+    let answer = send(&gw, request(ApiFormat::OpenAi, Some(&user.key), chat("sealed-model", false))).await;
+    assert_eq!(answer.status.as_u16(), 200, "{}", answer.text());
+    let seen = upstream.requests();
+    assert_eq!(seen.last().unwrap().header("authorization"), Some(format!("Bearer {UPSTREAM_SECRET}").as_str()));
+
+    // A gateway with another passphrase cannot use the key: the attempt fails, no secret leaks.
+    let wrong = tollgate_gateway::Gateway::builder(db.conn.clone()).secrets(SecretBox::new(Some("another passphrase entirely"))).build().unwrap();
+    let refused = send(&wrong, request(ApiFormat::OpenAi, Some(&user.key), chat("sealed-model", false))).await;
+    assert!(refused.status.is_server_error(), "{}", refused.text());
+    assert!(!refused.text().contains("enc:v1:"));
+    assert_eq!(upstream.requests().len(), seen.len(), "no request went out without a credential");
+});

@@ -57,15 +57,36 @@ impl Session<'_> {
     }
 
     pub(crate) async fn post(&self, path: &str, body: serde_json::Value) -> Answer {
-        call(self.gateway, Method::POST, path, Some(&self.key), Some(body.to_string())).await
+        call(
+            self.gateway,
+            Method::POST,
+            path,
+            Some(&self.key),
+            Some(body.to_string()),
+        )
+        .await
     }
 
     pub(crate) async fn patch(&self, path: &str, body: serde_json::Value) -> Answer {
-        call(self.gateway, Method::PATCH, path, Some(&self.key), Some(body.to_string())).await
+        call(
+            self.gateway,
+            Method::PATCH,
+            path,
+            Some(&self.key),
+            Some(body.to_string()),
+        )
+        .await
     }
 
     pub(crate) async fn put(&self, path: &str, body: serde_json::Value) -> Answer {
-        call(self.gateway, Method::PUT, path, Some(&self.key), Some(body.to_string())).await
+        call(
+            self.gateway,
+            Method::PUT,
+            path,
+            Some(&self.key),
+            Some(body.to_string()),
+        )
+        .await
     }
 
     pub(crate) async fn delete(&self, path: &str) -> Answer {
@@ -75,7 +96,12 @@ impl Session<'_> {
     /// POSTs and expects 201; returns the created row.
     pub(crate) async fn create(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
         let answer = self.post(path, body).await;
-        assert_eq!(answer.status.as_u16(), 201, "POST {path}: {}", answer.text());
+        assert_eq!(
+            answer.status.as_u16(),
+            201,
+            "POST {path}: {}",
+            answer.text()
+        );
         answer.json()
     }
 }
@@ -100,4 +126,14 @@ pub(crate) fn global_body(name: &str) -> serde_json::Value {
             {"up_to": null, "input_price_per_1m": 1.0, "output_price_per_1m": 2.0}
         ]},
     })
+}
+
+/// The masked form the admin API shows for `secret`.
+pub(crate) fn masked(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    format!(
+        "{}…{}",
+        chars[..3].iter().collect::<String>(),
+        chars[chars.len() - 4..].iter().collect::<String>()
+    )
 }

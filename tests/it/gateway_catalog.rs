@@ -8,7 +8,7 @@ use tollgate_entities::{
     users,
 };
 use tollgate_gateway::mock::MockUpstream;
-use tollgate_gateway::{CatalogFile, apply_catalog};
+use tollgate_gateway::{CatalogFile, SecretBox, apply_catalog};
 use tollgate_testkit::db_test;
 
 use crate::gateway_support::{chat, gateway, request, send};
@@ -66,14 +66,14 @@ db_test!(async fn catalogue_file_is_an_idempotent_upsert_keyed_by_names(db) {
     std::fs::write(&path, document(&mock.openai_base_url(), 10)).unwrap();
 
     let file = CatalogFile::load(&path).unwrap();
-    let first = apply_catalog(conn, &file).await.unwrap();
+    let first = apply_catalog(conn, &file, &SecretBox::default()).await.unwrap();
     assert!(first.created >= 6, "{first:?}");
     assert_eq!(counts(conn).await, [1, 1, 1, 1, 1, 1, 1]);
-    apply_catalog(conn, &file).await.unwrap();
+    apply_catalog(conn, &file, &SecretBox::default()).await.unwrap();
     assert_eq!(counts(conn).await, [1, 1, 1, 1, 1, 1, 1], "applying twice creates nothing");
 
     std::fs::write(&path, document(&mock.openai_base_url(), 42)).unwrap();
-    apply_catalog(conn, &CatalogFile::load(&path).unwrap()).await.unwrap();
+    apply_catalog(conn, &CatalogFile::load(&path).unwrap(), &SecretBox::default()).await.unwrap();
     let provider = providers::Entity::find().one(conn).await.unwrap().unwrap();
     assert_eq!(provider.provider_priority, 42, "a changed value updates the row in place");
     assert_eq!(counts(conn).await, [1, 1, 1, 1, 1, 1, 1]);

@@ -6,6 +6,11 @@
     reason = "test helpers panic on failure by design"
 )]
 
+mod admin_api;
+mod admin_catalog;
+mod admin_dashboard;
+mod admin_matrix;
+mod admin_support;
 mod gateway_catalog;
 mod gateway_demo;
 mod gateway_durability;

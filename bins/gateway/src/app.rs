@@ -12,7 +12,11 @@ use sea_orm::DatabaseConnection;
 use tollgate_cache::Cache;
 use tollgate_resolver::{Resolver, ResolverConfig};
 
+use tollgate_stats::{Aggregator, BusinessCalendar};
+
+use crate::admin::{self, DashboardCache};
 use crate::config::DEFAULT_BODY_LIMIT;
+use crate::secret_box::SecretBox;
 use crate::writer::{self, UsageSender, WriterConfig, WriterHandle, WriterStats};
 use crate::{ops, proxy};
 
@@ -24,6 +28,9 @@ struct Inner {
     usage: UsageSender,
     metrics: Option<PrometheusHandle>,
     body_limit: usize,
+    secrets: SecretBox,
+    stats: Aggregator,
+    dashboard: DashboardCache,
 }
 
 /// What every handler shares. Cheap to clone.
@@ -62,6 +69,15 @@ impl AppState {
     pub(crate) fn body_limit(&self) -> usize {
         self.inner.body_limit
     }
+    pub(crate) fn secrets(&self) -> &SecretBox {
+        &self.inner.secrets
+    }
+    pub(crate) fn stats(&self) -> &Aggregator {
+        &self.inner.stats
+    }
+    pub(crate) fn dashboard(&self) -> &DashboardCache {
+        &self.inner.dashboard
+    }
 }
 
 /// The gateway's routes over `state`.
@@ -74,6 +90,8 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
+        .merge(admin::routes())
+        .merge(admin::dashboard_routes())
         .fallback(ops::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
@@ -96,6 +114,8 @@ pub struct GatewayBuilder {
     body_limit: usize,
     writer: WriterConfig,
     metrics: Option<PrometheusHandle>,
+    secrets: SecretBox,
+    calendar: BusinessCalendar,
 }
 
 impl std::fmt::Debug for GatewayBuilder {
@@ -153,6 +173,18 @@ impl GatewayBuilder {
         self
     }
 
+    /// How upstream secrets are stored (default: as given, unencrypted).
+    pub fn secrets(mut self, secrets: SecretBox) -> Self {
+        self.secrets = secrets;
+        self
+    }
+
+    /// The business-day calendar of the dashboard statistics (default UTC).
+    pub fn business_calendar(mut self, calendar: BusinessCalendar) -> Self {
+        self.calendar = calendar;
+        self
+    }
+
     /// Starts the usage writer and returns the gateway. Needs a Tokio runtime.
     pub fn build(self) -> Result<Gateway, BuildError> {
         install_crypto_provider();
@@ -170,6 +202,7 @@ impl GatewayBuilder {
             .tcp_nodelay(true)
             .build()?;
         let (usage, writer) = writer::spawn(self.conn.clone(), self.writer);
+        let stats = Aggregator::new(self.conn.clone(), self.calendar);
         Ok(Gateway {
             state: AppState {
                 inner: Arc::new(Inner {
@@ -180,6 +213,9 @@ impl GatewayBuilder {
                     usage,
                     metrics: self.metrics,
                     body_limit: self.body_limit,
+                    secrets: self.secrets,
+                    stats,
+                    dashboard: DashboardCache::default(),
                 }),
             },
             writer,
@@ -211,6 +247,8 @@ impl Gateway {
             body_limit: DEFAULT_BODY_LIMIT,
             writer: WriterConfig::default(),
             metrics: None,
+            secrets: SecretBox::default(),
+            calendar: BusinessCalendar::utc(),
         }
     }
 

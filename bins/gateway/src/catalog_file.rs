@@ -18,6 +18,7 @@ use tollgate_entities::{
 
 use crate::auth::hash_client_key;
 use crate::secret::Secret;
+use crate::secret_box::SecretBox;
 
 /// A catalogue document.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -312,6 +313,7 @@ fn invalid(at: String, reason: impl Into<String>) -> CatalogError {
 
 struct Applier<'a, C> {
     conn: &'a C,
+    secrets: &'a SecretBox,
     summary: CatalogSummary,
 }
 
@@ -319,10 +321,12 @@ struct Applier<'a, C> {
 pub async fn apply_catalog(
     conn: &DatabaseConnection,
     file: &CatalogFile,
+    secrets: &SecretBox,
 ) -> Result<CatalogSummary, CatalogError> {
     let txn = conn.begin().await?;
     let mut applier = Applier {
         conn: &txn,
+        secrets,
         summary: CatalogSummary::default(),
     };
     applier.apply(file).await?;
@@ -572,7 +576,7 @@ impl<C: ConnectionTrait> Applier<'_, C> {
         endpoint_id: &str,
         spec: &ProviderKeySpec,
     ) -> Result<(), CatalogError> {
-        let secret = match (&spec.api_key, &spec.api_key_env) {
+        let plaintext = match (&spec.api_key, &spec.api_key_env) {
             (Some(secret), None) => secret.expose().to_owned(),
             (None, Some(var)) => std::env::var(var).map_err(|_| {
                 invalid(
@@ -596,6 +600,7 @@ impl<C: ConnectionTrait> Applier<'_, C> {
                 format!("`{}` must be a finite number >= 0", spec.rate_multiplier),
             ));
         }
+        let secret = self.secrets.seal(&plaintext);
         let now = now_utc();
         let allowed = spec.allowed_models.clone().map(AllowedModels);
         let existing = provider_api_keys::Entity::find()

@@ -55,7 +55,7 @@ pub struct Cli {
         default_value = "provider_name_first"
     )]
     pub resolution_order: String,
-    /// Key that encrypts upstream credentials at rest (not supported by this build yet).
+    /// Passphrase (16 characters or more) that encrypts upstream credentials at rest.
     #[arg(long, env = "TOLLGATE_ENCRYPTION_KEY", hide_env_values = true)]
     pub encryption_key: Option<String>,
     /// `text` or `json`.
@@ -119,6 +119,8 @@ pub struct Config {
     pub admin_key: Option<Secret>,
     /// Business-day time zone (validated IANA name).
     pub timezone: String,
+    /// Passphrase that encrypts upstream credentials at rest.
+    pub encryption_key: Option<Secret>,
     /// Cache settings.
     pub cache: tollgate_cache::Config,
     /// Resolution order.
@@ -228,13 +230,17 @@ impl Cli {
             .trim()
             .parse::<ResolutionOrder>()
             .map_err(|reason| invalid("TOLLGATE_RESOLUTION_ORDER (--resolution-order)", reason))?;
-        if self.encryption_key.is_some_and(|k| !k.is_empty()) {
-            return Err(invalid(
-                "TOLLGATE_ENCRYPTION_KEY (--encryption-key)",
-                "encryption of upstream credentials at rest is not supported by this build yet; \
-                 unset it",
-            ));
-        }
+        let encryption_key = match self.encryption_key.map(|k| k.trim().to_owned()) {
+            None => None,
+            Some(key) if key.is_empty() => None,
+            Some(key) if key.len() < 16 => {
+                return Err(invalid(
+                    "TOLLGATE_ENCRYPTION_KEY (--encryption-key)",
+                    "the key must be at least 16 characters long",
+                ));
+            }
+            Some(key) => Some(Secret::new(key)),
+        };
         let log_format = match self.log_format.trim() {
             "text" | "" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -281,6 +287,7 @@ impl Cli {
                 .filter(|k| !k.trim().is_empty())
                 .map(|k| Secret::new(k.trim())),
             timezone,
+            encryption_key,
             cache,
             resolution_order,
             log_format,
@@ -376,5 +383,18 @@ mod tests {
     fn passwords_are_not_echoed() {
         let error = parse(&["--database-url", "mysql://u:hunter2@h/db"]).unwrap_err();
         assert!(!error.contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn encryption_key_is_accepted_and_checked() {
+        let config = parse(&["--encryption-key", "a long enough passphrase"]).unwrap();
+        assert!(config.encryption_key.is_some());
+        assert!(!format!("{config:?}").contains("a long enough passphrase"));
+        let error = parse(&["--encryption-key", "short"]).unwrap_err();
+        assert!(
+            error.contains("TOLLGATE_ENCRYPTION_KEY") && error.contains("16"),
+            "{error}"
+        );
+        assert!(parse(&[]).unwrap().encryption_key.is_none());
     }
 }

@@ -14,6 +14,7 @@ use crate::catalog_file::{
 };
 use crate::mock::{MockUpstream, MockUsage};
 use crate::secret::Secret;
+use crate::secret_box::SecretBox;
 use crate::server::StartError;
 
 /// The OpenAI-format demo model.
@@ -87,7 +88,10 @@ fn model(global_model: &str, provider_model_name: &str) -> ModelSpec {
 }
 
 /// Starts the mock and applies the demo catalogue with a fresh client key.
-pub(crate) async fn start(conn: &DatabaseConnection) -> Result<Demo, StartError> {
+pub(crate) async fn start(
+    conn: &DatabaseConnection,
+    secrets: &SecretBox,
+) -> Result<Demo, StartError> {
     let mock = MockUpstream::start().await.map_err(StartError::Demo)?;
     mock.set(|behaviour| {
         behaviour.chunk_delay = Duration::from_millis(40);
@@ -135,7 +139,7 @@ pub(crate) async fn start(conn: &DatabaseConnection) -> Result<Demo, StartError>
             }],
         }],
     };
-    apply_catalog(conn, &file).await?;
+    apply_catalog(conn, &file, secrets).await?;
     Ok(Demo { mock, key })
 }
 

@@ -5,6 +5,7 @@
 //! The binary only sequences [`Cli`] → [`Config`] → [`init_tracing`] → [`run`]. Tests build a
 //! [`Gateway`] over a migrated database and drive [`Gateway::router`] in process.
 
+mod admin;
 mod app;
 mod auth;
 mod bootstrap;
@@ -17,6 +18,7 @@ mod ops;
 mod proxy;
 mod relay;
 mod secret;
+mod secret_box;
 mod server;
 mod telemetry;
 mod tokens;
@@ -32,6 +34,7 @@ pub use catalog_file::{
 pub use config::{Cli, Config, ConfigError, DEFAULT_BODY_LIMIT, DEFAULT_DATABASE_URL, LogFormat};
 pub use demo::{DEMO_CLAUDE_MODEL, DEMO_OPENAI_MODEL};
 pub use secret::Secret;
+pub use secret_box::SecretBox;
 pub use server::{StartError, connect_database, run};
 pub use telemetry::{init_tracing, prometheus};
 pub use writer::{WriterConfig, WriterStats};

@@ -508,6 +508,7 @@ async fn proxy(
             format,
             endpoint,
             key,
+            secrets: state.secrets(),
             client_headers: headers,
             body,
             stream: request.stream,

@@ -3,7 +3,7 @@
 //! without a key (or before one was configured) are read as they are.
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
+use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sha2::Digest;
@@ -31,7 +31,7 @@ impl SecretBox {
         Self {
             cipher: passphrase.map(|phrase| {
                 let digest = sha2::Sha256::digest(phrase.as_bytes());
-                Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&digest))
+                Aes256Gcm::new(&digest)
             }),
         }
     }
@@ -70,7 +70,8 @@ impl SecretBox {
             return None;
         }
         let (nonce, ciphertext) = packed.split_at(NONCE_LEN);
-        let plaintext = cipher.decrypt(Nonce::from_slice(nonce), ciphertext).ok()?;
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
+        let plaintext = cipher.decrypt(&Nonce::from(nonce), ciphertext).ok()?;
         String::from_utf8(plaintext).ok()
     }
 }
@@ -99,6 +100,9 @@ mod tests {
     #[test]
     fn plaintext_values_pass_through() {
         assert_eq!(SecretBox::new(None).seal("sk-plain"), "sk-plain");
-        assert_eq!(SecretBox::new(Some("k")).open("sk-legacy").as_deref(), Some("sk-legacy"));
+        assert_eq!(
+            SecretBox::new(Some("k")).open("sk-legacy").as_deref(),
+            Some("sk-legacy")
+        );
     }
 }

@@ -8,12 +8,14 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use tollgate_cache::Cache;
 use tollgate_migrations::{Migrator, MigratorTraitReexport as _};
 use tollgate_resolver::ResolverConfig;
+use tollgate_stats::BusinessCalendar;
 
 use crate::app::{BuildError, Gateway};
 use crate::bootstrap::bootstrap_admin;
 use crate::catalog_file::{CatalogError, CatalogFile, apply_catalog};
 use crate::config::Config;
 use crate::secret::{Secret, redact_url};
+use crate::secret_box::SecretBox;
 use crate::{demo, telemetry};
 
 /// Why the gateway could not start (or stopped with an error). Each message is one line
@@ -44,6 +46,9 @@ pub enum StartError {
     /// The demo mock upstream could not start.
     #[error("--demo: cannot start the mock upstream: {0}")]
     Demo(std::io::Error),
+    /// The business time zone cannot be loaded.
+    #[error("invalid TOLLGATE_TIMEZONE (--timezone): {0}")]
+    Timezone(String),
     /// The bootstrap admin could not be written.
     #[error("cannot create the bootstrap admin (TOLLGATE_ADMIN_KEY): {0}")]
     Bootstrap(DbErr),
@@ -91,8 +96,13 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         None => Cache::in_process(config.cache.clone())?,
         Some(url) => Cache::tiered(config.cache.clone(), url.expose()).await?,
     };
+    let calendar = BusinessCalendar::new(&config.timezone)
+        .map_err(|error| StartError::Timezone(error.to_string()))?;
+    let secrets = SecretBox::new(config.encryption_key.as_ref().map(Secret::expose));
     let mut builder = Gateway::builder(conn.clone())
         .cache(cache)
+        .secrets(secrets.clone())
+        .business_calendar(calendar)
         .resolver_config(ResolverConfig {
             resolution_order: config.resolution_order,
             ..ResolverConfig::default()
@@ -106,13 +116,13 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let mut catalogue_changed = false;
     if let Some(path) = &config.catalog {
         let file = CatalogFile::load(path)?;
-        let summary = apply_catalog(&conn, &file).await?;
+        let summary = apply_catalog(&conn, &file, &secrets).await?;
         tracing::info!(path = %path.display(), created = summary.created, updated = summary.updated, "catalogue file applied");
         catalogue_changed = true;
     }
     let demo = if config.demo {
         catalogue_changed = true;
-        Some(demo::start(&conn).await?)
+        Some(demo::start(&conn, &secrets).await?)
     } else {
         None
     };

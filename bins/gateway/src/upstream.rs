@@ -8,6 +8,8 @@ use bytes::Bytes;
 use tokio::time::Instant;
 use tollgate_entities::{ApiFormat, provider_api_keys, provider_endpoints};
 
+use crate::secret_box::SecretBox;
+
 /// `anthropic-version` sent when the client sent none.
 const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
 
@@ -82,6 +84,7 @@ pub(crate) struct Attempt<'a> {
     pub(crate) format: ApiFormat,
     pub(crate) endpoint: &'a provider_endpoints::Model,
     pub(crate) key: &'a provider_api_keys::Model,
+    pub(crate) secrets: &'a SecretBox,
     pub(crate) client_headers: &'a HeaderMap,
     pub(crate) body: Bytes,
     pub(crate) stream: bool,
@@ -117,15 +120,16 @@ impl Attempt<'_> {
                 })
                 .map_err(|_| "upstream key holds characters not allowed in a header".to_owned())
         };
+        let api_key = self.secrets.open(&self.key.api_key).ok_or_else(|| {
+            "upstream key cannot be decrypted with the configured TOLLGATE_ENCRYPTION_KEY"
+                .to_owned()
+        })?;
         match self.format {
             ApiFormat::OpenAi => {
-                headers.insert(
-                    header::AUTHORIZATION,
-                    secret(format!("Bearer {}", self.key.api_key))?,
-                );
+                headers.insert(header::AUTHORIZATION, secret(format!("Bearer {api_key}"))?);
             }
             ApiFormat::Claude => {
-                headers.insert("x-api-key", secret(self.key.api_key.clone())?);
+                headers.insert("x-api-key", secret(api_key)?);
                 for name in CLAUDE_PASSTHROUGH {
                     if let Some(value) = self.client_headers.get(name) {
                         headers.insert(name, value.clone());

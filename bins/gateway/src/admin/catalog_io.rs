@@ -21,7 +21,10 @@ fn rfc3339(at: time::OffsetDateTime) -> Value {
 }
 
 /// `GET /api/admin/catalog`.
-pub(crate) async fn export(_: Admin, State(state): State<AppState>) -> Result<Json<Value>, AdminError> {
+pub(crate) async fn export(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<Json<Value>, AdminError> {
     let conn = state.conn();
     let globals = global_models::Entity::find()
         .order_by_asc(global_models::Column::Name)
@@ -127,5 +130,7 @@ pub(crate) async fn import(
     if let Err(error) = state.resolver().flush().await {
         tracing::warn!(%error, "cache flush after catalogue import did not reach redis");
     }
-    Ok(Json(json!({ "created": summary.created, "updated": summary.updated })))
+    Ok(Json(
+        json!({ "created": summary.created, "updated": summary.updated }),
+    ))
 }

@@ -48,7 +48,11 @@ impl Default for DashboardCache {
 
 impl DashboardCache {
     /// The answer for `key`, computing it with `compute` on a miss. Errors are not cached.
-    async fn answer<F, Fut>(&self, key: String, compute: F) -> Result<Arc<serde_json::Value>, AdminError>
+    async fn answer<F, Fut>(
+        &self,
+        key: String,
+        compute: F,
+    ) -> Result<Arc<serde_json::Value>, AdminError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<serde_json::Value, AdminError>>,
@@ -96,7 +100,8 @@ fn stats_error(error: StatsError) -> AdminError {
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, AdminError> {
-    serde_json::to_value(value).map_err(|error| AdminError::internal("dashboard serialisation", &error))
+    serde_json::to_value(value)
+        .map_err(|error| AdminError::internal("dashboard serialisation", &error))
 }
 
 /// `GET /api/dashboard/stats`: summary + aggregated days since its cutoff + today live.
@@ -127,7 +132,11 @@ pub(crate) async fn daily(
     let answer = state
         .dashboard()
         .answer(key, || async {
-            let series = state.stats().daily_series(days).await.map_err(stats_error)?;
+            let series = state
+                .stats()
+                .daily_series(days)
+                .await
+                .map_err(stats_error)?;
             Ok(serde_json::json!({
                 "timezone": state.stats().calendar().zone_name(),
                 "days": to_json(&series)?,
@@ -146,10 +155,16 @@ pub(crate) async fn user_daily(
     AdminQuery(query): AdminQuery<DaysQuery>,
 ) -> Result<Json<Arc<serde_json::Value>>, AdminError> {
     if !caller.is_admin() && caller.0.user_id != user_id {
-        return Err(AdminError::forbidden("a user may read only their own statistics"));
+        return Err(AdminError::forbidden(
+            "a user may read only their own statistics",
+        ));
     }
     let days = query.days()?;
-    if users::Entity::find_by_id(user_id.clone()).one(state.conn()).await?.is_none() {
+    if users::Entity::find_by_id(user_id.clone())
+        .one(state.conn())
+        .await?
+        .is_none()
+    {
         return Err(AdminError::not_found("user", &user_id));
     }
     let key = format!("{}|user|{user_id}|{days}", caller.0.key_id);

@@ -69,9 +69,9 @@ pub(crate) async fn explain(
 ) -> Result<Json<Explanation>, AdminError> {
     let api_format = match query.api_format.as_deref() {
         None => ApiFormat::OpenAi,
-        Some(text) => text
-            .parse()
-            .map_err(|_| AdminError::bad_request(format!("api_format `{text}` is not OPENAI or CLAUDE")))?,
+        Some(text) => text.parse().map_err(|_| {
+            AdminError::bad_request(format!("api_format `{text}` is not OPENAI or CLAUDE"))
+        })?,
     };
     let resolver = state.resolver();
     let planned = resolver
@@ -123,9 +123,14 @@ pub(crate) async fn explain(
 
 /// `DELETE /api/admin/cache/model-mapping`: drops every cached model entry in every tier and
 /// replica.
-pub(crate) async fn flush(_: Admin, State(state): State<AppState>) -> Result<Json<serde_json::Value>, AdminError> {
+pub(crate) async fn flush(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, AdminError> {
     match state.resolver().flush().await {
-        Ok(removed) => Ok(Json(serde_json::json!({ "flushed": true, "redis_keys_removed": removed }))),
+        Ok(removed) => Ok(Json(
+            serde_json::json!({ "flushed": true, "redis_keys_removed": removed }),
+        )),
         Err(error) => {
             tracing::warn!(%error, "cache flush did not reach redis");
             Err(AdminError::unavailable(

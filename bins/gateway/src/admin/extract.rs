@@ -27,7 +27,14 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = AdminError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AdminError> {
-        match authenticate(state.conn(), state.cache(), ApiFormat::OpenAi, &parts.headers).await {
+        match authenticate(
+            state.conn(),
+            state.cache(),
+            ApiFormat::OpenAi,
+            &parts.headers,
+        )
+        .await
+        {
             Ok(identity) => Ok(Self(identity)),
             Err(error) if error.status() == axum::http::StatusCode::UNAUTHORIZED => {
                 Err(AdminError::unauthorized(error.to_string()))
@@ -77,13 +84,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AdminJson<T> {
     type Rejection = AdminError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, AdminError> {
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                AdminError::too_large("request body is over the size limit")
-            } else {
-                AdminError::bad_request(format!("cannot read request body: {rejection}"))
-            }
-        })?;
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    AdminError::too_large("request body is over the size limit")
+                } else {
+                    AdminError::bad_request(format!("cannot read request body: {rejection}"))
+                }
+            })?;
         parse_json(&bytes).map(Self)
     }
 }
@@ -97,7 +106,10 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AdminEr
         if inner.is_syntax() || inner.is_eof() {
             AdminError::bad_request(format!("malformed JSON: {inner}"))
         } else {
-            AdminError::invalid_field(if field == "." { String::new() } else { field }, inner.to_string())
+            AdminError::invalid_field(
+                if field == "." { String::new() } else { field },
+                inner.to_string(),
+            )
         }
     })?;
     deserializer
@@ -131,20 +143,42 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_400_and_type_errors_422_with_the_field() {
-        assert_eq!(parse_json::<Body>(b"{not json").unwrap_err().status().as_u16(), 400);
+        assert_eq!(
+            parse_json::<Body>(b"{not json")
+                .unwrap_err()
+                .status()
+                .as_u16(),
+            400
+        );
         let wrong = parse_json::<Body>(br#"{"name": 3}"#).unwrap_err();
         assert_eq!(wrong.status().as_u16(), 422);
         assert!(wrong.to_string().contains("name"), "{wrong}");
         let unknown = parse_json::<Body>(br#"{"name": "a", "extra": 1}"#).unwrap_err();
         assert_eq!(unknown.status().as_u16(), 422);
         assert!(unknown.to_string().contains("extra"), "{unknown}");
-        assert_eq!(parse_json::<Body>(br#"{"name": "a"} trailing"#).unwrap_err().status().as_u16(), 400);
+        assert_eq!(
+            parse_json::<Body>(br#"{"name": "a"} trailing"#)
+                .unwrap_err()
+                .status()
+                .as_u16(),
+            400
+        );
     }
 
     #[test]
     fn nullable_tells_absent_from_null() {
         assert_eq!(parse_json::<Body>(br#"{"name": "a"}"#).unwrap().quota, None);
-        assert_eq!(parse_json::<Body>(br#"{"name": "a", "quota": null}"#).unwrap().quota, Some(None));
-        assert_eq!(parse_json::<Body>(br#"{"name": "a", "quota": 2.5}"#).unwrap().quota, Some(Some(2.5)));
+        assert_eq!(
+            parse_json::<Body>(br#"{"name": "a", "quota": null}"#)
+                .unwrap()
+                .quota,
+            Some(None)
+        );
+        assert_eq!(
+            parse_json::<Body>(br#"{"name": "a", "quota": 2.5}"#)
+                .unwrap()
+                .quota,
+            Some(Some(2.5))
+        );
     }
 }

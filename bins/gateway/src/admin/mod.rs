@@ -20,17 +20,21 @@ use tollgate_entities::models as model_rows;
 
 pub(crate) use dashboard::{DashboardCache, routes as dashboard_routes};
 pub(crate) use error::AdminError;
-pub(crate) use extract::{Admin, Caller};
 
 use crate::app::AppState;
 
 /// The admin routes.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/admin/providers", get(providers::list).post(providers::create))
+        .route(
+            "/api/admin/providers",
+            get(providers::list).post(providers::create),
+        )
         .route(
             "/api/admin/providers/{id}",
-            get(providers::get).patch(providers::update).delete(providers::delete),
+            get(providers::get)
+                .patch(providers::update)
+                .delete(providers::delete),
         )
         .route(
             "/api/admin/providers/{id}/endpoints",
@@ -48,10 +52,15 @@ pub(crate) fn routes() -> Router<AppState> {
             "/api/admin/provider-keys/{id}",
             patch(providers::update_key).delete(providers::delete_key),
         )
-        .route("/api/admin/models/global", get(models::list_global).post(models::create_global))
+        .route(
+            "/api/admin/models/global",
+            get(models::list_global).post(models::create_global),
+        )
         .route(
             "/api/admin/models/global/{id}",
-            get(models::get_global).patch(models::update_global).delete(models::delete_global),
+            get(models::get_global)
+                .patch(models::update_global)
+                .delete(models::delete_global),
         )
         .route(
             "/api/admin/providers/{id}/models",
@@ -59,18 +68,29 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route(
             "/api/admin/providers/{pid}/models/{mid}",
-            get(models::get_model).patch(models::update_model).delete(models::delete_model),
+            get(models::get_model)
+                .patch(models::update_model)
+                .delete(models::delete_model),
         )
         .route("/api/admin/users", get(users::list).post(users::create))
-        .route("/api/admin/users/{id}", patch(users::update).delete(users::delete))
+        .route(
+            "/api/admin/users/{id}",
+            patch(users::update).delete(users::delete),
+        )
         .route("/api/admin/users/{id}/api-keys", post(users::create_key))
         .route("/api/admin/resolve", get(explain::explain))
         .route("/api/admin/cache/model-mapping", delete(explain::flush))
-        .route("/api/admin/catalog", get(catalog_io::export).put(catalog_io::import))
+        .route(
+            "/api/admin/catalog",
+            get(catalog_io::export).put(catalog_io::import),
+        )
 }
 
 /// Every model of a provider (active or not): what a provider change invalidates.
-async fn provider_models(state: &AppState, provider_id: &str) -> Result<Vec<model_rows::Model>, AdminError> {
+async fn provider_models(
+    state: &AppState,
+    provider_id: &str,
+) -> Result<Vec<model_rows::Model>, AdminError> {
     Ok(model_rows::Entity::find()
         .filter(model_rows::Column::ProviderId.eq(provider_id))
         .all(state.conn())
@@ -78,7 +98,10 @@ async fn provider_models(state: &AppState, provider_id: &str) -> Result<Vec<mode
 }
 
 /// An endpoint or key of `provider_id` changed: replan every global model it serves.
-async fn routes_changed_for_provider(state: &AppState, provider_id: &str) -> Result<(), AdminError> {
+async fn routes_changed_for_provider(
+    state: &AppState,
+    provider_id: &str,
+) -> Result<(), AdminError> {
     let models = provider_models(state, provider_id).await?;
     state
         .resolver()

@@ -68,15 +68,19 @@ async fn find_global(state: &AppState, id: &str) -> Result<global_models::Model,
         .ok_or_else(|| AdminError::not_found("global model", id))
 }
 
-async fn ensure_unique_global_name(state: &AppState, name: &str, except: Option<&str>) -> Result<(), AdminError> {
+async fn ensure_unique_global_name(
+    state: &AppState,
+    name: &str,
+    except: Option<&str>,
+) -> Result<(), AdminError> {
     let clash = global_models::Entity::find()
         .filter(global_models::Column::Name.eq(name))
         .one(state.conn())
         .await?;
     match clash {
-        Some(row) if Some(row.id.as_str()) != except => {
-            Err(AdminError::conflict(format!("a global model named `{name}` already exists")))
-        }
+        Some(row) if Some(row.id.as_str()) != except => Err(AdminError::conflict(format!(
+            "a global model named `{name}` already exists"
+        ))),
         _ => Ok(()),
     }
 }
@@ -88,7 +92,11 @@ fn optional_price(field: &str, price: Option<f64>) -> Result<Option<f64>, AdminE
 fn capabilities(values: Vec<String>) -> Result<Capabilities, AdminError> {
     let mut cleaned = Vec::with_capacity(values.len());
     for (index, value) in values.iter().enumerate() {
-        cleaned.push(validate::name(&format!("supported_capabilities[{index}]"), value, 100)?);
+        cleaned.push(validate::name(
+            &format!("supported_capabilities[{index}]"),
+            value,
+            100,
+        )?);
     }
     Ok(Capabilities(cleaned))
 }
@@ -131,7 +139,10 @@ pub(crate) async fn create_global(
             None => name.clone(),
         },
         name,
-        default_price_per_request: optional_price("default_price_per_request", body.default_price_per_request)?,
+        default_price_per_request: optional_price(
+            "default_price_per_request",
+            body.default_price_per_request,
+        )?,
         default_tiered_pricing: body.default_tiered_pricing,
         supported_capabilities: capabilities(body.supported_capabilities.unwrap_or_default())?,
         config: body.config.unwrap_or_default(),
@@ -140,7 +151,11 @@ pub(crate) async fn create_global(
         created_at: now,
         updated_at: now,
     };
-    let stored = row.into_active_model().reset_all().insert(state.conn()).await?;
+    let stored = row
+        .into_active_model()
+        .reset_all()
+        .insert(state.conn())
+        .await?;
     state.resolver().global_model_created(&stored).await;
     Ok((StatusCode::CREATED, Json(stored)).into_response())
 }
@@ -180,8 +195,14 @@ pub(crate) async fn update_global(
     }
     active.updated_at = Set(now_utc());
     let after = active.update(state.conn()).await?;
-    let models = before.find_related(models::Entity).all(state.conn()).await?;
-    state.resolver().global_model_changed(&before, Some(&after), &models).await;
+    let models = before
+        .find_related(models::Entity)
+        .all(state.conn())
+        .await?;
+    state
+        .resolver()
+        .global_model_changed(&before, Some(&after), &models)
+        .await;
     Ok(Json(after))
 }
 
@@ -192,9 +213,17 @@ pub(crate) async fn delete_global(
     Path(id): Path<String>,
 ) -> Result<StatusCode, AdminError> {
     let before = find_global(&state, &id).await?;
-    let models = before.find_related(models::Entity).all(state.conn()).await?;
-    global_models::Entity::delete_by_id(id).exec(state.conn()).await?;
-    state.resolver().global_model_changed(&before, None, &models).await;
+    let models = before
+        .find_related(models::Entity)
+        .all(state.conn())
+        .await?;
+    global_models::Entity::delete_by_id(id)
+        .exec(state.conn())
+        .await?;
+    state
+        .resolver()
+        .global_model_changed(&before, None, &models)
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -262,7 +291,11 @@ pub(crate) struct ModelUpdate {
 
 fn aliases(values: Vec<ModelAlias>) -> Result<ModelAliases, AdminError> {
     for (index, alias) in values.iter().enumerate() {
-        validate::name(&format!("provider_model_aliases[{index}].name"), &alias.name, 200)?;
+        validate::name(
+            &format!("provider_model_aliases[{index}].name"),
+            &alias.name,
+            200,
+        )?;
         for (f, format) in alias.api_formats.iter().flatten().enumerate() {
             if format.parse::<ApiFormat>().is_err() {
                 return Err(AdminError::invalid_field(
@@ -282,7 +315,11 @@ fn own_pricing(pricing: Option<TieredPricing>) -> Result<Option<TieredPricing>, 
     Ok(pricing)
 }
 
-async fn find_model(state: &AppState, provider_id: &str, id: &str) -> Result<models::Model, AdminError> {
+async fn find_model(
+    state: &AppState,
+    provider_id: &str,
+    id: &str,
+) -> Result<models::Model, AdminError> {
     models::Entity::find_by_id(id.to_owned())
         .filter(models::Column::ProviderId.eq(provider_id))
         .one(state.conn())
@@ -299,9 +336,15 @@ async fn ensure_provider(state: &AppState, id: &str) -> Result<(), AdminError> {
 }
 
 async fn ensure_global_reference(state: &AppState, id: &str) -> Result<(), AdminError> {
-    match global_models::Entity::find_by_id(id.to_owned()).one(state.conn()).await? {
+    match global_models::Entity::find_by_id(id.to_owned())
+        .one(state.conn())
+        .await?
+    {
         Some(_) => Ok(()),
-        None => Err(AdminError::invalid_field("global_model_id", format!("global model `{id}` does not exist"))),
+        None => Err(AdminError::invalid_field(
+            "global_model_id",
+            format!("global model `{id}` does not exist"),
+        )),
     }
 }
 
@@ -380,7 +423,11 @@ pub(crate) async fn create_model(
         created_at: now,
         updated_at: now,
     };
-    let stored = row.into_active_model().reset_all().insert(state.conn()).await?;
+    let stored = row
+        .into_active_model()
+        .reset_all()
+        .insert(state.conn())
+        .await?;
     state.resolver().model_created(&stored).await;
     Ok((StatusCode::CREATED, Json(stored)).into_response())
 }

@@ -10,8 +10,8 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 use tollgate_entities::{
-    AllowedModels, ApiFormat, BillingType, Headers, JsonObject, new_id, now_utc,
-    provider_api_keys, provider_endpoints, providers,
+    AllowedModels, ApiFormat, BillingType, Headers, JsonObject, new_id, now_utc, provider_api_keys,
+    provider_endpoints, providers,
 };
 
 use super::extract::{Admin, AdminJson, nullable};
@@ -64,21 +64,28 @@ async fn find_provider(state: &AppState, id: &str) -> Result<providers::Model, A
         .ok_or_else(|| AdminError::not_found("provider", id))
 }
 
-async fn ensure_unique_provider_name(state: &AppState, name: &str, except: Option<&str>) -> Result<(), AdminError> {
+async fn ensure_unique_provider_name(
+    state: &AppState,
+    name: &str,
+    except: Option<&str>,
+) -> Result<(), AdminError> {
     let clash = providers::Entity::find()
         .filter(providers::Column::Name.eq(name))
         .one(state.conn())
         .await?;
     match clash {
-        Some(row) if Some(row.id.as_str()) != except => {
-            Err(AdminError::conflict(format!("a provider named `{name}` already exists")))
-        }
+        Some(row) if Some(row.id.as_str()) != except => Err(AdminError::conflict(format!(
+            "a provider named `{name}` already exists"
+        ))),
         _ => Ok(()),
     }
 }
 
 /// `GET /api/admin/providers`: every provider by priority, then name.
-pub(crate) async fn list(_: Admin, State(state): State<AppState>) -> Result<Json<Vec<providers::Model>>, AdminError> {
+pub(crate) async fn list(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<providers::Model>>, AdminError> {
     let rows = providers::Entity::find()
         .order_by_asc(providers::Column::ProviderPriority)
         .order_by_asc(providers::Column::Name)
@@ -103,7 +110,12 @@ pub(crate) async fn create(
     AdminJson(body): AdminJson<ProviderCreate>,
 ) -> Result<Response, AdminError> {
     let name = validate::name("name", &body.name, 100)?;
-    let priority = validate::range("provider_priority", body.provider_priority.unwrap_or(100), -1_000_000, 1_000_000)?;
+    let priority = validate::range(
+        "provider_priority",
+        body.provider_priority.unwrap_or(100),
+        -1_000_000,
+        1_000_000,
+    )?;
     ensure_unique_provider_name(&state, &name, None).await?;
     let now = now_utc();
     let row = providers::Model {
@@ -120,7 +132,11 @@ pub(crate) async fn create(
         created_at: now,
         updated_at: now,
     };
-    let stored = row.into_active_model().reset_all().insert(state.conn()).await?;
+    let stored = row
+        .into_active_model()
+        .reset_all()
+        .insert(state.conn())
+        .await?;
     // A new provider has no models yet: nothing cached can depend on it.
     Ok((StatusCode::CREATED, Json(stored)).into_response())
 }
@@ -146,7 +162,12 @@ pub(crate) async fn update(
         active.billing_type = Set(billing);
     }
     if let Some(priority) = body.provider_priority {
-        active.provider_priority = Set(validate::range("provider_priority", priority, -1_000_000, 1_000_000)?);
+        active.provider_priority = Set(validate::range(
+            "provider_priority",
+            priority,
+            -1_000_000,
+            1_000_000,
+        )?);
     }
     if let Some(is_active) = body.is_active {
         active.is_active = Set(is_active);
@@ -170,7 +191,9 @@ pub(crate) async fn delete(
     find_provider(&state, &id).await?;
     // Read what the cascade removes before it happens: those are the keys to invalidate.
     let models = provider_models(&state, &id).await?;
-    providers::Entity::delete_by_id(id).exec(state.conn()).await?;
+    providers::Entity::delete_by_id(id)
+        .exec(state.conn())
+        .await?;
     state.resolver().provider_changed(&models).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -207,7 +230,10 @@ pub(crate) struct EndpointUpdate {
     is_active: Option<bool>,
 }
 
-async fn find_endpoint(state: &AppState, id: &str) -> Result<provider_endpoints::Model, AdminError> {
+async fn find_endpoint(
+    state: &AppState,
+    id: &str,
+) -> Result<provider_endpoints::Model, AdminError> {
     provider_endpoints::Entity::find_by_id(id.to_owned())
         .one(state.conn())
         .await?
@@ -261,7 +287,11 @@ pub(crate) async fn create_endpoint(
         created_at: now,
         updated_at: now,
     };
-    let stored = row.into_active_model().reset_all().insert(state.conn()).await?;
+    let stored = row
+        .into_active_model()
+        .reset_all()
+        .insert(state.conn())
+        .await?;
     routes_changed_for_provider(&state, &id).await?;
     Ok((StatusCode::CREATED, Json(stored)).into_response())
 }
@@ -304,7 +334,9 @@ pub(crate) async fn delete_endpoint(
     Path(id): Path<String>,
 ) -> Result<StatusCode, AdminError> {
     let before = find_endpoint(&state, &id).await?;
-    provider_endpoints::Entity::delete_by_id(id).exec(state.conn()).await?;
+    provider_endpoints::Entity::delete_by_id(id)
+        .exec(state.conn())
+        .await?;
     routes_changed_for_provider(&state, &before.provider_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -331,7 +363,7 @@ pub(crate) struct ProviderKeyView {
 pub(crate) fn mask(secret: &str) -> String {
     let chars: Vec<char> = secret.chars().collect();
     if chars.len() <= 10 {
-        return "…".repeat(1) + &"*".repeat(4);
+        return "…****".to_owned();
     }
     let head: String = chars[..3].iter().collect();
     let tail: String = chars[chars.len() - 4..].iter().collect();
@@ -393,7 +425,11 @@ pub(crate) struct ProviderKeyUpdate {
 fn allowed(models: Vec<String>) -> Result<AllowedModels, AdminError> {
     let mut cleaned = Vec::with_capacity(models.len());
     for (index, model) in models.iter().enumerate() {
-        cleaned.push(validate::model_name(&format!("allowed_models[{index}]"), model, 200)?);
+        cleaned.push(validate::model_name(
+            &format!("allowed_models[{index}]"),
+            model,
+            200,
+        )?);
     }
     Ok(AllowedModels(cleaned))
 }
@@ -401,7 +437,10 @@ fn allowed(models: Vec<String>) -> Result<AllowedModels, AdminError> {
 fn secret(value: &str) -> Result<&str, AdminError> {
     let trimmed = value.trim();
     if trimmed.is_empty() || trimmed.len() > 4_096 || trimmed.chars().any(char::is_control) {
-        return Err(AdminError::invalid_field("api_key", "must be 1 to 4096 printable bytes"));
+        return Err(AdminError::invalid_field(
+            "api_key",
+            "must be 1 to 4096 printable bytes",
+        ));
     }
     Ok(trimmed)
 }
@@ -423,7 +462,11 @@ pub(crate) async fn list_keys(
         .order_by_asc(provider_api_keys::Column::Name)
         .all(state.conn())
         .await?;
-    Ok(Json(rows.into_iter().map(|row| ProviderKeyView::new(&state, row)).collect()))
+    Ok(Json(
+        rows.into_iter()
+            .map(|row| ProviderKeyView::new(&state, row))
+            .collect(),
+    ))
 }
 
 /// `POST /api/admin/endpoints/{id}/keys`.
@@ -440,16 +483,32 @@ pub(crate) async fn create_key(
         endpoint_id: id,
         api_key: state.secrets().seal(secret(&body.api_key)?),
         name: validate::name("name", &body.name, 255)?,
-        rate_multiplier: validate::non_negative("rate_multiplier", body.rate_multiplier.unwrap_or(1.0))?,
-        internal_priority: validate::range("internal_priority", body.internal_priority.unwrap_or(50), -1_000_000, 1_000_000)?,
+        rate_multiplier: validate::non_negative(
+            "rate_multiplier",
+            body.rate_multiplier.unwrap_or(1.0),
+        )?,
+        internal_priority: validate::range(
+            "internal_priority",
+            body.internal_priority.unwrap_or(50),
+            -1_000_000,
+            1_000_000,
+        )?,
         allowed_models: body.allowed_models.map(allowed).transpose()?,
         is_active: body.is_active,
         created_at: now,
         updated_at: now,
     };
-    let stored = row.into_active_model().reset_all().insert(state.conn()).await?;
+    let stored = row
+        .into_active_model()
+        .reset_all()
+        .insert(state.conn())
+        .await?;
     routes_changed_for_provider(&state, &provider_id).await?;
-    Ok((StatusCode::CREATED, Json(ProviderKeyView::new(&state, stored))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(ProviderKeyView::new(&state, stored)),
+    )
+        .into_response())
 }
 
 /// `PATCH /api/admin/provider-keys/{id}`.
@@ -475,7 +534,12 @@ pub(crate) async fn update_key(
         active.rate_multiplier = Set(validate::non_negative("rate_multiplier", multiplier)?);
     }
     if let Some(priority) = body.internal_priority {
-        active.internal_priority = Set(validate::range("internal_priority", priority, -1_000_000, 1_000_000)?);
+        active.internal_priority = Set(validate::range(
+            "internal_priority",
+            priority,
+            -1_000_000,
+            1_000_000,
+        )?);
     }
     if let Some(models) = body.allowed_models {
         active.allowed_models = Set(models.map(allowed).transpose()?);
@@ -500,7 +564,9 @@ pub(crate) async fn delete_key(
         .await?
         .ok_or_else(|| AdminError::not_found("provider key", &id))?;
     let provider_id = provider_of_endpoint(&state, &before.endpoint_id).await?;
-    provider_api_keys::Entity::delete_by_id(id).exec(state.conn()).await?;
+    provider_api_keys::Entity::delete_by_id(id)
+        .exec(state.conn())
+        .await?;
     routes_changed_for_provider(&state, &provider_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -80,12 +80,21 @@ async fn find_user(state: &AppState, id: &str) -> Result<users::Model, AdminErro
         .ok_or_else(|| AdminError::not_found("user", id))
 }
 
-async fn ensure_unique(state: &AppState, column: users::Column, field: &str, value: &str, except: Option<&str>) -> Result<(), AdminError> {
-    let clash = users::Entity::find().filter(column.eq(value)).one(state.conn()).await?;
+async fn ensure_unique(
+    state: &AppState,
+    column: users::Column,
+    field: &str,
+    value: &str,
+    except: Option<&str>,
+) -> Result<(), AdminError> {
+    let clash = users::Entity::find()
+        .filter(column.eq(value))
+        .one(state.conn())
+        .await?;
     match clash {
-        Some(row) if Some(row.id.as_str()) != except => {
-            Err(AdminError::conflict(format!("a user with {field} `{value}` already exists")))
-        }
+        Some(row) if Some(row.id.as_str()) != except => Err(AdminError::conflict(format!(
+            "a user with {field} `{value}` already exists"
+        ))),
         _ => Ok(()),
     }
 }
@@ -106,7 +115,10 @@ async fn forget_keys(state: &AppState, user_id: &str) -> Result<(), AdminError> 
 }
 
 /// `GET /api/admin/users`.
-pub(crate) async fn list(_: Admin, State(state): State<AppState>) -> Result<Json<Vec<users::Model>>, AdminError> {
+pub(crate) async fn list(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<users::Model>>, AdminError> {
     let rows = users::Entity::find()
         .order_by_asc(users::Column::Username)
         .all(state.conn())
@@ -122,7 +134,10 @@ pub(crate) async fn create(
 ) -> Result<Response, AdminError> {
     let username = validate::name("username", &body.username, 100)?;
     let email = validate::email("email", &body.email)?;
-    let quota = body.quota_usd.map(|q| validate::non_negative("quota_usd", q)).transpose()?;
+    let quota = body
+        .quota_usd
+        .map(|q| validate::non_negative("quota_usd", q))
+        .transpose()?;
     ensure_unique(&state, users::Column::Username, "username", &username, None).await?;
     ensure_unique(&state, users::Column::Email, "email", &email, None).await?;
     let now = now_utc();
@@ -138,7 +153,11 @@ pub(crate) async fn create(
         created_at: now,
         updated_at: now,
     };
-    let stored = row.into_active_model().reset_all().insert(state.conn()).await?;
+    let stored = row
+        .into_active_model()
+        .reset_all()
+        .insert(state.conn())
+        .await?;
     Ok((StatusCode::CREATED, Json(stored)).into_response())
 }
 
@@ -153,7 +172,14 @@ pub(crate) async fn update(
     let mut active = before.into_active_model();
     if let Some(username) = body.username {
         let username = validate::name("username", &username, 100)?;
-        ensure_unique(&state, users::Column::Username, "username", &username, Some(&id)).await?;
+        ensure_unique(
+            &state,
+            users::Column::Username,
+            "username",
+            &username,
+            Some(&id),
+        )
+        .await?;
         active.username = Set(username);
     }
     if let Some(email) = body.email {
@@ -168,7 +194,9 @@ pub(crate) async fn update(
         active.is_active = Set(is_active);
     }
     if let Some(quota) = body.quota_usd {
-        active.quota_usd = Set(quota.map(|q| validate::non_negative("quota_usd", q)).transpose()?);
+        active.quota_usd = Set(quota
+            .map(|q| validate::non_negative("quota_usd", q))
+            .transpose()?);
     }
     active.updated_at = Set(now_utc());
     let after = active.update(state.conn()).await?;
@@ -185,7 +213,9 @@ pub(crate) async fn delete(
 ) -> Result<StatusCode, AdminError> {
     find_user(&state, &id).await?;
     if caller.user_id == id {
-        return Err(AdminError::conflict("an admin cannot delete their own user"));
+        return Err(AdminError::conflict(
+            "an admin cannot delete their own user",
+        ));
     }
     forget_keys(&state, &id).await?;
     users::Entity::delete_by_id(id).exec(state.conn()).await?;
@@ -216,7 +246,11 @@ pub(crate) async fn create_key(
         created_at: now,
         updated_at: now,
     };
-    let stored = row.into_active_model().reset_all().insert(state.conn()).await?;
+    let stored = row
+        .into_active_model()
+        .reset_all()
+        .insert(state.conn())
+        .await?;
     let created = CreatedClientKey {
         id: stored.id,
         user_id: stored.user_id,

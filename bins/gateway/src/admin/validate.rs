@@ -11,10 +11,16 @@ pub(crate) fn name(field: &str, value: &str, max: usize) -> Result<String, Admin
         return Err(AdminError::invalid_field(field, "must not be empty"));
     }
     if trimmed.len() > max {
-        return Err(AdminError::invalid_field(field, format!("must be at most {max} bytes")));
+        return Err(AdminError::invalid_field(
+            field,
+            format!("must be at most {max} bytes"),
+        ));
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(AdminError::invalid_field(field, "must not contain control characters"));
+        return Err(AdminError::invalid_field(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(trimmed.to_owned())
 }
@@ -32,7 +38,10 @@ pub(crate) fn range(field: &str, value: i32, min: i32, max: i32) -> Result<i32, 
     if (min..=max).contains(&value) {
         Ok(value)
     } else {
-        Err(AdminError::invalid_field(field, format!("{value} is out of range {min}..={max}")))
+        Err(AdminError::invalid_field(
+            field,
+            format!("{value} is out of range {min}..={max}"),
+        ))
     }
 }
 
@@ -41,14 +50,21 @@ pub(crate) fn non_negative(field: &str, value: f64) -> Result<f64, AdminError> {
     if value.is_finite() && value >= 0.0 {
         Ok(value)
     } else {
-        Err(AdminError::invalid_field(field, format!("{value} must be a finite number >= 0")))
+        Err(AdminError::invalid_field(
+            field,
+            format!("{value} must be a finite number >= 0"),
+        ))
     }
 }
 
 /// Validated tiered pricing; the error names the tier and field.
 pub(crate) fn pricing(field: &str, value: &TieredPricing) -> Result<(), AdminError> {
     value.validate().map_err(|error| match error {
-        EntityError::InvalidPricing { tier, field: inner, reason } => AdminError::invalid_field(
+        EntityError::InvalidPricing {
+            tier,
+            field: inner,
+            reason,
+        } => AdminError::invalid_field(
             format!("{field}.tiers[{tier}].{inner}"),
             format!("invalid tiered pricing: tier {tier} field `{inner}`: {reason}"),
         ),
@@ -63,7 +79,10 @@ pub(crate) fn base_url(field: &str, value: &str) -> Result<String, AdminError> {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
             Ok(trimmed.trim_end_matches('/').to_owned())
         }
-        _ => Err(AdminError::invalid_field(field, format!("`{trimmed}` is not an http(s) URL"))),
+        _ => Err(AdminError::invalid_field(
+            field,
+            format!("`{trimmed}` is not an http(s) URL"),
+        )),
     }
 }
 
@@ -71,10 +90,15 @@ pub(crate) fn base_url(field: &str, value: &str) -> Result<String, AdminError> {
 pub(crate) fn email(field: &str, value: &str) -> Result<String, AdminError> {
     let trimmed = name(field, value, 255)?;
     match trimmed.split_once('@') {
-        Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !trimmed.contains(' ') => {
+        Some((local, domain))
+            if !local.is_empty() && !domain.is_empty() && !trimmed.contains(' ') =>
+        {
             Ok(trimmed)
         }
-        _ => Err(AdminError::invalid_field(field, format!("`{trimmed}` is not an e-mail address"))),
+        _ => Err(AdminError::invalid_field(
+            field,
+            format!("`{trimmed}` is not an e-mail address"),
+        )),
     }
 }
 
@@ -106,12 +130,18 @@ mod tests {
         let error = pricing("default_tiered_pricing", &bad).unwrap_err();
         assert_eq!(error.status().as_u16(), 422);
         let text = error.to_string();
-        assert!(text.contains("tier 1") && text.contains("output_price_per_1m"), "{text}");
+        assert!(
+            text.contains("tier 1") && text.contains("output_price_per_1m"),
+            "{text}"
+        );
     }
 
     #[test]
     fn urls_names_and_ranges() {
-        assert_eq!(base_url("u", "https://api.example.com/v1/").unwrap(), "https://api.example.com/v1");
+        assert_eq!(
+            base_url("u", "https://api.example.com/v1/").unwrap(),
+            "https://api.example.com/v1"
+        );
         assert!(base_url("u", "ftp://x").is_err());
         assert!(base_url("u", "not a url").is_err());
         assert!(name("n", "  ", 10).is_err());
