@@ -15,7 +15,7 @@ mod validate;
 
 use axum::Router;
 use axum::routing::{delete, get, patch, post};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, PrimaryKeyTrait, QueryFilter, QuerySelect};
 use tollgate_entities::models as model_rows;
 
 pub(crate) use dashboard::{DashboardCache, routes as dashboard_routes};
@@ -108,4 +108,38 @@ async fn routes_changed_for_provider(
         .routes_changed(models.iter().map(|m| m.global_model_id.as_str()))
         .await;
     Ok(())
+}
+
+/// The row `id` of entity `E`, or a 404 naming `what` and the id.
+async fn find_or_404<E>(state: &AppState, what: &str, id: &str) -> Result<E::Model, AdminError>
+where
+    E: EntityTrait,
+    <E::PrimaryKey as PrimaryKeyTrait>::ValueType: From<String>,
+{
+    E::find_by_id(id.to_owned())
+        .one(state.conn())
+        .await?
+        .ok_or_else(|| AdminError::not_found(what, id))
+}
+
+/// A 409 with `conflict`'s message when a row of `E` other than `except` matches
+/// `condition` (the unique constraint would refuse the write anyway; this names the value).
+async fn ensure_unique<E: EntityTrait>(
+    state: &AppState,
+    id_column: E::Column,
+    condition: Condition,
+    except: Option<&str>,
+    conflict: impl FnOnce() -> String,
+) -> Result<(), AdminError> {
+    let clash: Option<String> = E::find()
+        .filter(condition)
+        .select_only()
+        .column(id_column)
+        .into_tuple()
+        .one(state.conn())
+        .await?;
+    match clash {
+        Some(id) if Some(id.as_str()) != except => Err(AdminError::conflict(conflict())),
+        _ => Ok(()),
+    }
 }

@@ -6,8 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, ModelTrait,
-    QueryFilter, QueryOrder,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, IntoActiveModel,
+    ModelTrait, QueryFilter, QueryOrder,
 };
 use serde::Deserialize;
 use tollgate_entities::{
@@ -16,7 +16,7 @@ use tollgate_entities::{
 };
 
 use super::extract::{Admin, AdminJson, nullable};
-use super::{AdminError, validate};
+use super::{AdminError, ensure_unique, find_or_404, validate};
 use crate::app::AppState;
 
 fn default_true() -> bool {
@@ -62,10 +62,7 @@ pub(crate) struct GlobalModelUpdate {
 }
 
 async fn find_global(state: &AppState, id: &str) -> Result<global_models::Model, AdminError> {
-    global_models::Entity::find_by_id(id.to_owned())
-        .one(state.conn())
-        .await?
-        .ok_or_else(|| AdminError::not_found("global model", id))
+    find_or_404::<global_models::Entity>(state, "global model", id).await
 }
 
 async fn ensure_unique_global_name(
@@ -73,16 +70,15 @@ async fn ensure_unique_global_name(
     name: &str,
     except: Option<&str>,
 ) -> Result<(), AdminError> {
-    let clash = global_models::Entity::find()
-        .filter(global_models::Column::Name.eq(name))
-        .one(state.conn())
-        .await?;
-    match clash {
-        Some(row) if Some(row.id.as_str()) != except => Err(AdminError::conflict(format!(
-            "a global model named `{name}` already exists"
-        ))),
-        _ => Ok(()),
-    }
+    let condition = Condition::all().add(global_models::Column::Name.eq(name));
+    ensure_unique::<global_models::Entity>(
+        state,
+        global_models::Column::Id,
+        condition,
+        except,
+        || format!("a global model named `{name}` already exists"),
+    )
+    .await
 }
 
 fn optional_price(field: &str, price: Option<f64>) -> Result<Option<f64>, AdminError> {
@@ -328,11 +324,9 @@ async fn find_model(
 }
 
 async fn ensure_provider(state: &AppState, id: &str) -> Result<(), AdminError> {
-    providers::Entity::find_by_id(id.to_owned())
-        .one(state.conn())
-        .await?
+    find_or_404::<providers::Entity>(state, "provider", id)
+        .await
         .map(|_| ())
-        .ok_or_else(|| AdminError::not_found("provider", id))
 }
 
 async fn ensure_global_reference(state: &AppState, id: &str) -> Result<(), AdminError> {
@@ -354,17 +348,13 @@ async fn ensure_unique_model_name(
     name: &str,
     except: Option<&str>,
 ) -> Result<(), AdminError> {
-    let clash = models::Entity::find()
-        .filter(models::Column::ProviderId.eq(provider_id))
-        .filter(models::Column::ProviderModelName.eq(name))
-        .one(state.conn())
-        .await?;
-    match clash {
-        Some(row) if Some(row.id.as_str()) != except => Err(AdminError::conflict(format!(
-            "provider `{provider_id}` already has a model named `{name}`"
-        ))),
-        _ => Ok(()),
-    }
+    let condition = Condition::all()
+        .add(models::Column::ProviderId.eq(provider_id))
+        .add(models::Column::ProviderModelName.eq(name));
+    ensure_unique::<models::Entity>(state, models::Column::Id, condition, except, || {
+        format!("provider `{provider_id}` already has a model named `{name}`")
+    })
+    .await
 }
 
 /// `GET /api/admin/providers/{id}/models`.

@@ -5,8 +5,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder,
 };
 use serde::{Deserialize, Serialize};
 use tollgate_entities::{
@@ -15,7 +15,9 @@ use tollgate_entities::{
 };
 
 use super::extract::{Admin, AdminJson, nullable};
-use super::{AdminError, provider_models, routes_changed_for_provider, validate};
+use super::{
+    AdminError, ensure_unique, find_or_404, provider_models, routes_changed_for_provider, validate,
+};
 use crate::app::AppState;
 
 fn default_true() -> bool {
@@ -58,10 +60,7 @@ pub(crate) struct ProviderUpdate {
 }
 
 async fn find_provider(state: &AppState, id: &str) -> Result<providers::Model, AdminError> {
-    providers::Entity::find_by_id(id.to_owned())
-        .one(state.conn())
-        .await?
-        .ok_or_else(|| AdminError::not_found("provider", id))
+    find_or_404::<providers::Entity>(state, "provider", id).await
 }
 
 async fn ensure_unique_provider_name(
@@ -69,16 +68,11 @@ async fn ensure_unique_provider_name(
     name: &str,
     except: Option<&str>,
 ) -> Result<(), AdminError> {
-    let clash = providers::Entity::find()
-        .filter(providers::Column::Name.eq(name))
-        .one(state.conn())
-        .await?;
-    match clash {
-        Some(row) if Some(row.id.as_str()) != except => Err(AdminError::conflict(format!(
-            "a provider named `{name}` already exists"
-        ))),
-        _ => Ok(()),
-    }
+    let condition = Condition::all().add(providers::Column::Name.eq(name));
+    ensure_unique::<providers::Entity>(state, providers::Column::Id, condition, except, || {
+        format!("a provider named `{name}` already exists")
+    })
+    .await
 }
 
 /// `GET /api/admin/providers`: every provider by priority, then name.
@@ -234,10 +228,7 @@ async fn find_endpoint(
     state: &AppState,
     id: &str,
 ) -> Result<provider_endpoints::Model, AdminError> {
-    provider_endpoints::Entity::find_by_id(id.to_owned())
-        .one(state.conn())
-        .await?
-        .ok_or_else(|| AdminError::not_found("endpoint", id))
+    find_or_404::<provider_endpoints::Entity>(state, "endpoint", id).await
 }
 
 /// `GET /api/admin/providers/{id}/endpoints`.

@@ -6,14 +6,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder,
 };
 use serde::{Deserialize, Serialize};
 use tollgate_entities::{UserRole, api_keys, new_id, now_utc, users};
 
 use super::extract::{Admin, AdminJson, nullable};
-use super::{AdminError, validate};
+use super::{AdminError, ensure_unique, find_or_404, validate};
 use crate::app::AppState;
 use crate::auth::{ClientKeyByHash, hash_client_key};
 use crate::bootstrap::generate_client_key;
@@ -74,29 +74,21 @@ pub(crate) struct CreatedClientKey {
 }
 
 async fn find_user(state: &AppState, id: &str) -> Result<users::Model, AdminError> {
-    users::Entity::find_by_id(id.to_owned())
-        .one(state.conn())
-        .await?
-        .ok_or_else(|| AdminError::not_found("user", id))
+    find_or_404::<users::Entity>(state, "user", id).await
 }
 
-async fn ensure_unique(
+async fn ensure_unique_user(
     state: &AppState,
     column: users::Column,
     field: &str,
     value: &str,
     except: Option<&str>,
 ) -> Result<(), AdminError> {
-    let clash = users::Entity::find()
-        .filter(column.eq(value))
-        .one(state.conn())
-        .await?;
-    match clash {
-        Some(row) if Some(row.id.as_str()) != except => Err(AdminError::conflict(format!(
-            "a user with {field} `{value}` already exists"
-        ))),
-        _ => Ok(()),
-    }
+    let condition = Condition::all().add(column.eq(value));
+    ensure_unique::<users::Entity>(state, users::Column::Id, condition, except, || {
+        format!("a user with {field} `{value}` already exists")
+    })
+    .await
 }
 
 /// Drops the cached look-ups of every key of `user_id`, so a change to the user applies to
@@ -138,8 +130,8 @@ pub(crate) async fn create(
         .quota_usd
         .map(|q| validate::non_negative("quota_usd", q))
         .transpose()?;
-    ensure_unique(&state, users::Column::Username, "username", &username, None).await?;
-    ensure_unique(&state, users::Column::Email, "email", &email, None).await?;
+    ensure_unique_user(&state, users::Column::Username, "username", &username, None).await?;
+    ensure_unique_user(&state, users::Column::Email, "email", &email, None).await?;
     let now = now_utc();
     let row = users::Model {
         id: new_id(),
@@ -172,7 +164,7 @@ pub(crate) async fn update(
     let mut active = before.into_active_model();
     if let Some(username) = body.username {
         let username = validate::name("username", &username, 100)?;
-        ensure_unique(
+        ensure_unique_user(
             &state,
             users::Column::Username,
             "username",
@@ -184,7 +176,7 @@ pub(crate) async fn update(
     }
     if let Some(email) = body.email {
         let email = validate::email("email", &email)?;
-        ensure_unique(&state, users::Column::Email, "email", &email, Some(&id)).await?;
+        ensure_unique_user(&state, users::Column::Email, "email", &email, Some(&id)).await?;
         active.email = Set(email);
     }
     if let Some(role) = body.role {
