@@ -36,7 +36,7 @@ fn demo_banner_commands_work() {
     });
     let mut commands = Vec::new();
     let mut banner = String::new();
-    while commands.len() < 5 {
+    while commands.len() < 7 {
         let line = rx
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| panic!("no complete demo banner; got:\n{banner}"));
@@ -55,8 +55,11 @@ fn demo_banner_commands_work() {
         "data: [DONE]",
         "\"type\":\"message\"",
         "\"object\":\"list\"",
+        "\"usable\":true",
+        "\"all_time\"",
         "gateway_requests_total",
     ];
+    assert_eq!(commands.len(), expectations.len());
     for (command, expected) in commands.iter().zip(expectations) {
         let output = Command::new("sh").arg("-c").arg(command).output().unwrap();
         let text = String::from_utf8_lossy(&output.stdout);

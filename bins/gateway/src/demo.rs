@@ -144,9 +144,19 @@ pub(crate) async fn start(
 }
 
 /// The demo banner: where things run and requests to paste.
-pub(crate) fn banner(addr: SocketAddr, demo: &Demo) -> String {
+pub(crate) fn banner(
+    addr: SocketAddr,
+    demo: &Demo,
+    generated_admin_key: Option<&Secret>,
+) -> String {
     let base = format!("http://{addr}");
     let key = demo.key.expose();
+    // The admin key is shown only when this start generated it; otherwise the operator has it
+    // in TOLLGATE_ADMIN_KEY.
+    let admin = generated_admin_key.map_or_else(
+        || "\"Authorization: Bearer $TOLLGATE_ADMIN_KEY\"".to_owned(),
+        |admin| format!("'Authorization: Bearer {}'", admin.expose()),
+    );
     let openai = format!(
         r#"{{"model":"{DEMO_OPENAI_MODEL}","messages":[{{"role":"user","content":"Hello"}}]}}"#
     );
@@ -170,6 +180,10 @@ pub(crate) fn banner(addr: SocketAddr, demo: &Demo) -> String {
         format!("  curl -s {base}/v1/messages -H 'x-api-key: {key}' -H 'anthropic-version: 2023-06-01' -H 'content-type: application/json' -d '{claude}'"),
         "Models:".to_owned(),
         format!("  curl -s {base}/v1/models -H 'Authorization: Bearer {key}'"),
+        "Where a model name goes (admin API: resolution, cache tier, candidates):".to_owned(),
+        format!("  curl -s '{base}/api/admin/resolve?model={DEMO_OPENAI_MODEL}' -H {admin}"),
+        "Dashboard (today's numbers, live):".to_owned(),
+        format!("  curl -s {base}/api/dashboard/stats -H {admin}"),
         "Metrics:".to_owned(),
         format!("  curl -s {base}/metrics"),
         String::new(),

@@ -149,7 +149,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         );
     }
     if let Some(demo) = &demo {
-        println!("{}", demo::banner(addr, demo));
+        println!("{}", demo::banner(addr, demo, generated.as_ref()));
     }
     // Small SSE chunks must not wait for Nagle's algorithm.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
