@@ -5,7 +5,7 @@
 //! with two in-process replicas (SQLite and PostgreSQL). "Next" allows the bus's delivery
 //! time (behaviour.md 2.4: a replica applies what it has received), bounded here at 100 ms.
 
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -19,7 +19,7 @@ use tower::ServiceExt;
 
 use crate::admin_support::{admin, global_body};
 use crate::gateway_support::{
-    UPSTREAM_SECRET, chat, client, closed_port, gateway_binary, wait_healthy,
+    KillOnDrop, UPSTREAM_SECRET, chat, client, closed_port, gateway_binary, wait_healthy,
 };
 
 const BUS: Duration = Duration::from_millis(100);
@@ -30,17 +30,8 @@ enum Replica {
     Process {
         base: String,
         http: reqwest::Client,
-        child: Child,
+        _child: KillOnDrop,
     },
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        if let Self::Process { child, .. } = self {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 /// Status, `x-tollgate-provider` and JSON body of an answer.
@@ -71,20 +62,26 @@ impl Replica {
         let binary = tokio::task::spawn_blocking(gateway_binary).await.unwrap();
         let port = closed_port();
         let log = std::env::temp_dir().join(format!("tollgate-matrix-{port}.log"));
-        let child = Command::new(binary)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("DATABASE_URL", db.url())
-            .env("REDIS_URL", tollgate_testkit::redis_url())
-            .env("TOLLGATE_ADMIN_KEY", admin_key)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap();
+        let child = KillOnDrop(
+            Command::new(binary)
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .env("DATABASE_URL", db.url())
+                .env("REDIS_URL", tollgate_testkit::redis_url())
+                .env("TOLLGATE_ADMIN_KEY", admin_key)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(log).unwrap())
+                .spawn()
+                .unwrap(),
+        );
         tollgate_gateway::install_crypto_provider();
         let http = reqwest::Client::new();
         let base = format!("http://127.0.0.1:{port}");
         wait_healthy(&http, &base, Duration::from_secs(30)).await;
-        Self::Process { base, http, child }
+        Self::Process {
+            base,
+            http,
+            _child: child,
+        }
     }
 
     async fn call(&self, method: Method, path: &str, key: &str, body: Option<Value>) -> Reply {

@@ -271,3 +271,28 @@ pub(crate) async fn wait_healthy(http: &reqwest::Client, base: &str, wait: Durat
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A spawned process that is killed when dropped, so a failing test leaves nothing running.
+pub(crate) struct KillOnDrop(pub(crate) std::process::Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}

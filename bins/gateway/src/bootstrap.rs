@@ -1,10 +1,8 @@
 //! The bootstrap admin: `TOLLGATE_ADMIN_KEY` makes sure an admin user holds that key;
 //! without it, a first start creates an admin user and a generated key, shown once.
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel,
-    QueryFilter,
-};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use tollgate_entities::insert_row;
 use tollgate_entities::{UserRole, users};
 
 use crate::auth::hash_client_key;
@@ -30,17 +28,14 @@ async fn admin_user(conn: &DatabaseConnection) -> Result<users::Model, DbErr> {
     {
         return Ok(user);
     }
-    new_user(
+    let admin = new_user(
         ADMIN_USERNAME,
         "admin@localhost",
         UserRole::Admin,
         true,
         None,
-    )
-    .into_active_model()
-    .reset_all()
-    .insert(conn)
-    .await
+    );
+    insert_row(conn, admin).await
 }
 
 /// Applies the bootstrap rule; returns the generated key when one was created.

@@ -10,6 +10,7 @@ use sea_orm::{
     EntityTrait, IntoActiveModel, QueryFilter, TransactionTrait,
 };
 use serde::Deserialize;
+use tollgate_entities::insert_row;
 use tollgate_entities::{
     AllowedModels, ApiFormat, BillingType, Capabilities, GlobalModelConfig, Headers, ModelAliases,
     TieredPricing, UserRole, api_keys, global_models, models, new_id, now_utc, provider_api_keys,
@@ -336,6 +337,18 @@ pub async fn apply_catalog(
 }
 
 impl<C: ConnectionTrait> Applier<'_, C> {
+    /// Inserts a new row and counts it.
+    async fn create<M, A>(&mut self, model: M) -> Result<M, DbErr>
+    where
+        M: IntoActiveModel<A>,
+        A: ActiveModelTrait + sea_orm::ActiveModelBehavior + Send,
+        <A::Entity as EntityTrait>::Model: IntoActiveModel<A> + Into<M>,
+    {
+        let stored = insert_row(self.conn, model).await?;
+        self.summary.created += 1;
+        Ok(stored)
+    }
+
     async fn apply(&mut self, file: &CatalogFile) -> Result<(), CatalogError> {
         let mut global_ids: BTreeMap<String, String> = BTreeMap::new();
         for (i, spec) in file.global_models.iter().enumerate() {
@@ -406,11 +419,7 @@ impl<C: ConnectionTrait> Applier<'_, C> {
                     updated_at: now,
                 };
                 let id = row.id.clone();
-                row.into_active_model()
-                    .reset_all()
-                    .insert(self.conn)
-                    .await?;
-                self.summary.created += 1;
+                self.create(row).await?;
                 Ok(id)
             }
         }
@@ -479,11 +488,7 @@ impl<C: ConnectionTrait> Applier<'_, C> {
                     updated_at: now,
                 };
                 let id = row.id.clone();
-                row.into_active_model()
-                    .reset_all()
-                    .insert(self.conn)
-                    .await?;
-                self.summary.created += 1;
+                self.create(row).await?;
                 id
             }
         };
@@ -555,11 +560,7 @@ impl<C: ConnectionTrait> Applier<'_, C> {
                     updated_at: now,
                 };
                 let id = row.id.clone();
-                row.into_active_model()
-                    .reset_all()
-                    .insert(self.conn)
-                    .await?;
-                self.summary.created += 1;
+                self.create(row).await?;
                 id
             }
         };
@@ -621,7 +622,7 @@ impl<C: ConnectionTrait> Applier<'_, C> {
                 self.summary.updated += 1;
             }
             None => {
-                provider_api_keys::Model {
+                self.create(provider_api_keys::Model {
                     id: new_id(),
                     endpoint_id: endpoint_id.to_owned(),
                     api_key: secret,
@@ -632,12 +633,8 @@ impl<C: ConnectionTrait> Applier<'_, C> {
                     is_active: spec.is_active,
                     created_at: now,
                     updated_at: now,
-                }
-                .into_active_model()
-                .reset_all()
-                .insert(self.conn)
+                })
                 .await?;
-                self.summary.created += 1;
             }
         }
         Ok(())
@@ -681,7 +678,7 @@ impl<C: ConnectionTrait> Applier<'_, C> {
                 self.summary.updated += 1;
             }
             None => {
-                models::Model {
+                self.create(models::Model {
                     id: new_id(),
                     provider_id: provider_id.to_owned(),
                     global_model_id: global_id.to_owned(),
@@ -699,12 +696,8 @@ impl<C: ConnectionTrait> Applier<'_, C> {
                     config: None,
                     created_at: now,
                     updated_at: now,
-                }
-                .into_active_model()
-                .reset_all()
-                .insert(self.conn)
+                })
                 .await?;
-                self.summary.created += 1;
             }
         }
         Ok(())
@@ -740,11 +733,7 @@ impl<C: ConnectionTrait> Applier<'_, C> {
             None => {
                 let row = new_user(username, &email, spec.role, spec.is_active, spec.quota_usd);
                 let id = row.id.clone();
-                row.into_active_model()
-                    .reset_all()
-                    .insert(self.conn)
-                    .await?;
-                self.summary.created += 1;
+                self.create(row).await?;
                 id
             }
         };
@@ -861,22 +850,22 @@ pub(crate) async fn upsert_client_key<C: ConnectionTrait>(
             active.update(conn).await?;
         }
         None => {
-            api_keys::Model {
-                id: new_id(),
-                user_id: user_id.to_owned(),
-                key_hash: hash.to_owned(),
-                name: name.to_owned(),
-                is_active,
-                expires_at,
-                total_requests: 0,
-                total_cost_usd: 0.0,
-                last_used_at: None,
-                created_at: now,
-                updated_at: now,
-            }
-            .into_active_model()
-            .reset_all()
-            .insert(conn)
+            insert_row(
+                conn,
+                api_keys::Model {
+                    id: new_id(),
+                    user_id: user_id.to_owned(),
+                    key_hash: hash.to_owned(),
+                    name: name.to_owned(),
+                    is_active,
+                    expires_at,
+                    total_requests: 0,
+                    total_cost_usd: 0.0,
+                    last_used_at: None,
+                    created_at: now,
+                    updated_at: now,
+                },
+            )
             .await?;
         }
     }

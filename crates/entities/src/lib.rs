@@ -10,6 +10,7 @@
 mod cost;
 mod enums;
 mod error;
+mod insert;
 mod json;
 mod pricing;
 
@@ -30,6 +31,7 @@ pub mod users;
 pub use cost::{CostBreakdown, CostRequest, EffectivePricing, TokenCounts, compute_cost};
 pub use enums::{ApiFormat, BillingType, CandidateStatus, UsageStatus, UserRole};
 pub use error::EntityError;
+pub use insert::insert_row;
 pub use json::{
     AllowedModels, Capabilities, GlobalModelConfig, Headers, JsonObject, ModelAlias, ModelAliases,
 };

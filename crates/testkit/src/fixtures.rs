@@ -18,13 +18,9 @@ where
     <A::Entity as sea_orm::EntityTrait>::Model: IntoActiveModel<A> + Into<M>,
     C: ConnectionTrait,
 {
-    let active = model.into_active_model();
-    let stored = active
-        .reset_all()
-        .insert(conn)
+    tollgate_entities::insert_row(conn, model)
         .await
-        .unwrap_or_else(|error| panic!("fixture insert failed: {error}"));
-    stored.into()
+        .unwrap_or_else(|error| panic!("fixture insert failed: {error}"))
 }
 
 /// An active `user` role.

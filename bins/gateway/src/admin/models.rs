@@ -10,6 +10,7 @@ use sea_orm::{
     ModelTrait, QueryFilter, QueryOrder,
 };
 use serde::Deserialize;
+use tollgate_entities::insert_row;
 use tollgate_entities::{
     ApiFormat, Capabilities, GlobalModelConfig, JsonObject, ModelAlias, ModelAliases,
     TieredPricing, global_models, models, new_id, now_utc, providers,
@@ -147,11 +148,7 @@ pub(crate) async fn create_global(
         created_at: now,
         updated_at: now,
     };
-    let stored = row
-        .into_active_model()
-        .reset_all()
-        .insert(state.conn())
-        .await?;
+    let stored = insert_row(state.conn(), row).await?;
     state.resolver().global_model_created(&stored).await;
     Ok((StatusCode::CREATED, Json(stored)).into_response())
 }
@@ -413,11 +410,7 @@ pub(crate) async fn create_model(
         created_at: now,
         updated_at: now,
     };
-    let stored = row
-        .into_active_model()
-        .reset_all()
-        .insert(state.conn())
-        .await?;
+    let stored = insert_row(state.conn(), row).await?;
     state.resolver().model_created(&stored).await;
     Ok((StatusCode::CREATED, Json(stored)).into_response())
 }

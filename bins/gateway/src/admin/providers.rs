@@ -9,6 +9,7 @@ use sea_orm::{
     QueryFilter, QueryOrder,
 };
 use serde::{Deserialize, Serialize};
+use tollgate_entities::insert_row;
 use tollgate_entities::{
     AllowedModels, ApiFormat, BillingType, Headers, JsonObject, new_id, now_utc, provider_api_keys,
     provider_endpoints, providers,
@@ -126,11 +127,7 @@ pub(crate) async fn create(
         created_at: now,
         updated_at: now,
     };
-    let stored = row
-        .into_active_model()
-        .reset_all()
-        .insert(state.conn())
-        .await?;
+    let stored = insert_row(state.conn(), row).await?;
     // A new provider has no models yet: nothing cached can depend on it.
     Ok((StatusCode::CREATED, Json(stored)).into_response())
 }
@@ -278,11 +275,7 @@ pub(crate) async fn create_endpoint(
         created_at: now,
         updated_at: now,
     };
-    let stored = row
-        .into_active_model()
-        .reset_all()
-        .insert(state.conn())
-        .await?;
+    let stored = insert_row(state.conn(), row).await?;
     routes_changed_for_provider(&state, &id).await?;
     Ok((StatusCode::CREATED, Json(stored)).into_response())
 }
@@ -489,11 +482,7 @@ pub(crate) async fn create_key(
         created_at: now,
         updated_at: now,
     };
-    let stored = row
-        .into_active_model()
-        .reset_all()
-        .insert(state.conn())
-        .await?;
+    let stored = insert_row(state.conn(), row).await?;
     routes_changed_for_provider(&state, &provider_id).await?;
     Ok((
         StatusCode::CREATED,

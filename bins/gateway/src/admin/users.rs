@@ -10,6 +10,7 @@ use sea_orm::{
     QueryFilter, QueryOrder,
 };
 use serde::{Deserialize, Serialize};
+use tollgate_entities::insert_row;
 use tollgate_entities::{UserRole, api_keys, new_id, now_utc, users};
 
 use super::extract::{Admin, AdminJson, nullable};
@@ -145,11 +146,7 @@ pub(crate) async fn create(
         created_at: now,
         updated_at: now,
     };
-    let stored = row
-        .into_active_model()
-        .reset_all()
-        .insert(state.conn())
-        .await?;
+    let stored = insert_row(state.conn(), row).await?;
     Ok((StatusCode::CREATED, Json(stored)).into_response())
 }
 
@@ -238,11 +235,7 @@ pub(crate) async fn create_key(
         created_at: now,
         updated_at: now,
     };
-    let stored = row
-        .into_active_model()
-        .reset_all()
-        .insert(state.conn())
-        .await?;
+    let stored = insert_row(state.conn(), row).await?;
     let created = CreatedClientKey {
         id: stored.id,
         user_id: stored.user_id,
