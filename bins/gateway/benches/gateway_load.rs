@@ -4,7 +4,8 @@
 //! of its own (this binary re-executed with `--serve-mock`), like a real provider: sharing
 //! the load generator's runtime would make the direct baseline unrealistically cheap.
 //!
-//! `cargo bench -p tollgate-gateway --bench gateway_load` (add `-- --quick` for a short run).
+//! `cargo bench -p tollgate-gateway --bench gateway_load` (add `-- --quick` for a short run;
+//! set `TOLLGATE_BENCH_GATEWAY` to the path of another gateway build to measure that one).
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -125,7 +126,11 @@ async fn run(rounds: usize, load_for: Duration) {
         .expect("free port")
         .port();
     let database = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
-    let mut gateway = Command::new(env!("CARGO_BIN_EXE_tollgate-gateway"))
+    // `TOLLGATE_BENCH_GATEWAY=PATH` measures another build of the gateway, e.g. one built
+    // with `--no-default-features` (glibc's malloc) for the allocator comparison.
+    let binary = std::env::var_os("TOLLGATE_BENCH_GATEWAY")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_tollgate-gateway").into());
+    let mut gateway = Command::new(binary)
         .arg("--catalog")
         .arg(&catalogue_path)
         .args(["--listen", &format!("127.0.0.1:{port}")])

@@ -5,6 +5,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc (feature `mimalloc`, on by default) instead of glibc's malloc: under load,
+/// glibc's malloc was about a quarter of the gateway's CPU profile and its resident set
+/// followed the usage queue. Huge pages are off (`no_thp`), which keeps the resident set
+/// close to what is in use. docs/PERFORMANCE.md has the side-by-side numbers.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let config = match tollgate_gateway::Cli::parse().into_config() {
         Ok(config) => config,
