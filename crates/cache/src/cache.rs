@@ -12,7 +12,7 @@ use crate::bus::{Bus, Invalidator, Message};
 use crate::entry::{decode, encode};
 use crate::flight::{self, Flights, Join, State, Waited};
 use crate::local::Local;
-use crate::remote::Remote;
+use crate::remote::{Remote, Version};
 use crate::telemetry::Telemetry;
 use crate::{CacheError, CacheKey, Config, CounterKey, Entry, Key, Lookup, Tier};
 
@@ -33,6 +33,8 @@ pub struct Cache {
 struct Inner {
     config: Config,
     channel: String,
+    /// `{namespace}meta:invalidation_version`, see [`Version`].
+    version_key: String,
     telemetry: Telemetry,
     invalidator: Invalidator,
     remote: Option<Remote>,
@@ -127,6 +129,7 @@ impl Cache {
         Self {
             inner: Arc::new(Inner {
                 channel: config.channel(),
+                version_key: format!("{}meta:invalidation_version", config.namespace),
                 config,
                 telemetry,
                 invalidator,
@@ -193,7 +196,8 @@ impl Cache {
                 &self.redis_key(&name),
                 &bytes,
                 ttl,
-                Some((self.inner.channel.as_str(), message.as_str())),
+                &self.inner.version_key,
+                (self.inner.channel.as_str(), message.as_str()),
             )
             .await
     }
@@ -212,7 +216,12 @@ impl Cache {
             Some(remote) => {
                 let message = Message::Delete { key: name.clone() }.to_json();
                 remote
-                    .delete(&self.redis_key(&name), &self.inner.channel, &message)
+                    .delete(
+                        &self.redis_key(&name),
+                        &self.inner.version_key,
+                        &self.inner.channel,
+                        &message,
+                    )
                     .await
             }
             None => Ok(()),
@@ -295,7 +304,8 @@ impl Cache {
             return Ok(hit);
         }
         let mut redis_usable = true;
-        match self.remote_lookup::<K>(&name).await {
+        let (read, version) = self.remote_lookup_for_load::<K>(&name).await;
+        match read {
             RemoteRead::Hit(entry, remaining) => {
                 self.fill_local::<K>(name, &entry, remaining, epoch);
                 return Ok(Lookup {
@@ -333,7 +343,21 @@ impl Cache {
                 match encode(&entry, ttl) {
                     Ok(bytes) => {
                         // A failure is counted and logged by the Redis tier; the answer stands.
-                        let _ = remote.set(&self.redis_key(&name), &bytes, ttl, None).await;
+                        let stored = remote
+                            .store_if_current(
+                                &self.redis_key(&name),
+                                &bytes,
+                                ttl,
+                                &self.inner.version_key,
+                                &version,
+                            )
+                            .await;
+                        if let Ok(false) = stored {
+                            // Another replica invalidated since this load began.
+                            self.inner
+                                .telemetry
+                                .request(K::FAMILY, "redis", "stale_store_skipped");
+                        }
                     }
                     Err(error) => {
                         tracing::warn!(family = K::FAMILY, %error, "cannot encode a cache value; not stored in redis");
@@ -416,6 +440,7 @@ impl Cache {
                 remote
                     .flush(
                         &self.inner.config.namespace,
+                        &self.inner.version_key,
                         &self.inner.channel,
                         &Message::Flush.to_json(),
                     )
@@ -511,9 +536,39 @@ impl Cache {
         let Some(remote) = &self.inner.remote else {
             return RemoteRead::Absent;
         };
-        let telemetry = &self.inner.telemetry;
         let redis_key = self.redis_key(name);
-        match remote.get(&redis_key).await {
+        let read = remote.get(&redis_key).await;
+        self.remote_read::<K>(&redis_key, read)
+    }
+
+    /// [`Cache::remote_lookup`], with the invalidation version a load's store must match.
+    async fn remote_lookup_for_load<K: CacheKey>(
+        &self,
+        name: &str,
+    ) -> (RemoteRead<K::Value>, Version) {
+        let Some(remote) = &self.inner.remote else {
+            return (RemoteRead::Absent, Version::default());
+        };
+        let redis_key = self.redis_key(name);
+        match remote
+            .get_with_version(&redis_key, &self.inner.version_key)
+            .await
+        {
+            Ok((bytes, version)) => (self.remote_read::<K>(&redis_key, Ok(bytes)), version),
+            Err(error) => (
+                self.remote_read::<K>(&redis_key, Err(error)),
+                Version::default(),
+            ),
+        }
+    }
+
+    fn remote_read<K: CacheKey>(
+        &self,
+        redis_key: &str,
+        read: Result<Option<Vec<u8>>, CacheError>,
+    ) -> RemoteRead<K::Value> {
+        let telemetry = &self.inner.telemetry;
+        match read {
             Ok(Some(bytes)) => match decode::<K::Value>(&bytes) {
                 Ok((entry, remaining)) => {
                     let result = if entry.is_missing() {

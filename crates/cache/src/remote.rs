@@ -48,6 +48,22 @@ fn millis(duration: Duration) -> u64 {
         .max(1)
 }
 
+/// Stores a loaded entry only if the invalidation version is the one read before the load.
+/// KEYS: entry, version. ARGV: version read before the load (empty when there was none),
+/// encoded entry, TTL in milliseconds.
+const STORE_IF_CURRENT: &str = "\
+local current = redis.call('GET', KEYS[2]) or ''
+if current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1";
+
+/// The namespace's invalidation version as read from Redis (empty when the key is absent).
+/// Every delete, explicit set and flush increments it; a load stores its answer in Redis only
+/// if the version is unchanged, which closes the race between a replica's load that read
+/// the database just before an admin change committed and the invalidation that followed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Version(Vec<u8>);
+
 /// A `SCAN MATCH` pattern for every key that starts with `prefix`.
 fn prefix_pattern(prefix: &str) -> String {
     let mut pattern = String::with_capacity(prefix.len() + 1);
@@ -242,40 +258,102 @@ impl Remote {
         .await
     }
 
-    /// `SET key value PX ttl`, followed in the same round trip by a PUBLISH when `notify` is
-    /// given.
+    /// `MGET key version_key`: the entry, and the namespace's invalidation version that a
+    /// load started now must still find when it stores its answer
+    /// ([`Remote::store_if_current`]).
+    pub(crate) async fn get_with_version(
+        &self,
+        key: &str,
+        version_key: &str,
+    ) -> Result<(Option<Vec<u8>>, Version), CacheError> {
+        self.run("get", Gate::Breaker, |mut connection| async move {
+            let (entry, version): (Option<Vec<u8>>, Option<Vec<u8>>) = redis::cmd("MGET")
+                .arg(key)
+                .arg(version_key)
+                .query_async(&mut connection)
+                .await?;
+            Ok((entry, Version(version.unwrap_or_default())))
+        })
+        .await
+    }
+
+    /// `SET key value PX ttl` unless the invalidation version has moved on from `version`:
+    /// an invalidation committed after the load began, so its answer may be older than the
+    /// data and must not be shared. Returns whether the value was stored. One `EVAL` round
+    /// trip, atomic with respect to [`Remote::delete`].
+    pub(crate) async fn store_if_current(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        version_key: &str,
+        version: &Version,
+    ) -> Result<bool, CacheError> {
+        self.run("set", Gate::Breaker, |mut connection| async move {
+            let stored: i64 = redis::cmd("EVAL")
+                .arg(STORE_IF_CURRENT)
+                .arg(2)
+                .arg(key)
+                .arg(version_key)
+                .arg(version.0.as_slice())
+                .arg(value)
+                .arg(millis(ttl))
+                .query_async(&mut connection)
+                .await?;
+            Ok(stored == 1)
+        })
+        .await
+    }
+
+    /// `SET key value PX ttl`, `INCR version_key` (so a load in flight anywhere does not
+    /// overwrite this value with an older one) and `PUBLISH channel message`, in one
+    /// MULTI/EXEC round trip.
     pub(crate) async fn set(
         &self,
         key: &str,
         value: &[u8],
         ttl: Duration,
-        notify: Option<(&str, &str)>,
+        version_key: &str,
+        (channel, message): (&str, &str),
     ) -> Result<(), CacheError> {
         self.run("set", Gate::Breaker, |mut connection| async move {
-            let mut pipe = redis::pipe();
-            pipe.cmd("SET")
+            redis::pipe()
+                .atomic()
+                .cmd("SET")
                 .arg(key)
                 .arg(value)
                 .arg("PX")
                 .arg(millis(ttl))
-                .ignore();
-            if let Some((channel, message)) = notify {
-                pipe.cmd("PUBLISH").arg(channel).arg(message).ignore();
-            }
-            pipe.query_async::<()>(&mut connection).await
+                .ignore()
+                .cmd("INCR")
+                .arg(version_key)
+                .ignore()
+                .cmd("PUBLISH")
+                .arg(channel)
+                .arg(message)
+                .ignore()
+                .query_async::<()>(&mut connection)
+                .await
         })
         .await
     }
 
-    /// `DEL key` and `PUBLISH channel message` in one round trip.
+    /// `INCR version_key`, `DEL key` and `PUBLISH channel message` in one MULTI/EXEC round
+    /// trip. The version bump makes every load that began before it (and so may have read
+    /// the database before the change this delete follows) skip storing its answer.
     pub(crate) async fn delete(
         &self,
         key: &str,
+        version_key: &str,
         channel: &str,
         message: &str,
     ) -> Result<(), CacheError> {
         self.run("delete", Gate::Always, |mut connection| async move {
             redis::pipe()
+                .atomic()
+                .cmd("INCR")
+                .arg(version_key)
+                .ignore()
                 .cmd("DEL")
                 .arg(key)
                 .ignore()
@@ -335,11 +413,13 @@ impl Remote {
         .await
     }
 
-    /// Removes every key starting with `prefix` (SCAN + UNLINK in batches, each call under the
-    /// timeout), then publishes `message`. Returns how many keys were removed.
+    /// Removes every key starting with `prefix` but the invalidation version (SCAN + UNLINK
+    /// in batches, each call under the timeout), then bumps the version and publishes
+    /// `message`. Returns how many keys were removed.
     pub(crate) async fn flush(
         &self,
         prefix: &str,
+        version_key: &str,
         channel: &str,
         message: &str,
     ) -> Result<u64, CacheError> {
@@ -360,6 +440,9 @@ impl Remote {
                         .await
                 })
                 .await?;
+            // The invalidation version survives (and is bumped below): removing it could let
+            // a load that read an old version find the same number again later.
+            let keys: Vec<String> = keys.into_iter().filter(|key| key != version_key).collect();
             if !keys.is_empty() {
                 let keys = keys.as_slice();
                 let count: u64 = self
@@ -378,9 +461,15 @@ impl Remote {
             }
         }
         self.run("flush_publish", Gate::Always, |mut connection| async move {
-            redis::cmd("PUBLISH")
+            redis::pipe()
+                .atomic()
+                .cmd("INCR")
+                .arg(version_key)
+                .ignore()
+                .cmd("PUBLISH")
                 .arg(channel)
                 .arg(message)
+                .ignore()
                 .query_async::<()>(&mut connection)
                 .await
         })

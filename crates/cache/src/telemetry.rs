@@ -8,7 +8,8 @@ use metrics::{Label, counter};
 /// `tier` is `l1`, `redis`, `loader` or `flight` (a call that waited for a concurrent load of
 /// the same key); `result` is one of `hit`, `negative_hit`, `miss`, `invalid` (undecodable
 /// value, treated as a miss), `error`, `skipped` (breaker open), `found`, `missing`,
-/// `coalesced`.
+/// `coalesced`, `stale_store_skipped` (a load's answer not shared because an invalidation
+/// came after the load began).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Telemetry {
     extra: Vec<Label>,
