@@ -16,6 +16,7 @@ use tollgate_stats::{Aggregator, BusinessCalendar};
 
 use crate::admin::{self, DashboardCache};
 use crate::config::DEFAULT_BODY_LIMIT;
+use crate::quota::SpendLedger;
 use crate::secret_box::SecretBox;
 use crate::writer::{self, UsageSender, WriterConfig, WriterHandle, WriterStats};
 use crate::{ops, proxy};
@@ -31,6 +32,7 @@ struct Inner {
     secrets: SecretBox,
     stats: Aggregator,
     dashboard: DashboardCache,
+    spend: SpendLedger,
 }
 
 /// What every handler shares. Cheap to clone.
@@ -62,6 +64,9 @@ impl AppState {
     }
     pub(crate) fn usage(&self) -> &UsageSender {
         &self.inner.usage
+    }
+    pub(crate) fn spend(&self) -> &SpendLedger {
+        &self.inner.spend
     }
     pub(crate) fn metrics(&self) -> Option<&PrometheusHandle> {
         self.inner.metrics.as_ref()
@@ -216,6 +221,7 @@ impl GatewayBuilder {
                     secrets: self.secrets,
                     stats,
                     dashboard: DashboardCache::default(),
+                    spend: SpendLedger::default(),
                 }),
             },
             writer,

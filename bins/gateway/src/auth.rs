@@ -54,6 +54,12 @@ pub(crate) struct ClientIdentity {
     user_active: bool,
     /// Expiry as a Unix timestamp, checked at every request (not at caching time).
     expires_at_unix: Option<i64>,
+    /// The owner's `quota_usd` (`None`: unlimited).
+    pub(crate) quota_usd: Option<f64>,
+    /// The owner's `used_usd` when this was read from the database.
+    pub(crate) used_usd: f64,
+    /// When this was read from the database (Unix seconds, taken before the query).
+    pub(crate) loaded_at_unix: i64,
 }
 
 /// Hex SHA-256 of a plaintext client key: the stored `key_hash`.
@@ -89,6 +95,7 @@ fn presented_key(format: ApiFormat, headers: &HeaderMap) -> Option<&str> {
 }
 
 async fn load(conn: &DatabaseConnection, hash: &str) -> Result<Option<ClientIdentity>, DbErr> {
+    let loaded_at_unix = time::OffsetDateTime::now_utc().unix_timestamp();
     let found = api_keys::Entity::find()
         .filter(api_keys::Column::KeyHash.eq(hash))
         .find_also_related(users::Entity)
@@ -103,6 +110,9 @@ async fn load(conn: &DatabaseConnection, hash: &str) -> Result<Option<ClientIden
             key_active: key.is_active,
             user_active: user.is_active,
             expires_at_unix: key.expires_at.map(time::OffsetDateTime::unix_timestamp),
+            quota_usd: user.quota_usd,
+            used_usd: user.used_usd,
+            loaded_at_unix,
         })
     }))
 }

@@ -14,6 +14,8 @@ pub(crate) enum ErrorKind {
     InvalidRequest,
     /// Body over the limit.
     PayloadTooLarge,
+    /// The client key's user has spent their `quota_usd`.
+    QuotaExceeded,
     /// The model name resolves to no global model.
     ModelNotFound,
     /// The model exists but no candidate can serve it.
@@ -32,6 +34,7 @@ impl ErrorKind {
             Self::Authentication => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::QuotaExceeded => StatusCode::PAYMENT_REQUIRED,
             Self::ModelNotFound => StatusCode::NOT_FOUND,
             Self::NoCandidate | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream => StatusCode::BAD_GATEWAY,
@@ -46,6 +49,7 @@ impl ErrorKind {
             Self::InvalidRequest | Self::PayloadTooLarge | Self::ModelNotFound => {
                 "invalid_request_error"
             }
+            Self::QuotaExceeded => "insufficient_quota",
             Self::NoCandidate | Self::Unavailable => "service_unavailable",
             Self::Upstream => "upstream_error",
             Self::Internal => "internal_error",
@@ -58,6 +62,7 @@ impl ErrorKind {
             Self::Authentication => "invalid_api_key",
             Self::InvalidRequest => "invalid_request",
             Self::PayloadTooLarge => "request_too_large",
+            Self::QuotaExceeded => "insufficient_quota",
             Self::ModelNotFound => "model_not_found",
             Self::NoCandidate => "no_available_provider",
             Self::Upstream => "upstream_error",
@@ -72,6 +77,7 @@ impl ErrorKind {
             Self::Authentication => "authentication_error",
             Self::InvalidRequest => "invalid_request_error",
             Self::PayloadTooLarge => "request_too_large",
+            Self::QuotaExceeded => "billing_error",
             Self::ModelNotFound => "not_found_error",
             Self::NoCandidate | Self::Unavailable => "overloaded_error",
             Self::Upstream | Self::Internal => "api_error",

@@ -16,6 +16,7 @@ mod error;
 pub mod mock;
 mod ops;
 mod proxy;
+mod quota;
 mod relay;
 mod secret;
 mod secret_box;

@@ -24,9 +24,9 @@ use crate::app::AppState;
 use crate::auth::{ClientIdentity, authenticate};
 use crate::error::{ApiError, ErrorKind};
 use crate::relay::{Relay, StreamEnd};
-use crate::tokens;
 use crate::upstream::{Attempt, Outcome};
 use crate::writer::UsageRecord;
+use crate::{quota, tokens};
 
 /// `POST /v1/chat/completions`.
 pub(crate) async fn chat_completions(
@@ -361,6 +361,13 @@ impl RequestContext {
         candidates: Vec<request_candidates::Model>,
     ) {
         let usage = self.usage_row(served, ending);
+        if self.identity.quota_usd.is_some() {
+            self.state.spend().record(
+                &self.identity.user_id,
+                time::OffsetDateTime::now_utc().unix_timestamp(),
+                usage.total_cost_usd,
+            );
+        }
         self.state.usage().send(UsageRecord { usage, candidates });
     }
 }
@@ -453,6 +460,10 @@ async fn proxy(
         created_at,
         started,
     };
+    if let Err(error) = check_quota(state, format, &ctx.identity) {
+        ctx.record(None, &failed_ending(&error), Vec::new());
+        return Err(error);
+    }
     let planned = state
         .resolver()
         .plan(&request.model, format, Some(&ctx.identity.key_id))
@@ -655,6 +666,32 @@ async fn proxy(
     routing_headers(&mut response, last.as_ref().map(|(s, _)| s), attempts);
     observe_overhead(started, upstream_time);
     Ok(response)
+}
+
+/// 402 when the client key's user has spent their quota (see `quota`).
+fn check_quota(
+    state: &AppState,
+    format: ApiFormat,
+    identity: &ClientIdentity,
+) -> Result<(), ApiError> {
+    let Some(quota) = identity.quota_usd else {
+        return Ok(());
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let recent = state
+        .spend()
+        .spent_since(&identity.user_id, identity.loaded_at_unix, now);
+    if quota::within(Some(quota), identity.used_usd, recent) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorKind::QuotaExceeded,
+        format,
+        format!(
+            "quota exceeded: this key's user has spent {:.4} of a {quota:.4} USD quota",
+            identity.used_usd + recent
+        ),
+    ))
 }
 
 fn failed_ending(error: &ApiError) -> Ending {

@@ -51,6 +51,9 @@ pub(crate) struct UserUpdate {
     is_active: Option<bool>,
     #[serde(default, deserialize_with = "nullable")]
     quota_usd: Option<Option<f64>>,
+    /// Sets the spend counted against the quota, e.g. back to 0 for a new period.
+    #[serde(default)]
+    used_usd: Option<f64>,
 }
 
 /// `POST /api/admin/users/{id}/api-keys`.
@@ -186,6 +189,9 @@ pub(crate) async fn update(
         active.quota_usd = Set(quota
             .map(|q| validate::non_negative("quota_usd", q))
             .transpose()?);
+    }
+    if let Some(used) = body.used_usd {
+        active.used_usd = Set(validate::non_negative("used_usd", used)?);
     }
     active.updated_at = Set(now_utc());
     let after = active.update(state.conn()).await?;
