@@ -8,6 +8,7 @@ mod columns;
 mod m20261124_000001_create_catalogue;
 mod m20261124_000002_create_traffic;
 mod m20261124_000003_create_stats;
+mod m20261124_000004_index_user_daily_date;
 
 /// The trait that gives [`Migrator`] its `up`, `down`, `fresh` and status functions.
 pub use sea_orm_migration::MigratorTrait as MigratorTraitReexport;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_create_catalogue::Migration),
             Box::new(m20261124_000002_create_traffic::Migration),
             Box::new(m20261124_000003_create_stats::Migration),
+            Box::new(m20261124_000004_index_user_daily_date::Migration),
         ]
     }
 }
