@@ -64,6 +64,23 @@ return 1";
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Version(Vec<u8>);
 
+/// Appends the invalidation version bump and the bus message to `pipe`: every change to the
+/// shared entries ends with both, in the same transaction.
+fn bump_and_publish<'a>(
+    pipe: &'a mut redis::Pipeline,
+    version_key: &str,
+    channel: &str,
+    message: &str,
+) -> &'a mut redis::Pipeline {
+    pipe.cmd("INCR")
+        .arg(version_key)
+        .ignore()
+        .cmd("PUBLISH")
+        .arg(channel)
+        .arg(message)
+        .ignore()
+}
+
 /// A `SCAN MATCH` pattern for every key that starts with `prefix`.
 fn prefix_pattern(prefix: &str) -> String {
     let mut pattern = String::with_capacity(prefix.len() + 1);
@@ -317,28 +334,22 @@ impl Remote {
         (channel, message): (&str, &str),
     ) -> Result<(), CacheError> {
         self.run("set", Gate::Breaker, |mut connection| async move {
-            redis::pipe()
-                .atomic()
+            let mut pipe = redis::pipe();
+            pipe.atomic()
                 .cmd("SET")
                 .arg(key)
                 .arg(value)
                 .arg("PX")
                 .arg(millis(ttl))
-                .ignore()
-                .cmd("INCR")
-                .arg(version_key)
-                .ignore()
-                .cmd("PUBLISH")
-                .arg(channel)
-                .arg(message)
-                .ignore()
+                .ignore();
+            bump_and_publish(&mut pipe, version_key, channel, message)
                 .query_async::<()>(&mut connection)
                 .await
         })
         .await
     }
 
-    /// `INCR version_key`, `DEL key` and `PUBLISH channel message` in one MULTI/EXEC round
+    /// `DEL key`, `INCR version_key` and `PUBLISH channel message` in one MULTI/EXEC round
     /// trip. The version bump makes every load that began before it (and so may have read
     /// the database before the change this delete follows) skip storing its answer.
     pub(crate) async fn delete(
@@ -349,18 +360,9 @@ impl Remote {
         message: &str,
     ) -> Result<(), CacheError> {
         self.run("delete", Gate::Always, |mut connection| async move {
-            redis::pipe()
-                .atomic()
-                .cmd("INCR")
-                .arg(version_key)
-                .ignore()
-                .cmd("DEL")
-                .arg(key)
-                .ignore()
-                .cmd("PUBLISH")
-                .arg(channel)
-                .arg(message)
-                .ignore()
+            let mut pipe = redis::pipe();
+            pipe.atomic().cmd("DEL").arg(key).ignore();
+            bump_and_publish(&mut pipe, version_key, channel, message)
                 .query_async::<()>(&mut connection)
                 .await
         })
@@ -461,15 +463,7 @@ impl Remote {
             }
         }
         self.run("flush_publish", Gate::Always, |mut connection| async move {
-            redis::pipe()
-                .atomic()
-                .cmd("INCR")
-                .arg(version_key)
-                .ignore()
-                .cmd("PUBLISH")
-                .arg(channel)
-                .arg(message)
-                .ignore()
+            bump_and_publish(redis::pipe().atomic(), version_key, channel, message)
                 .query_async::<()>(&mut connection)
                 .await
         })

@@ -3,9 +3,47 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use tollgate_cache::{Entry, ModelById, Resolve, Tier};
+use tollgate_cache::{Cache, CacheKey, Entry, ModelById, Resolve, Tier};
 
 use crate::support::{self, Kind};
+
+/// A `get_or_load` whose loader has read its answer (`value`) and is held until `release`
+/// fires: the window in which an invalidation can overtake a load.
+struct HeldLoad<V> {
+    release: tokio::sync::oneshot::Sender<()>,
+    loading: tokio::task::JoinHandle<tollgate_cache::Lookup<V>>,
+}
+
+impl<V: Clone + Send + Sync + 'static> HeldLoad<V> {
+    /// Starts the load on `cache` and returns once its loader runs.
+    async fn start<K>(cache: &Cache, key: &K, value: Option<V>) -> Self
+    where
+        K: CacheKey<Value = V> + Clone + Send + Sync + 'static,
+    {
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let (release, release_rx) = tokio::sync::oneshot::channel::<()>();
+        let cache = cache.clone();
+        let key = key.clone();
+        let loading = tokio::spawn(async move {
+            cache
+                .get_or_load(&key, || async move {
+                    let _ = started_tx.send(());
+                    let _ = release_rx.await;
+                    Ok::<_, Infallible>(value)
+                })
+                .await
+                .unwrap()
+        });
+        started_rx.await.unwrap();
+        Self { release, loading }
+    }
+
+    /// Lets the loader answer; returns what the caller got.
+    async fn finish(self) -> tollgate_cache::Lookup<V> {
+        self.release.send(()).unwrap();
+        self.loading.await.unwrap()
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_on_one_store_reaches_another_within_100ms() {
@@ -74,26 +112,9 @@ async fn flush_drops_the_namespace_in_every_tier_and_replica() {
 async fn a_load_that_races_a_delete_is_not_cached() {
     let cache = support::store(Kind::Tiered, support::config()).await;
     let key = Resolve("racing".to_owned());
-    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
-    let loading = {
-        let cache = cache.clone();
-        let key = key.clone();
-        tokio::spawn(async move {
-            cache
-                .get_or_load(&key, || async move {
-                    let _ = started_tx.send(());
-                    let _ = release_rx.await;
-                    Ok::<_, Infallible>(None)
-                })
-                .await
-                .unwrap()
-        })
-    };
-    started_rx.await.unwrap();
+    let held = HeldLoad::start(&cache, &key, None).await;
     cache.delete(&key).await.unwrap();
-    release_tx.send(()).unwrap();
-    let answer = loading.await.unwrap();
+    let answer = held.finish().await;
     assert_eq!(answer.entry, Entry::Missing);
     // The answer loaded before the delete was handed back but not stored.
     assert_eq!(cache.get(&key).await, None);
@@ -117,29 +138,11 @@ async fn a_load_on_another_replica_that_races_a_delete_is_not_shared() {
         after.provider_model_name = "after-the-edit".to_owned();
         let key = ModelById(before.id.clone());
 
-        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-        let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
-        let loading = {
-            let loader = loader.clone();
-            let key = key.clone();
-            let before = before.clone();
-            tokio::spawn(async move {
-                loader
-                    .get_or_load(&key, || async move {
-                        // The database answered with the row as it was before the edit.
-                        let _ = started_tx.send(());
-                        let _ = release_rx.await;
-                        Ok::<_, Infallible>(Some(before))
-                    })
-                    .await
-                    .unwrap()
-            })
-        };
-        started_rx.await.unwrap();
+        // The database answered with the row as it was before the edit.
+        let held = HeldLoad::start(&loader, &key, Some(before.clone())).await;
         // The edit commits, then its invalidation runs.
         admin.delete(&key).await.unwrap();
-        release_tx.send(()).unwrap();
-        let answer = loading.await.unwrap();
+        let answer = held.finish().await;
         assert_eq!(answer.entry, Entry::Found(before.clone()));
         assert_eq!(
             reader.get(&key).await,
@@ -173,26 +176,9 @@ async fn a_flush_invalidates_loads_in_flight_and_keeps_the_version() {
     let key = Resolve("flushed-while-loading".to_owned());
     admin.delete(&key).await.unwrap();
 
-    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
-    let loading = {
-        let loader = loader.clone();
-        let key = key.clone();
-        tokio::spawn(async move {
-            loader
-                .get_or_load(&key, || async move {
-                    let _ = started_tx.send(());
-                    let _ = release_rx.await;
-                    Ok::<_, Infallible>(None)
-                })
-                .await
-                .unwrap()
-        })
-    };
-    started_rx.await.unwrap();
+    let held = HeldLoad::start(&loader, &key, None).await;
     admin.flush().await.unwrap();
-    release_tx.send(()).unwrap();
-    assert_eq!(loading.await.unwrap().entry, Entry::Missing);
+    assert_eq!(held.finish().await.entry, Entry::Missing);
     assert_eq!(reader.get(&key).await, None);
 
     let mut raw = support::raw().await;
