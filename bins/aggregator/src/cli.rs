@@ -26,6 +26,16 @@ pub(crate) struct Cli {
     #[arg(long, env = "TOLLGATE_METRICS_FILE", global = true)]
     pub(crate) metrics_file: Option<PathBuf>,
 
+    /// Also serve the Prometheus metrics at `http://ADDR/metrics` while the command runs
+    /// (for the daemon: a scrape target).
+    #[arg(
+        long,
+        env = "TOLLGATE_METRICS_LISTEN",
+        global = true,
+        value_name = "ADDR"
+    )]
+    pub(crate) metrics_listen: Option<std::net::SocketAddr>,
+
     /// What to do.
     #[command(subcommand)]
     pub(crate) command: Command,

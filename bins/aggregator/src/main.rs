@@ -42,7 +42,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(settings, cli.metrics_file.as_deref())) {
+    match runtime.block_on(run(settings, &cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -51,8 +51,11 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(settings: Settings, metrics_file: Option<&std::path::Path>) -> anyhow::Result<()> {
-    let metrics = Metrics::install(metrics_file)?;
+async fn run(settings: Settings, cli: &cli::Cli) -> anyhow::Result<()> {
+    let metrics = Metrics::install(cli.metrics_file.as_deref(), cli.metrics_listen.is_some())?;
+    if let Some(addr) = cli.metrics_listen {
+        metrics.serve(addr).await?;
+    }
     let mut options = ConnectOptions::new(settings.database_url.clone());
     options
         .max_connections(4)

@@ -24,22 +24,59 @@ pub(crate) fn init_logs() {
     };
 }
 
-/// The Prometheus recorder, when a metrics file was asked for.
+/// The Prometheus recorder, when a metrics file or listener was asked for.
 pub(crate) struct Metrics {
-    handle: Option<(PrometheusHandle, PathBuf)>,
+    handle: Option<PrometheusHandle>,
+    file: Option<PathBuf>,
 }
 
 impl Metrics {
-    /// Installs the recorder when `file` is set; without it the metrics facade is a no-op.
-    pub(crate) fn install(file: Option<&Path>) -> anyhow::Result<Self> {
-        let handle = match file {
-            Some(path) => Some((
-                PrometheusBuilder::new().install_recorder()?,
-                path.to_owned(),
-            )),
-            None => None,
+    /// Installs the recorder when `file` is set or `listen` is asked for; without either the
+    /// metrics facade is a no-op.
+    pub(crate) fn install(file: Option<&Path>, listen: bool) -> anyhow::Result<Self> {
+        let handle = if file.is_some() || listen {
+            Some(PrometheusBuilder::new().install_recorder()?)
+        } else {
+            None
         };
-        Ok(Self { handle })
+        Ok(Self {
+            handle,
+            file: file.map(Path::to_owned),
+        })
+    }
+
+    /// Serves `GET /metrics` on `addr` in the background for as long as the process runs.
+    /// Fails (one line naming the option) when the address cannot be bound.
+    pub(crate) async fn serve(&self, addr: std::net::SocketAddr) -> anyhow::Result<()> {
+        let Some(handle) = self.handle.clone() else {
+            return Ok(());
+        };
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|error| anyhow::anyhow!("--metrics-listen {addr}: cannot listen: {error}"))?;
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let handle = handle.clone();
+                async move {
+                    handle.run_upkeep();
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4",
+                        )],
+                        handle.render(),
+                    )
+                }
+            }),
+        );
+        tracing::info!(%addr, "serving metrics at /metrics");
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, app).await {
+                tracing::warn!(%error, "metrics listener stopped");
+            }
+        });
+        Ok(())
     }
 
     /// Counts one run and, on success, stamps the last-success gauge; then writes the file.
@@ -58,7 +95,7 @@ impl Metrics {
     }
 
     fn write(&self) {
-        let Some((handle, path)) = &self.handle else {
+        let (Some(handle), Some(path)) = (&self.handle, &self.file) else {
             return;
         };
         handle.run_upkeep();

@@ -126,38 +126,22 @@ async fn daily_summary_and_show_on_a_sqlite_file() {
 }
 
 #[cfg(unix)]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn daemon_stops_cleanly_on_sigterm() {
-    let db = TestDb::sqlite().await;
-    let metrics = std::env::temp_dir().join(format!("tollgate-metrics-{}.prom", uuid_like()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate-aggregator"))
-        .args(["--database-url", db.url(), "--metrics-file"])
-        .arg(&metrics)
+/// Starts `daemon --catch-up-days 3 --refresh-today 10` on `db` with `global` options.
+fn start_daemon(db: &TestDb, global: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_tollgate-aggregator"))
+        .args(["--database-url", db.url()])
+        .args(global)
         .args(["daemon", "--catch-up-days", "3", "--refresh-today", "10"])
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
-    // Wait for the catch-up to have written the metrics file, then ask it to stop.
-    let started = Instant::now();
-    while !metrics.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "daemon never finished its catch-up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let text = std::fs::read_to_string(&metrics).unwrap();
-    assert!(
-        text.contains("aggregator_runs_total{result=\"success\"} 1"),
-        "{text}"
-    );
-    assert!(
-        text.contains("aggregator_last_success_timestamp_seconds"),
-        "{text}"
-    );
+        .unwrap()
+}
+
+/// Sends SIGTERM and checks the daemon exits 0 within 20 s, saying so.
+async fn stop_daemon(mut child: std::process::Child) {
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -182,7 +166,108 @@ async fn daemon_stops_cleanly_on_sigterm() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(String::from_utf8_lossy(&output.stderr).contains("daemon stopped"));
+}
+
+/// The run metrics after the daemon's catch-up.
+fn assert_caught_up(text: &str) {
+    assert!(
+        text.contains("aggregator_runs_total{result=\"success\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("aggregator_last_success_timestamp_seconds"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_stops_cleanly_on_sigterm() {
+    let db = TestDb::sqlite().await;
+    let metrics = std::env::temp_dir().join(format!("tollgate-metrics-{}.prom", uuid_like()));
+    let metrics_arg = metrics.display().to_string();
+    let child = start_daemon(&db, &["--metrics-file", &metrics_arg]);
+    // Wait for the catch-up to have written the metrics file, then ask it to stop.
+    let started = Instant::now();
+    while !metrics.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "daemon never finished its catch-up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_caught_up(&std::fs::read_to_string(&metrics).unwrap());
+    stop_daemon(child).await;
     let _ = std::fs::remove_file(metrics);
+}
+
+/// `GET /metrics` over a plain connection; `None` until something answers 200.
+fn scrape(addr: &str) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer
+        .starts_with("HTTP/1.1 200")
+        .then(|| {
+            answer
+                .split_once("\r\n\r\n")
+                .map(|(_, body)| body.to_owned())
+        })
+        .flatten()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_serves_its_metrics_over_http() {
+    let db = TestDb::sqlite().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = start_daemon(&db, &["--metrics-listen", &addr]);
+    let started = Instant::now();
+    let text = loop {
+        if let Some(text) = scrape(&addr).filter(|text| text.contains("aggregator_runs_total")) {
+            break text;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no metrics at http://{addr}/metrics after the catch-up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_caught_up(&text);
+    stop_daemon(child).await;
+}
+
+#[test]
+fn a_metrics_address_in_use_fails_in_one_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = std::env::temp_dir().join(format!("tollgate-cli-metrics-{}", uuid_like()));
+    let url = format!("sqlite://{}?mode=rwc", dir.with_extension("db").display());
+    let output = aggregator(&url, &["--metrics-listen", &addr, "summary"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains("--metrics-listen"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    // A malformed address is clap's usage error: exit 2, naming the option first.
+    let malformed = aggregator(&url, &["--metrics-listen", "not-an-address", "summary"]);
+    assert_eq!(malformed.status.code(), Some(2), "{}", stderr(&malformed));
+    let first = stderr(&malformed)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        first.starts_with("error: ") && first.contains("--metrics-listen"),
+        "{first}"
+    );
+    let _ = std::fs::remove_file(dir.with_extension("db"));
 }
 
 fn uuid_like() -> String {
