@@ -168,7 +168,8 @@ impl Cache {
 
     /// Stores `entry` under `key` in every tier, with the family's TTL for found or missing
     /// entries, and tells other replicas to drop their in-process copy so none keeps an older
-    /// value.
+    /// value. Like a delete, it bumps the invalidation version, so a load in flight on any
+    /// replica does not overwrite this value with what it read before.
     ///
     /// The in-process tier is always written. The error reports a Redis write that failed or
     /// was skipped by the open circuit breaker, or a value that cannot be serialized.
@@ -233,7 +234,9 @@ impl Cache {
     }
 
     /// The entry under `key`, from the first tier that has it, or else from `loader`, whose
-    /// answer is stored in every tier (`Ok(None)` is stored as [`Entry::Missing`]).
+    /// answer is stored in every tier (`Ok(None)` is stored as [`Entry::Missing`]) unless an
+    /// invalidation (a delete, set or flush on any replica) happened after the load began:
+    /// the answer may then predate the change, and is only handed to the caller.
     ///
     /// Concurrent calls for one key in this process run one loader: the others wait and
     /// share its answer (with the tier that answered it). A loader error is returned to its
