@@ -90,6 +90,20 @@ fn sum_float(expr: &str) -> String {
     format!("CAST(COALESCE(SUM({expr}), 0) AS DOUBLE PRECISION)")
 }
 
+/// `COUNT(*)`, the error count and the four token sums: the leading columns every usage
+/// roll-up selects, in this order.
+fn requests_and_tokens() -> String {
+    [
+        "COUNT(*)".to_owned(),
+        sum_int(ERROR_CASE),
+        sum_int("input_tokens"),
+        sum_int("output_tokens"),
+        sum_int("cache_creation_input_tokens"),
+        sum_int("cache_read_input_tokens"),
+    ]
+    .join(", ")
+}
+
 fn get_i64(row: &QueryResult, index: usize) -> Result<i64, StatsError> {
     Ok(row.try_get_by_index::<i64>(index)?)
 }
@@ -137,15 +151,11 @@ async fn model_groups<C: ConnectionTrait>(
 ) -> Result<Vec<Group>, StatsError> {
     let backend = conn.get_database_backend();
     let sql = format!(
-        "SELECT global_model, model, provider, COUNT(*), {errors}, \
-         {t0}, {t1}, {t2}, {t3}, {c0}, {c1}, {c2}, {c3}, {c4}, {c5}, {rt}, COUNT(response_time_ms) \
+        "SELECT global_model, model, provider, {counts}, \
+         {c0}, {c1}, {c2}, {c3}, {c4}, {c5}, {rt}, COUNT(response_time_ms) \
          FROM usage WHERE created_at >= $1 AND created_at < $2 \
          GROUP BY global_model, model, provider",
-        errors = sum_int(ERROR_CASE),
-        t0 = sum_int("input_tokens"),
-        t1 = sum_int("output_tokens"),
-        t2 = sum_int("cache_creation_input_tokens"),
-        t3 = sum_int("cache_read_input_tokens"),
+        counts = requests_and_tokens(),
         c0 = sum_float("total_cost_usd"),
         c1 = sum_float("actual_total_cost_usd"),
         c2 = sum_float("input_cost_usd"),
@@ -234,14 +244,10 @@ async fn user_groups<C: ConnectionTrait>(
         None => "user_id IS NOT NULL",
     };
     let sql = format!(
-        "SELECT user_id, COUNT(*), {errors}, {t0}, {t1}, {t2}, {t3}, {cost} \
+        "SELECT user_id, {counts}, {cost} \
          FROM usage WHERE created_at >= $1 AND created_at < $2 AND {filter} \
          GROUP BY user_id",
-        errors = sum_int(ERROR_CASE),
-        t0 = sum_int("input_tokens"),
-        t1 = sum_int("output_tokens"),
-        t2 = sum_int("cache_creation_input_tokens"),
-        t3 = sum_int("cache_read_input_tokens"),
+        counts = requests_and_tokens(),
         cost = sum_float("total_cost_usd"),
     );
     let rows = conn.query_all_raw(statement(backend, &sql, values)).await?;
@@ -381,13 +387,9 @@ pub(crate) async fn range_totals<C: ConnectionTrait>(
 ) -> Result<Totals, StatsError> {
     let backend = conn.get_database_backend();
     let sql = format!(
-        "SELECT COUNT(*), {errors}, {t0}, {t1}, {t2}, {t3}, {c0}, {c1} \
+        "SELECT {counts}, {c0}, {c1} \
          FROM usage WHERE created_at >= $1 AND created_at < $2",
-        errors = sum_int(ERROR_CASE),
-        t0 = sum_int("input_tokens"),
-        t1 = sum_int("output_tokens"),
-        t2 = sum_int("cache_creation_input_tokens"),
-        t3 = sum_int("cache_read_input_tokens"),
+        counts = requests_and_tokens(),
         c0 = sum_float("total_cost_usd"),
         c1 = sum_float("actual_total_cost_usd"),
     );
