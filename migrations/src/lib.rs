@@ -9,6 +9,7 @@ mod m20261124_000001_create_catalogue;
 mod m20261124_000002_create_traffic;
 mod m20261124_000003_create_stats;
 mod m20261124_000004_index_user_daily_date;
+mod m20261201_000005_accounting_integrity;
 
 /// The trait that gives [`Migrator`] its `up`, `down`, `fresh` and status functions.
 pub use sea_orm_migration::MigratorTrait as MigratorTraitReexport;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_create_traffic::Migration),
             Box::new(m20261124_000003_create_stats::Migration),
             Box::new(m20261124_000004_index_user_daily_date::Migration),
+            Box::new(m20261201_000005_accounting_integrity::Migration),
         ]
     }
 }

@@ -296,3 +296,50 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+/// Polls for the usage row of `request_id` for up to `wait`; `None` when none appeared.
+pub(crate) async fn wait_for_usage(
+    conn: &DatabaseConnection,
+    request_id: &str,
+    wait: Duration,
+) -> Option<usage::Model> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let row = usage::Entity::find()
+            .filter(usage::Column::RequestId.eq(request_id))
+            .one(conn)
+            .await
+            .unwrap();
+        if row.is_some() || std::time::Instant::now() >= deadline {
+            return row;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// How long a canary's usage row may take: a few of the writer's batch intervals.
+pub(crate) const CANARY_WAIT: Duration = Duration::from_secs(5);
+
+/// The check that follows every fault case: a request from a fresh user for `model` (which
+/// must be routed to a healthy upstream) answers 200 and its usage row is written within
+/// [`CANARY_WAIT`], so the fault did not stop the ledger for anyone else.
+pub(crate) async fn assert_canary_recorded(
+    gateway: &Gateway,
+    conn: &DatabaseConnection,
+    format: ApiFormat,
+    model: &str,
+) -> usage::Model {
+    let canary = client(conn, &format!("canary-{}", uuid::Uuid::new_v4().simple())).await;
+    let answer = send(
+        gateway,
+        request(format, Some(&canary.key), chat(model, false)),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "canary: {}", answer.text());
+    let request_id = answer.header("x-request-id").to_owned();
+    let row = wait_for_usage(conn, &request_id, CANARY_WAIT)
+        .await
+        .unwrap_or_else(|| panic!("canary {request_id}: no usage row within {CANARY_WAIT:?}"));
+    assert_eq!(row.user_id.as_deref(), Some(canary.user_id.as_str()));
+    row
+}

@@ -18,6 +18,7 @@ mod ops;
 mod proxy;
 mod quota;
 mod relay;
+mod request;
 mod secret;
 mod secret_box;
 mod server;

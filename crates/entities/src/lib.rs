@@ -25,7 +25,9 @@ pub mod stats_daily;
 pub mod stats_daily_model;
 pub mod stats_summary;
 pub mod stats_user_daily;
+pub mod tollgate_meta;
 pub mod usage;
+pub mod usage_dead_letters;
 pub mod users;
 
 pub use cost::{CostBreakdown, CostRequest, EffectivePricing, TokenCounts, compute_cost};

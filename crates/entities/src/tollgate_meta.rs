@@ -1,0 +1,33 @@
+//! `tollgate_meta`: settings that belong to the database itself, such as the deployment's
+//! random identity (behaviour.md 8b), one row per key.
+
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// The key under which the deployment id is stored.
+pub const DEPLOYMENT_ID: &str = "deployment_id";
+
+/// A row of `tollgate_meta`.
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "tollgate_meta")]
+pub struct Model {
+    /// The setting's name.
+    #[sea_orm(
+        primary_key,
+        auto_increment = false,
+        column_type = "String(StringLen::N(64))"
+    )]
+    pub key: String,
+    /// Its value.
+    #[sea_orm(column_type = "Text")]
+    pub value: String,
+    /// When it was first written.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: TimeDateTimeWithTimeZone,
+}
+
+/// No relations.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,57 @@
+//! Accounting integrity (behaviour.md 7 and 8b): `usage_dead_letters`, where the usage
+//! writer keeps records the database rejected, and `tollgate_meta`, which holds the
+//! deployment's random identity (part of every cache key).
+
+use sea_orm_migration::prelude::{
+    DbErr, DeriveMigrationName, MigrationTrait, SchemaManager, Table, async_trait,
+};
+use sea_orm_migration::schema::{
+    json_binary, string_len, text, timestamp_with_time_zone_null,
+};
+
+use crate::columns::{created_at, id, index};
+
+/// Creates `usage_dead_letters` and `tollgate_meta`.
+#[derive(DeriveMigrationName)]
+pub(crate) struct Migration;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("usage_dead_letters")
+                    .col(id())
+                    .col(string_len("request_id", 100))
+                    .col(json_binary("payload"))
+                    .col(text("error"))
+                    .col(timestamp_with_time_zone_null("replayed_at"))
+                    .col(created_at())
+                    .take(),
+            )
+            .await?;
+        manager
+            .create_index(index("usage_dead_letters", &["request_id"]))
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("tollgate_meta")
+                    .col(string_len("key", 64).primary_key())
+                    .col(text("value"))
+                    .col(created_at())
+                    .take(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table("tollgate_meta").take())
+            .await?;
+        manager
+            .drop_table(Table::drop().table("usage_dead_letters").take())
+            .await
+    }
+}
