@@ -5,9 +5,7 @@
 use sea_orm_migration::prelude::{
     DbErr, DeriveMigrationName, MigrationTrait, SchemaManager, Table, async_trait,
 };
-use sea_orm_migration::schema::{
-    json_binary, string_len, text, timestamp_with_time_zone_null,
-};
+use sea_orm_migration::schema::{json_binary, string_len, text, timestamp_with_time_zone_null};
 
 use crate::columns::{created_at, id, index};
 

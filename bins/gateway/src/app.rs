@@ -16,6 +16,10 @@ use tollgate_stats::{Aggregator, BusinessCalendar};
 
 use crate::admin::{self, DashboardCache};
 use crate::config::DEFAULT_BODY_LIMIT;
+use tokio_util::task::TaskTracker;
+use tower_http::timeout::RequestBodyTimeoutLayer;
+
+use crate::drain::{Drain, DrainSignal};
 use crate::quota::SpendLedger;
 use crate::secret_box::SecretBox;
 use crate::writer::{self, UsageSender, WriterConfig, WriterHandle, WriterStats};
@@ -33,6 +37,33 @@ struct Inner {
     stats: Aggregator,
     dashboard: DashboardCache,
     spend: SpendLedger,
+    limits: Limits,
+    drain: Drain,
+    tasks: TaskTracker,
+}
+
+/// Bounds of the request path (behaviour.md 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest whole (non-streamed) upstream answer; larger is a failed attempt. Default
+    /// 32 MiB (`TOLLGATE_MAX_RESPONSE_BYTES`).
+    pub max_response_bytes: usize,
+    /// How long a stream keeps reading the upstream after its client left, to collect the
+    /// usage block. Default 5 s.
+    pub stream_grace: Duration,
+    /// Longest pause between two reads of a request body (`TOLLGATE_HEADER_TIMEOUT_SECS`,
+    /// default 10 s); a body that stalls longer ends the request with a 4xx.
+    pub request_body_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_response_bytes: 32 * 1024 * 1024,
+            stream_grace: Duration::from_secs(5),
+            request_body_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// What every handler shares. Cheap to clone.
@@ -83,6 +114,16 @@ impl AppState {
     pub(crate) fn dashboard(&self) -> &DashboardCache {
         &self.inner.dashboard
     }
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+    pub(crate) fn drain_signal(&self) -> DrainSignal {
+        self.inner.drain.signal()
+    }
+    /// Request and stream tasks, which a shutdown waits for.
+    pub(crate) fn tasks(&self) -> &TaskTracker {
+        &self.inner.tasks
+    }
 }
 
 /// The gateway's routes over `state`.
@@ -99,6 +140,9 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::dashboard_routes())
         .fallback(ops::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(RequestBodyTimeoutLayer::new(
+            state.limits().request_body_timeout,
+        ))
         .with_state(state)
 }
 
@@ -121,6 +165,7 @@ pub struct GatewayBuilder {
     metrics: Option<PrometheusHandle>,
     secrets: SecretBox,
     calendar: BusinessCalendar,
+    limits: Limits,
 }
 
 impl std::fmt::Debug for GatewayBuilder {
@@ -190,6 +235,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// Bounds of the request path (default: [`Limits::default`]).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Starts the usage writer and returns the gateway. Needs a Tokio runtime.
     pub fn build(self) -> Result<Gateway, BuildError> {
         install_crypto_provider();
@@ -205,6 +256,9 @@ impl GatewayBuilder {
             .pool_max_idle_per_host(512)
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
+            // Redirects are never followed: credentials go only to the configured endpoint,
+            // and a 3xx is a failed attempt (behaviour.md 8).
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         let (usage, writer) = writer::spawn(self.conn.clone(), self.writer);
         let stats = Aggregator::new(self.conn.clone(), self.calendar);
@@ -222,9 +276,12 @@ impl GatewayBuilder {
                     stats,
                     dashboard: DashboardCache::default(),
                     spend: SpendLedger::default(),
+                    limits: self.limits,
+                    drain: Drain::default(),
+                    tasks: TaskTracker::new(),
                 }),
             },
-            writer,
+            writer: tokio::sync::Mutex::new(Some(writer)),
         })
     }
 }
@@ -232,7 +289,8 @@ impl GatewayBuilder {
 /// A gateway: the shared state and its usage writer.
 pub struct Gateway {
     state: AppState,
-    writer: WriterHandle,
+    /// Taken by the first drain.
+    writer: tokio::sync::Mutex<Option<WriterHandle>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -255,6 +313,7 @@ impl Gateway {
             metrics: None,
             secrets: SecretBox::default(),
             calendar: BusinessCalendar::utc(),
+            limits: Limits::default(),
         }
     }
 
@@ -273,6 +332,20 @@ impl Gateway {
         self.state.resolver()
     }
 
+    /// Ends every open stream with the format's error event and makes every upstream attempt
+    /// still waiting give up: the shutdown's cut (behaviour.md 8b).
+    pub fn cut_streams(&self) {
+        self.state.inner.drain.cut();
+    }
+
+    /// Waits, for at most `within`, until every request and stream task has recorded its
+    /// usage; call after the server stopped accepting and [`Gateway::cut_streams`].
+    pub async fn finish_requests(&self, within: Duration) -> bool {
+        let tasks = self.state.tasks();
+        tasks.close();
+        tokio::time::timeout(within, tasks.wait()).await.is_ok()
+    }
+
     /// Waits until every usage record queued so far is written (or dropped).
     pub async fn flush_usage(&self) {
         self.state.usage().flush().await;
@@ -286,8 +359,15 @@ impl Gateway {
     /// Drains the usage queue, retrying a failing database for at most `timeout`, and
     /// stops the writer. Call after the server stopped accepting requests.
     pub async fn shutdown(self, timeout: Duration) -> WriterStats {
+        self.drain_usage(timeout).await
+    }
+
+    /// As [`Gateway::shutdown`], by reference (the server keeps the gateway).
+    pub async fn drain_usage(&self, timeout: Duration) -> WriterStats {
         let stats_of = self.state.usage().clone();
-        self.writer.shutdown(timeout).await;
+        if let Some(writer) = self.writer.lock().await.take() {
+            writer.shutdown(timeout).await;
+        }
         stats_of.stats()
     }
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use tollgate_resolver::ResolutionOrder;
 
+use crate::app::Limits;
+use crate::listener::ServerLimits;
 use crate::secret::{Secret, redact_url};
 use crate::writer::WriterConfig;
 
@@ -73,9 +75,25 @@ pub struct Cli {
     /// Most usage records waiting for the database before new ones are dropped (and counted).
     #[arg(long, env = "TOLLGATE_USAGE_QUEUE", default_value = "100000")]
     pub usage_queue: String,
-    /// How long a shutdown waits for the usage writer to flush, in seconds.
+    /// Bound of a shutdown, in seconds: requests and streams in flight get 80 % of it, then
+    /// open streams end with an error event, and the usage queue is drained in the rest.
     #[arg(long, env = "TOLLGATE_SHUTDOWN_TIMEOUT_SECS", default_value = "30")]
     pub shutdown_timeout_secs: String,
+    /// Largest whole (non-streamed) upstream answer in bytes; larger is a failed attempt.
+    #[arg(long, env = "TOLLGATE_MAX_RESPONSE_BYTES", default_value = "33554432")]
+    pub max_response_bytes: String,
+    /// Seconds a client has to send complete request headers (and longest pause in a body).
+    #[arg(long, env = "TOLLGATE_HEADER_TIMEOUT_SECS", default_value = "10")]
+    pub header_timeout_secs: String,
+    /// Seconds a keep-alive connection may stay idle.
+    #[arg(long, env = "TOLLGATE_IDLE_TIMEOUT_SECS", default_value = "60")]
+    pub idle_timeout_secs: String,
+    /// Most client connections open at once; default: derived from the open-file limit.
+    #[arg(long, env = "TOLLGATE_MAX_CONNECTIONS")]
+    pub max_connections: Option<String>,
+    /// Seconds a stream keeps reading the upstream after its client left, for the usage block.
+    #[arg(long, env = "TOLLGATE_STREAM_GRACE_SECS", default_value = "5")]
+    pub stream_grace_secs: String,
 }
 
 impl std::fmt::Debug for Cli {
@@ -135,8 +153,12 @@ pub struct Config {
     pub body_limit: usize,
     /// Usage writer settings.
     pub writer: WriterConfig,
-    /// Longest wait for the usage writer at shutdown.
+    /// Bound of a shutdown.
     pub shutdown_timeout: Duration,
+    /// Bounds of the request path.
+    pub limits: Limits,
+    /// Connection settings of the client-facing server.
+    pub server: ServerLimits,
 }
 
 /// A bad option: names the option (flag and environment variable) and the value.
@@ -154,6 +176,25 @@ fn invalid(option: &'static str, reason: impl Into<String>) -> ConfigError {
         option,
         reason: reason.into(),
     }
+}
+
+fn positive(option: &'static str, raw: &str) -> Result<usize, ConfigError> {
+    raw.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| invalid(option, format!("`{raw}` is not a positive whole number")))
+}
+
+fn positive_seconds(option: &'static str, raw: &str) -> Result<Duration, ConfigError> {
+    positive(option, raw)
+        .map(|n| Duration::from_secs(n as u64))
+        .map_err(|_| {
+            invalid(
+                option,
+                format!("`{raw}` is not a positive whole number of seconds"),
+            )
+        })
 }
 
 fn seconds(option: &'static str, raw: &str) -> Result<Duration, ConfigError> {
@@ -273,6 +314,32 @@ impl Cli {
             "TOLLGATE_SHUTDOWN_TIMEOUT_SECS (--shutdown-timeout-secs)",
             &self.shutdown_timeout_secs,
         )?;
+        let header_timeout = positive_seconds(
+            "TOLLGATE_HEADER_TIMEOUT_SECS (--header-timeout-secs)",
+            &self.header_timeout_secs,
+        )?;
+        let limits = Limits {
+            max_response_bytes: positive(
+                "TOLLGATE_MAX_RESPONSE_BYTES (--max-response-bytes)",
+                &self.max_response_bytes,
+            )?,
+            stream_grace: seconds(
+                "TOLLGATE_STREAM_GRACE_SECS (--stream-grace-secs)",
+                &self.stream_grace_secs,
+            )?,
+            request_body_timeout: header_timeout,
+        };
+        let server = ServerLimits {
+            header_timeout,
+            idle_timeout: positive_seconds(
+                "TOLLGATE_IDLE_TIMEOUT_SECS (--idle-timeout-secs)",
+                &self.idle_timeout_secs,
+            )?,
+            max_connections: match &self.max_connections {
+                Some(raw) => positive("TOLLGATE_MAX_CONNECTIONS (--max-connections)", raw)?,
+                None => crate::listener::default_max_connections(),
+            },
+        };
         let cache = tollgate_cache::Config {
             ttl,
             negative_ttl,
@@ -299,6 +366,8 @@ impl Cli {
                 ..WriterConfig::default()
             },
             shutdown_timeout,
+            limits,
+            server,
         })
     }
 }

@@ -12,7 +12,9 @@ mod bootstrap;
 mod catalog_file;
 mod config;
 mod demo;
+mod drain;
 mod error;
+mod listener;
 pub mod mock;
 mod ops;
 mod proxy;
@@ -27,7 +29,9 @@ mod tokens;
 mod upstream;
 mod writer;
 
-pub use app::{AppState, BuildError, Gateway, GatewayBuilder, install_crypto_provider, router};
+pub use app::{
+    AppState, BuildError, Gateway, GatewayBuilder, Limits, install_crypto_provider, router,
+};
 pub use auth::hash_client_key;
 pub use catalog_file::{
     CatalogError, CatalogFile, CatalogSummary, ClientKeySpec, EndpointSpec, GlobalModelSpec,
@@ -35,8 +39,9 @@ pub use catalog_file::{
 };
 pub use config::{Cli, Config, ConfigError, DEFAULT_BODY_LIMIT, DEFAULT_DATABASE_URL, LogFormat};
 pub use demo::{DEMO_CLAUDE_MODEL, DEMO_OPENAI_MODEL};
+pub use listener::{ServerLimits, default_max_connections};
 pub use secret::Secret;
 pub use secret_box::SecretBox;
-pub use server::{StartError, connect_database, run};
+pub use server::{StartError, connect_database, deployment_cache_config, deployment_id, run};
 pub use telemetry::{init_tracing, prometheus};
 pub use writer::{WriterConfig, WriterStats};

@@ -2,6 +2,8 @@
 //! plan, try candidates with fallback, relay the answer whole or streamed, and queue one
 //! usage record with a `request_candidates` row per candidate considered.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -10,17 +12,16 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use tollgate_entities::{
-    ApiFormat, BillingType, CandidateStatus, CostRequest, EffectivePricing, TokenCounts,
-    UsageStatus, compute_cost, new_id, now_utc, request_candidates, usage,
+    ApiFormat, BillingType, CandidateStatus, CostRequest, EffectivePricing, JsonObject,
+    TokenCounts, UsageStatus, compute_cost, new_id, now_utc, request_candidates, usage,
 };
 use tollgate_resolver::{Candidate, ResolverError};
 
 use crate::app::AppState;
 use crate::auth::{ClientIdentity, authenticate};
 use crate::error::{ApiError, ErrorKind};
-use crate::relay::{Relay, StreamEnd};
+use crate::relay::{self, RelaySettings, StreamEnd};
 use crate::request::{ClientRequest, parse_request, short};
 use crate::upstream::{Attempt, Outcome};
 use crate::writer::UsageRecord;
@@ -44,6 +45,9 @@ pub(crate) async fn messages(
     serve(state, ApiFormat::Claude, headers, body).await
 }
 
+/// Runs one client request in a task of its own, so the request runs to its end (and is
+/// recorded) even when the client hangs up and the server drops this handler: an upstream
+/// that was called is always accounted for (behaviour.md 8).
 async fn serve(
     state: AppState,
     format: ApiFormat,
@@ -52,20 +56,64 @@ async fn serve(
 ) -> Response {
     let started = Instant::now();
     let request_id = new_id();
-    let mut response = match proxy(&state, format, &headers, body, started, &request_id).await {
+    let mut watch = ClientWatch::default();
+    let client_gone = watch.gone.clone();
+    let tasks = state.tasks().clone();
+    let task = tasks.spawn(async move {
+        let mut response = match proxy(
+            &state,
+            format,
+            &headers,
+            body,
+            started,
+            &request_id,
+            client_gone,
+        )
+        .await
+        {
+            Ok(response) => response,
+            Err(error) => error.into_response(),
+        };
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert("x-request-id", value);
+        }
+        metrics::counter!(
+            "gateway_requests_total",
+            "api_format" => format.as_str(),
+            "status" => status_label(response.status()),
+        )
+        .increment(1);
+        response
+    });
+    let response = match task.await {
         Ok(response) => response,
-        Err(error) => error.into_response(),
+        Err(error) => ApiError::internal(format, "running the request", &error).into_response(),
     };
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("x-request-id", value);
-    }
-    metrics::counter!(
-        "gateway_requests_total",
-        "api_format" => format.as_str(),
-        "status" => status_label(response.status()),
-    )
-    .increment(1);
+    watch.armed = false;
     response
+}
+
+/// Marks the client as gone when the server drops the handler before the answer is ready.
+struct ClientWatch {
+    gone: Arc<AtomicBool>,
+    armed: bool,
+}
+
+impl Default for ClientWatch {
+    fn default() -> Self {
+        Self {
+            gone: Arc::new(AtomicBool::new(false)),
+            armed: true,
+        }
+    }
+}
+
+impl Drop for ClientWatch {
+    fn drop(&mut self) {
+        if self.armed {
+            self.gone.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A bounded label for a status code.
@@ -132,6 +180,10 @@ struct RequestContext {
     is_stream: bool,
     created_at: time::OffsetDateTime,
     started: Instant,
+    /// Size of the client's body: the base of the input estimate (`estimate`).
+    request_bytes: usize,
+    /// Set when the client hung up before the answer was handed over.
+    client_gone: Arc<AtomicBool>,
 }
 
 /// How the request ended, for its usage row.
@@ -141,6 +193,74 @@ struct Ending {
     error: Option<String>,
     tokens: TokenCounts,
     first_byte: Option<Duration>,
+    /// What `request_metadata` says about how the tokens were obtained.
+    notes: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Error message of a request whose client hung up.
+const CLIENT_DISCONNECTED: &str = "client disconnected";
+
+/// Status code recorded for a request whose client hung up (nginx's convention).
+const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+impl Ending {
+    /// A successful answer whose usage block (if any) was `reading`; when the client is
+    /// already gone it is recorded as a failed 499 with the upstream's tokens.
+    fn answered(
+        status: StatusCode,
+        reading: Option<tokens::UsageReading>,
+        first_byte: Duration,
+        client_gone: bool,
+    ) -> Self {
+        let reading = reading.unwrap_or_default();
+        let mut ending = Self {
+            status: UsageStatus::Completed,
+            status_code: status.as_u16(),
+            error: None,
+            tokens: reading.tokens,
+            first_byte: Some(first_byte),
+            notes: serde_json::Map::new(),
+        };
+        ending.note_clamped(reading.clamped);
+        if client_gone {
+            ending.client_gone();
+        }
+        ending
+    }
+
+    fn client_gone(&mut self) {
+        self.status = UsageStatus::Failed;
+        self.status_code = CLIENT_CLOSED_REQUEST;
+        self.error = Some(CLIENT_DISCONNECTED.to_owned());
+    }
+
+    fn note_clamped(&mut self, clamped: Vec<String>) {
+        if !clamped.is_empty() {
+            self.notes
+                .insert("usage_clamped".to_owned(), serde_json::json!(clamped));
+        }
+    }
+
+    /// Estimates what an interrupted stream used when the client left before the upstream's
+    /// usage block: input = ⌈request body bytes / 4⌉ unless the upstream reported it, output
+    /// = the larger of what it reported and ⌈relayed answer characters / 4⌉ (about four
+    /// characters a token). `request_metadata.tokens_estimated` records it.
+    fn estimate(&mut self, end: &StreamEnd, request_bytes: usize) {
+        let quarter = |n: u64| i64::try_from(n.div_ceil(4)).unwrap_or(i64::MAX);
+        if !end.usage_seen {
+            self.tokens.input = quarter(request_bytes as u64);
+        }
+        self.tokens.output = self.tokens.output.max(quarter(end.text_chars));
+        self.notes.insert(
+            "tokens_estimated".to_owned(),
+            serde_json::json!({
+                "reason": "client disconnected before the upstream's usage block",
+                "input": !end.usage_seen,
+                "output": true,
+                "rule": "input = request bytes / 4, output = relayed answer characters / 4",
+            }),
+        );
+    }
 }
 
 fn millis(duration: Duration) -> i32 {
@@ -243,7 +363,7 @@ impl RequestContext {
             response_time_ms: Some(millis(self.started.elapsed())),
             first_byte_time_ms: ending.first_byte.map(millis),
             status: ending.status,
-            request_metadata: None,
+            request_metadata: (!ending.notes.is_empty()).then(|| JsonObject(ending.notes.clone())),
             created_at: self.created_at,
         }
     }
@@ -320,6 +440,7 @@ async fn proxy(
     body: Result<Bytes, BytesRejection>,
     started: Instant,
     request_id: &str,
+    client_gone: Arc<AtomicBool>,
 ) -> Result<Response, ApiError> {
     let created_at = now_utc();
     let identity = authenticate(state.conn(), state.cache(), format, headers).await?;
@@ -342,6 +463,7 @@ async fn proxy(
         }
     })?;
     let request = parse_request(format, &body)?;
+    let request_bytes = body.len();
     drop(body);
     let mut ctx = RequestContext {
         state: state.clone(),
@@ -353,6 +475,8 @@ async fn proxy(
         is_stream: request.stream,
         created_at,
         started,
+        request_bytes,
+        client_gone,
     };
     if let Err(error) = check_quota(state, format, &ctx.identity) {
         ctx.record(None, &failed_ending(&error), Vec::new());
@@ -408,7 +532,7 @@ async fn proxy(
         let body = request
             .upstream_body(candidate.upstream_model_name)
             .map_err(|error| ApiError::internal(format, "serialising the upstream body", &error))?;
-        let outcome = Attempt {
+        let attempt = Attempt {
             http: state.http(),
             format,
             endpoint,
@@ -417,9 +541,18 @@ async fn proxy(
             client_headers: headers,
             body,
             stream: request.stream,
-        }
-        .run()
-        .await;
+            max_response_bytes: state.limits().max_response_bytes,
+        };
+        let mut drain = state.drain_signal();
+        let outcome = tokio::select! {
+            biased;
+            () = drain.cut() => Outcome::Failed {
+                status: None,
+                error_type: SHUTDOWN,
+                message: "the gateway is shutting down".to_owned(),
+            },
+            outcome = attempt.run() => outcome,
+        };
         let latency = attempt_started.elapsed();
         upstream_time += latency;
         metrics::counter!(
@@ -446,13 +579,12 @@ async fn proxy(
                     latency,
                 );
                 rows.push(row);
-                let ending = Ending {
-                    status: UsageStatus::Completed,
-                    status_code: status.as_u16(),
-                    error: None,
-                    tokens: tokens::from_body(format, &body).unwrap_or_default(),
-                    first_byte: Some(started.elapsed()),
-                };
+                let ending = Ending::answered(
+                    status,
+                    tokens::from_body(format, &body),
+                    started.elapsed(),
+                    ctx.client_gone.load(Ordering::Relaxed),
+                );
                 ctx.record(Some(&served), &ending, rows);
                 let mut response = upstream_response(status, content_type, Body::from(body));
                 routing_headers(&mut response, Some(&served), attempts);
@@ -462,7 +594,8 @@ async fn proxy(
             Outcome::Stream {
                 status,
                 content_type,
-                response: upstream,
+                first,
+                rest,
             } => {
                 state.resolver().key_health().record_success(&key.id);
                 finish_row(
@@ -475,15 +608,14 @@ async fn proxy(
                 );
                 rows.push(row);
                 observe_overhead(started, upstream_time);
-                let mut response = stream_response(
-                    &ctx,
-                    &request,
-                    served.clone(),
-                    rows,
+                let relayed = Relayed {
                     status,
                     content_type,
-                    upstream,
-                );
+                    first,
+                    rest,
+                    idle: endpoint_timeout(endpoint),
+                };
+                let mut response = stream_response(&ctx, &request, served.clone(), rows, relayed);
                 routing_headers(&mut response, Some(&served), attempts);
                 return Ok(response);
             }
@@ -507,6 +639,7 @@ async fn proxy(
                     error: Some(format!("upstream answered {status}")),
                     tokens: TokenCounts::default(),
                     first_byte: Some(started.elapsed()),
+                    notes: serde_json::Map::new(),
                 };
                 ctx.record(Some(&served), &ending, rows);
                 let mut response = upstream_response(status, content_type, Body::from(body));
@@ -519,7 +652,10 @@ async fn proxy(
                 error_type,
                 message,
             } => {
-                state.resolver().key_health().record_failure(&key.id);
+                let shutting_down = error_type == SHUTDOWN;
+                if !shutting_down {
+                    state.resolver().key_health().record_failure(&key.id);
+                }
                 tracing::warn!(
                     request_id = %ctx.request_id,
                     provider = %candidate.provider.name,
@@ -537,6 +673,9 @@ async fn proxy(
                 );
                 rows.push(row);
                 last = Some((served, message));
+                if shutting_down {
+                    break;
+                }
             }
         }
     }
@@ -595,7 +734,25 @@ fn failed_ending(error: &ApiError) -> Ending {
         error: Some(error.to_string()),
         tokens: TokenCounts::default(),
         first_byte: None,
+        notes: serde_json::Map::new(),
     }
+}
+
+/// The `error_type` of an attempt cut by the shutdown.
+const SHUTDOWN: &str = "shutdown";
+
+/// An endpoint's timeout: the bound of every upstream wait (behaviour.md 8).
+fn endpoint_timeout(endpoint: &tollgate_entities::provider_endpoints::Model) -> Duration {
+    Duration::from_secs(u64::try_from(endpoint.timeout.max(1)).unwrap_or(1))
+}
+
+/// A streamed answer whose first event has arrived.
+struct Relayed {
+    status: StatusCode,
+    content_type: Option<HeaderValue>,
+    first: Bytes,
+    rest: crate::upstream::ByteStream,
+    idle: Duration,
 }
 
 fn observe_overhead(started: Instant, upstream: Duration) {
@@ -608,56 +765,60 @@ fn stream_response(
     request: &ClientRequest,
     served: Served,
     mut rows: Vec<request_candidates::Model>,
-    status: StatusCode,
-    content_type: Option<HeaderValue>,
-    upstream: reqwest::Response,
+    relayed: Relayed,
 ) -> Response {
+    let settings = RelaySettings {
+        format: ctx.format,
+        strip_usage_chunk: request.strip_usage_chunk(),
+        idle: relayed.idle,
+        grace: ctx.state.limits().stream_grace,
+        drain: ctx.state.drain_signal(),
+        tasks: ctx.state.tasks().clone(),
+    };
     let ctx = ctx.clone();
     let started = ctx.started;
-    let format = ctx.format;
+    let first_byte = started.elapsed();
+    let status = relayed.status;
     let finish = Box::new(move |end: StreamEnd| {
-        let (usage_status, code, candidate_status) = match (&end.error, end.client_gone) {
-            (None, _) => (
-                UsageStatus::Completed,
-                status.as_u16(),
-                CandidateStatus::Success,
-            ),
-            (Some(_), true) => (UsageStatus::Failed, 499, CandidateStatus::Success),
-            (Some(_), false) => (
-                UsageStatus::Failed,
-                status.as_u16(),
-                CandidateStatus::Failed,
-            ),
+        let upstream_failed = end.error.is_some() && !end.client_gone;
+        let mut ending = Ending {
+            status: UsageStatus::Completed,
+            status_code: status.as_u16(),
+            error: None,
+            tokens: end.tokens,
+            first_byte: Some(first_byte),
+            notes: serde_json::Map::new(),
         };
+        ending.note_clamped(end.clamped.clone());
+        if end.client_gone {
+            ending.client_gone();
+            if !end.completed {
+                ending.estimate(&end, ctx.request_bytes);
+            }
+        } else if let Some(error) = &end.error {
+            ending.status = UsageStatus::Failed;
+            ending.error = Some(error.clone());
+        }
         if let Some(row) = rows.last_mut() {
-            row.status = candidate_status;
             row.finished_at = Some(now_utc());
             row.latency_ms = Some(millis(started.elapsed()));
-            if candidate_status == CandidateStatus::Failed {
+            if upstream_failed {
+                row.status = CandidateStatus::Failed;
                 row.error_type = Some("stream_error".to_owned());
                 row.error_message.clone_from(&end.error);
+            } else {
+                row.status = CandidateStatus::Success;
             }
         }
-        let ending = Ending {
-            status: usage_status,
-            status_code: code,
-            error: end.error,
-            tokens: end.tokens,
-            first_byte: end.first_byte,
-        };
         ctx.record(Some(&served), &ending, rows);
     });
-    let relay = Relay::new(
-        upstream.bytes_stream().boxed(),
-        format,
-        request.strip_usage_chunk(),
-        started,
-        finish,
-    );
+    let body = relay::spawn(settings, relayed.first, relayed.rest, finish);
     let mut response = upstream_response(
         status,
-        content_type.or(Some(HeaderValue::from_static("text/event-stream"))),
-        Body::from_stream(relay),
+        relayed
+            .content_type
+            .or(Some(HeaderValue::from_static("text/event-stream"))),
+        body,
     );
     response
         .headers_mut()

@@ -1,6 +1,7 @@
 //! Start-up and shutdown: database, migrations, cache, catalogue file, demo, bootstrap
 //! admin, listener, serve until SIGINT/SIGTERM, then flush usage.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use crate::catalog_file::{CatalogError, CatalogFile, apply_catalog};
 use crate::config::Config;
 use crate::secret::{Secret, redact_url};
 use crate::secret_box::SecretBox;
-use crate::{demo, telemetry};
+use crate::{demo, listener, telemetry};
 
 /// Why the gateway could not start (or stopped with an error). Each message is one line
 /// naming the option involved.
@@ -63,6 +64,9 @@ pub enum StartError {
     /// The server failed while running.
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    /// The deployment id could not be read or created.
+    #[error("cannot read the deployment id from the database at DATABASE_URL: {0}")]
+    Deployment(DbErr),
 }
 
 /// Opens the database (a pool with short connect and acquire timeouts, so an outage fails
@@ -107,9 +111,12 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     Migrator::up(&conn, None)
         .await
         .map_err(StartError::Migrate)?;
+    let cache_config = deployment_cache_config(&conn, &config.cache)
+        .await
+        .map_err(StartError::Deployment)?;
     let cache = match &config.redis_url {
-        None => Cache::in_process(config.cache.clone())?,
-        Some(url) => Cache::tiered(config.cache.clone(), url.expose()).await?,
+        None => Cache::in_process(cache_config)?,
+        Some(url) => Cache::tiered(cache_config, url.expose()).await?,
     };
     let calendar = BusinessCalendar::new(&config.timezone)
         .map_err(|error| StartError::Timezone(error.to_string()))?;
@@ -123,6 +130,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             ..ResolverConfig::default()
         })
         .body_limit(config.body_limit)
+        .limits(config.limits)
         .writer(config.writer.clone());
     if let Some(metrics) = metrics {
         builder = builder.metrics(metrics);
@@ -166,24 +174,101 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     if let Some(demo) = &demo {
         println!("{}", demo::banner(addr, demo, generated.as_ref()));
     }
-    // Small SSE chunks must not wait for Nagle's algorithm.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = listener::serve(listener, gateway.router(), config.server, async move {
+        let _ = stopped.await;
     });
-    let served = axum::serve(listener, gateway.router())
-        .with_graceful_shutdown(shutdown_signal())
+    tokio::pin!(served);
+    tokio::select! {
+        () = &mut served => {}
+        () = shutdown_signal() => {
+            let _ = stop.send(());
+            stop_within(&gateway, config.shutdown_timeout, served).await;
+        }
+    }
+    drop(demo);
+    Ok(())
+}
+
+/// The shutdown sequence (behaviour.md 8b), all within `bound` of the signal: requests and
+/// streams in flight get 80 % of it, then the cut ends open streams with the format's error
+/// event; their usage is recorded, and the usage queue is drained in what is left (at least
+/// one second, so the last records are not dropped when the bound is tiny).
+async fn stop_within(gateway: &Gateway, bound: Duration, served: impl Future<Output = ()>) {
+    let begun = tokio::time::Instant::now();
+    let cut_at = begun + bound.mul_f64(0.8);
+    tracing::info!(
+        bound_secs = bound.as_secs_f64(),
+        "stopped accepting requests; finishing the ones in flight"
+    );
+    tokio::pin!(served);
+    if tokio::time::timeout_at(cut_at, &mut served).await.is_err() {
+        tracing::warn!("requests still in flight at the shutdown cut; ending them");
+        gateway.cut_streams();
+        let _ = tokio::time::timeout_at(begun + bound.mul_f64(0.9), &mut served).await;
+    }
+    gateway.cut_streams();
+    let left = |share: f64| {
+        (begun + bound.mul_f64(share)).saturating_duration_since(tokio::time::Instant::now())
+    };
+    if !gateway.finish_requests(left(0.9)).await {
+        tracing::warn!("some requests had not recorded their usage at the shutdown bound");
+    }
+    tracing::info!("flushing usage");
+    let stats = gateway
+        .drain_usage(left(1.0).max(Duration::from_secs(1)))
         .await;
-    tracing::info!("stopped accepting requests; flushing usage");
-    let stats = gateway.shutdown(config.shutdown_timeout).await;
     tracing::info!(
         written = stats.written,
         dropped = stats.dropped,
         "usage writer stopped"
     );
-    drop(demo);
-    served.map_err(StartError::Serve)
+}
+
+/// The cache settings of this deployment: `base` with the deployment's random id (created
+/// with the database, in `tollgate_meta`) in the namespace, so two deployments that share a
+/// Redis database never read each other's entries (behaviour.md 8b).
+pub async fn deployment_cache_config(
+    conn: &DatabaseConnection,
+    base: &tollgate_cache::Config,
+) -> Result<tollgate_cache::Config, DbErr> {
+    let id = deployment_id(conn).await?;
+    let short: String = id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(16)
+        .collect();
+    Ok(tollgate_cache::Config {
+        namespace: format!("{}{short}:", base.namespace),
+        ..base.clone()
+    })
+}
+
+/// The deployment's id: read from `tollgate_meta`, created (a random UUID) on first use.
+/// Concurrent first starts agree on one id: the insert does nothing when a row exists.
+pub async fn deployment_id(conn: &DatabaseConnection) -> Result<String, DbErr> {
+    use sea_orm::sea_query::OnConflict;
+    use sea_orm::{EntityTrait, Set};
+    use tollgate_entities::tollgate_meta;
+    let row = tollgate_meta::ActiveModel {
+        key: Set(tollgate_meta::DEPLOYMENT_ID.to_owned()),
+        value: Set(uuid::Uuid::new_v4().simple().to_string()),
+        created_at: Set(tollgate_entities::now_utc()),
+    };
+    tollgate_meta::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(tollgate_meta::Column::Key)
+                .do_nothing()
+                .to_owned(),
+        )
+        .try_insert()
+        .exec(conn)
+        .await?;
+    tollgate_meta::Entity::find_by_id(tollgate_meta::DEPLOYMENT_ID.to_owned())
+        .one(conn)
+        .await?
+        .map(|row| row.value)
+        .ok_or_else(|| DbErr::RecordNotFound("tollgate_meta.deployment_id".to_owned()))
 }
 
 async fn shutdown_signal() {

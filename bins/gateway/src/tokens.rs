@@ -74,8 +74,24 @@ struct WithUsage<U> {
     usage: Option<U>,
 }
 
+/// Token counts read from an upstream usage block.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct UsageReading {
+    /// The counts.
+    pub(crate) tokens: TokenCounts,
+    /// Notes on values that had to be clamped.
+    pub(crate) clamped: Vec<String>,
+}
+
 /// Token counts of a whole (non-streamed) response body; `None` without a usage block.
-pub(crate) fn from_body(format: ApiFormat, body: &[u8]) -> Option<TokenCounts> {
+pub(crate) fn from_body(format: ApiFormat, body: &[u8]) -> Option<UsageReading> {
+    from_body_counts(format, body).map(|tokens| UsageReading {
+        tokens,
+        clamped: Vec::new(),
+    })
+}
+
+fn from_body_counts(format: ApiFormat, body: &[u8]) -> Option<TokenCounts> {
     let mut tokens = TokenCounts::default();
     match format {
         ApiFormat::OpenAi => serde_json::from_slice::<WithUsage<OpenAiUsage>>(body)
@@ -111,6 +127,7 @@ struct ClaudeEvent {
 pub(crate) struct StreamUsage {
     format: ApiFormat,
     tokens: TokenCounts,
+    seen: bool,
 }
 
 impl StreamUsage {
@@ -119,7 +136,18 @@ impl StreamUsage {
         Self {
             format,
             tokens: TokenCounts::default(),
+            seen: false,
         }
+    }
+
+    /// Notes on values that had to be clamped.
+    pub(crate) fn clamped(&self) -> &[String] {
+        &[]
+    }
+
+    /// Whether a usage block was seen.
+    pub(crate) fn seen(&self) -> bool {
+        self.seen
     }
 
     /// The counts so far (zero when the stream carried no usage).
@@ -143,6 +171,7 @@ impl StreamUsage {
                     return false;
                 };
                 usage.apply(&mut self.tokens);
+                self.seen = true;
                 chunk.choices.is_none_or(|c| c.is_empty())
             }
             ApiFormat::Claude => {
@@ -151,9 +180,11 @@ impl StreamUsage {
                 };
                 if let Some(usage) = event.message.and_then(|m| m.usage) {
                     usage.apply(&mut self.tokens);
+                    self.seen = true;
                 }
                 if let Some(usage) = event.usage {
                     usage.apply(&mut self.tokens);
+                    self.seen = true;
                 }
                 false
             }
@@ -174,7 +205,7 @@ mod tests {
     fn openai_cached_prompt_tokens_are_cache_reads() {
         let body = br#"{"usage":{"prompt_tokens":100,"completion_tokens":7,"prompt_tokens_details":{"cached_tokens":40}}}"#;
         assert_eq!(
-            from_body(ApiFormat::OpenAi, body),
+            from_body(ApiFormat::OpenAi, body).map(|r| r.tokens),
             Some(TokenCounts {
                 input: 60,
                 output: 7,
@@ -189,7 +220,7 @@ mod tests {
     fn claude_usage_has_four_kinds() {
         let body = br#"{"usage":{"input_tokens":10,"output_tokens":5,"cache_creation_input_tokens":3,"cache_read_input_tokens":2}}"#;
         assert_eq!(
-            from_body(ApiFormat::Claude, body),
+            from_body(ApiFormat::Claude, body).map(|r| r.tokens),
             Some(TokenCounts {
                 input: 10,
                 output: 5,

@@ -1,10 +1,13 @@
 //! One upstream attempt: URL and header conventions of each format, the endpoint's timeout,
-//! and the classification of what came back (behaviour.md 4 step 4).
+//! the size cap of whole answers, a stream's first event, and the classification of what
+//! came back (behaviour.md 4 step 4 and 8).
 
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use tokio::time::Instant;
 use tollgate_entities::{ApiFormat, provider_api_keys, provider_endpoints};
 
@@ -26,6 +29,9 @@ pub(crate) fn upstream_url(format: ApiFormat, base_url: &str) -> String {
     }
 }
 
+/// The byte stream of an upstream body.
+pub(crate) type ByteStream = BoxStream<'static, Result<Bytes, reqwest::Error>>;
+
 /// What one attempt produced.
 pub(crate) enum Outcome {
     /// 2xx with the whole body read.
@@ -34,11 +40,15 @@ pub(crate) enum Outcome {
         content_type: Option<HeaderValue>,
         body: Bytes,
     },
-    /// 2xx to a streaming request: the body is still to be relayed.
+    /// 2xx to a streaming request whose first event arrived and is valid for the format: the
+    /// rest of the body is still to be relayed.
     Stream {
         status: StatusCode,
         content_type: Option<HeaderValue>,
-        response: reqwest::Response,
+        /// The bytes read so far (at least one complete event).
+        first: Bytes,
+        /// The rest of the body.
+        rest: ByteStream,
     },
     /// A 4xx other than 401/403/429: the client's fault, returned as is, no fallback.
     ClientError {
@@ -46,7 +56,8 @@ pub(crate) enum Outcome {
         content_type: Option<HeaderValue>,
         body: Bytes,
     },
-    /// Connect error, timeout, 401/403/429 or 5xx: try the next candidate.
+    /// Connect error, timeout, redirect, 401/403/429, 5xx, an answer too large, or a stream
+    /// that failed before its first event: try the next candidate.
     Failed {
         status: Option<u16>,
         error_type: &'static str,
@@ -63,18 +74,27 @@ impl Outcome {
             Self::Failed { error_type, .. } => error_type,
         }
     }
+
+    fn failed(status: Option<u16>, error_type: &'static str, message: String) -> Self {
+        Self::Failed {
+            status,
+            error_type,
+            message,
+        }
+    }
 }
 
-/// Whether a status means "this candidate failed, try the next".
-fn is_retryable(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 401 | 403 | 429) || status.is_server_error()
-}
-
-fn failed_status_type(status: StatusCode) -> &'static str {
+/// The failure class of a status that means "this candidate failed, try the next": 3xx
+/// (redirects are never followed, so credentials go only to the configured endpoint),
+/// 401/403/429, 5xx, and anything outside 200..=599.
+fn failed_status_type(status: StatusCode) -> Option<&'static str> {
     match status.as_u16() {
-        401 | 403 => "auth_error",
-        429 => "rate_limited",
-        _ => "server_error",
+        300..=399 => Some("redirect"),
+        401 | 403 => Some("auth_error"),
+        429 => Some("rate_limited"),
+        500..=599 => Some("server_error"),
+        200..=499 => None,
+        _ => Some("invalid_status"),
     }
 }
 
@@ -88,6 +108,8 @@ pub(crate) struct Attempt<'a> {
     pub(crate) client_headers: &'a HeaderMap,
     pub(crate) body: Bytes,
     pub(crate) stream: bool,
+    /// Largest whole (non-streamed) answer read; larger is a failed attempt.
+    pub(crate) max_response_bytes: usize,
 }
 
 impl Attempt<'_> {
@@ -144,54 +166,58 @@ impl Attempt<'_> {
     }
 
     /// Sends the request and classifies the answer. The endpoint's `timeout` bounds the
-    /// wait for the response headers and, for whole responses, the body.
+    /// wait for the response headers, the whole body of an answer that is not streamed, and
+    /// the wait for a stream's first event (behaviour.md 8).
     pub(crate) async fn run(self) -> Outcome {
         let seconds = u64::try_from(self.endpoint.timeout.max(1)).unwrap_or(1);
         let deadline = Instant::now() + Duration::from_secs(seconds);
         let headers = match self.headers() {
             Ok(headers) => headers,
-            Err(message) => {
-                return Outcome::Failed {
-                    status: None,
-                    error_type: "request_error",
-                    message,
-                };
-            }
+            Err(message) => return Outcome::failed(None, "request_error", message),
         };
         let request = self
             .http
             .post(upstream_url(self.format, &self.endpoint.base_url))
             .headers(headers)
             .body(self.body);
-        let timed_out = || Outcome::Failed {
-            status: None,
-            error_type: "timeout",
-            message: format!("upstream did not answer within {seconds} s"),
+        let timed_out = |what: &str| {
+            Outcome::failed(
+                None,
+                "timeout",
+                format!("upstream did not send {what} within {seconds} s"),
+            )
         };
         let response = match tokio::time::timeout_at(deadline, request.send()).await {
-            Err(_) => return timed_out(),
+            Err(_) => return timed_out("response headers"),
             Ok(Err(error)) => return transport_failure(&error),
             Ok(Ok(response)) => response,
         };
         let status = response.status();
         let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
-        if is_retryable(status) {
-            return Outcome::Failed {
-                status: Some(status.as_u16()),
-                error_type: failed_status_type(status),
-                message: format!("upstream answered {status}"),
-            };
+        if let Some(error_type) = failed_status_type(status) {
+            return Outcome::failed(
+                Some(status.as_u16()),
+                error_type,
+                format!("upstream answered {status}"),
+            );
         }
         if status.is_success() && self.stream {
-            return Outcome::Stream {
-                status,
-                content_type,
-                response,
+            let body = response.bytes_stream().boxed();
+            return match tokio::time::timeout_at(deadline, first_event(body, self.format)).await {
+                Err(_) => timed_out("a first stream event"),
+                Ok(Err(failure)) => failure,
+                Ok(Ok((first, rest))) => Outcome::Stream {
+                    status,
+                    content_type,
+                    first,
+                    rest,
+                },
             };
         }
-        let body = match tokio::time::timeout_at(deadline, response.bytes()).await {
-            Err(_) => return timed_out(),
-            Ok(Err(error)) => return transport_failure(&error),
+        let limit = self.max_response_bytes;
+        let body = match tokio::time::timeout_at(deadline, read_capped(response, limit)).await {
+            Err(_) => return timed_out("the whole answer"),
+            Ok(Err(failure)) => return failure,
             Ok(Ok(body)) => body,
         };
         if status.is_success() {
@@ -206,6 +232,99 @@ impl Attempt<'_> {
                 content_type,
                 body,
             }
+        }
+    }
+}
+
+/// Most bytes read while waiting for a stream's first complete event.
+const MAX_FIRST_EVENT: usize = 256 * 1024;
+
+/// Reads a stream until its first complete event carrying data and checks that the event is
+/// valid for the format: its `data:` is JSON that is not an error object (or `[DONE]`).
+/// Comment-only events (keep-alives) are skipped. Anything else is a failed attempt, so the
+/// next candidate can still be tried: nothing has been sent to the client yet.
+async fn first_event(
+    mut body: ByteStream,
+    format: ApiFormat,
+) -> Result<(Bytes, ByteStream), Outcome> {
+    let invalid = |message: String| Outcome::failed(None, "invalid_stream", message);
+    let mut buffer = BytesMut::new();
+    let mut scanned = 0;
+    loop {
+        while let Some((event_end, next)) = crate::relay::event_boundary(&buffer[scanned..]) {
+            let event = &buffer[scanned..scanned + event_end];
+            scanned += next;
+            match crate::relay::event_data(event) {
+                None => continue,
+                Some(data) if data == b"[DONE]" => return Ok((buffer.freeze(), body)),
+                Some(data) => {
+                    return match serde_json::from_slice::<serde_json::Value>(&data) {
+                        Ok(value) if is_error_event(format, &value) => Err(invalid(format!(
+                            "upstream stream began with an error: {}",
+                            crate::request::short(&String::from_utf8_lossy(&data))
+                        ))),
+                        Ok(serde_json::Value::Object(_)) => Ok((buffer.freeze(), body)),
+                        Ok(_) | Err(_) => Err(invalid(format!(
+                            "upstream stream began with an event that is not a JSON object: `{}`",
+                            crate::request::short(&String::from_utf8_lossy(&data))
+                        ))),
+                    };
+                }
+            }
+        }
+        if buffer.len() > MAX_FIRST_EVENT {
+            return Err(invalid(format!(
+                "upstream stream sent {} bytes without a complete event",
+                buffer.len()
+            )));
+        }
+        match body.next().await {
+            Some(Ok(chunk)) => buffer.extend_from_slice(&chunk),
+            Some(Err(error)) => return Err(transport_failure(&error)),
+            None => {
+                return Err(invalid(
+                    "upstream stream ended before its first event".to_owned(),
+                ));
+            }
+        }
+    }
+}
+
+/// Whether a stream event's JSON is the format's error object.
+fn is_error_event(format: ApiFormat, value: &serde_json::Value) -> bool {
+    match format {
+        ApiFormat::OpenAi => value.get("error").is_some_and(|e| !e.is_null()),
+        ApiFormat::Claude => value.get("type").and_then(serde_json::Value::as_str) == Some("error"),
+    }
+}
+
+/// Reads a whole answer of at most `limit` bytes; a larger one is a failed attempt, never
+/// buffered.
+async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<Bytes, Outcome> {
+    let status = response.status().as_u16();
+    let too_large = |size: String| {
+        Outcome::failed(
+            Some(status),
+            "response_too_large",
+            format!("upstream answer of {size} bytes is over the limit of {limit} bytes"),
+        )
+    };
+    if let Some(length) = response.content_length()
+        && usize::try_from(length).map_or(true, |length| length > limit)
+    {
+        return Err(too_large(length.to_string()));
+    }
+    let mut body = BytesMut::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    return Err(too_large(format!("more than {limit}")));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body.freeze()),
+            Err(error) => return Err(transport_failure(&error)),
         }
     }
 }
