@@ -16,6 +16,7 @@ mod gateway_demo;
 mod gateway_durability;
 mod gateway_proxy;
 mod gateway_quota;
+mod gateway_serving;
 mod gateway_support;
 mod json_columns;
 mod schema;

@@ -39,7 +39,7 @@ pub use catalog_file::{
 };
 pub use config::{Cli, Config, ConfigError, DEFAULT_BODY_LIMIT, DEFAULT_DATABASE_URL, LogFormat};
 pub use demo::{DEMO_CLAUDE_MODEL, DEMO_OPENAI_MODEL};
-pub use listener::{ServerLimits, default_max_connections};
+pub use listener::{ServerLimits, default_max_connections, serve as serve_router};
 pub use secret::Secret;
 pub use secret_box::SecretBox;
 pub use server::{StartError, connect_database, deployment_cache_config, deployment_id, run};

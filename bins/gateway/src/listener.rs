@@ -51,7 +51,7 @@ pub fn default_max_connections() -> usize {
 
 /// Serves `router` on `listener` until `stop` resolves, then stops accepting and waits for
 /// the open connections to finish (idle ones are closed at once).
-pub(crate) async fn serve(
+pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ServerLimits,
