@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::flight::Flights;
 use crate::Config;
 use crate::local::Local;
 use crate::telemetry::Telemetry;
@@ -43,6 +44,9 @@ impl Message {
 pub(crate) struct Invalidator {
     pub(crate) local: Option<Local>,
     pub(crate) epoch: Arc<AtomicU64>,
+    /// Loads in flight: an invalidation detaches them, so a caller that arrives after it
+    /// starts a load of its own instead of sharing one that began before the change.
+    pub(crate) flights: Arc<Flights>,
 }
 
 impl Invalidator {
@@ -52,6 +56,7 @@ impl Invalidator {
 
     pub(crate) fn remove(&self, key: &str) {
         self.bump();
+        self.flights.forget(key);
         if let Some(local) = &self.local {
             local.remove(key);
         }
@@ -59,6 +64,7 @@ impl Invalidator {
 
     pub(crate) fn clear(&self) {
         self.bump();
+        self.flights.forget_all();
         if let Some(local) = &self.local {
             local.clear();
         }

@@ -38,7 +38,6 @@ struct Inner {
     telemetry: Telemetry,
     invalidator: Invalidator,
     remote: Option<Remote>,
-    flights: Flights,
     bus: Option<Bus>,
 }
 
@@ -123,6 +122,7 @@ impl Cache {
         let invalidator = Invalidator {
             local,
             epoch: Arc::new(AtomicU64::new(0)),
+            flights: Arc::new(Flights::default()),
         };
         let bus = bus_client
             .map(|client| Bus::spawn(client, &config, invalidator.clone(), telemetry.clone()));
@@ -134,7 +134,6 @@ impl Cache {
                 telemetry,
                 invalidator,
                 remote,
-                flights: Flights::default(),
                 bus,
             }),
         }
@@ -253,7 +252,7 @@ impl Cache {
             return Ok(hit);
         }
         let leader = loop {
-            match self.inner.flights.join(&name) {
+            match self.inner.invalidator.flights.join(&name) {
                 Join::Leader(leader) => break Some(leader),
                 Join::Follower(receiver) => match flight::wait(receiver).await {
                     Waited::Done(value, tier) => {

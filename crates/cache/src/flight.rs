@@ -41,6 +41,16 @@ pub(crate) enum Waited {
 }
 
 impl Flights {
+    /// Detaches the load in flight for `key`: later callers start their own.
+    pub(crate) fn forget(&self, key: &str) {
+        self.loads().remove(key);
+    }
+
+    /// Detaches every load in flight.
+    pub(crate) fn forget_all(&self) {
+        self.loads().clear();
+    }
+
     fn loads(&self) -> MutexGuard<'_, HashMap<String, watch::Receiver<State>>> {
         self.loads.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -76,8 +86,12 @@ impl Leader<'_> {
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
-        // Only the leader inserts while its entry is present, so the entry is ours.
-        self.flights.loads().remove(&self.key);
+        // The entry may already be another leader's, when an invalidation detached ours.
+        let mut loads = self.flights.loads();
+        let ours = self.sender.subscribe();
+        if loads.get(&self.key).is_some_and(|entry| entry.same_channel(&ours)) {
+            loads.remove(&self.key);
+        }
     }
 }
 

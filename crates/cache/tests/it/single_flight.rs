@@ -67,3 +67,56 @@ async fn a_loader_error_is_returned_and_not_cached() {
         assert_eq!(loaded.tier, Tier::Loader);
     }
 }
+
+/// behaviour.md 7: a load that began before an invalidation is not handed to a request that
+/// began after it. The old load is still in flight (held by a oneshot) when the key is
+/// deleted; a caller arriving after the delete runs its own loader and sees the new value,
+/// and the old load's answer is not stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_in_flight_at_an_invalidation_is_not_shared_with_later_callers() {
+    for kind in ALL {
+        let cache = support::store(kind, support::config()).await;
+        let old = support::model("before-the-edit");
+        let mut new = old.clone();
+        new.provider_model_name = "after-the-edit".to_owned();
+        let key = ModelById(old.id.clone());
+        let (release, held) = tokio::sync::oneshot::channel::<()>();
+        let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
+        let early = {
+            let (cache, key, old) = (cache.clone(), key.clone(), old.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_or_load(&key, || async move {
+                        let _ = started_tx.send(());
+                        let _ = held.await;
+                        Ok::<_, Infallible>(Some(old))
+                    })
+                    .await
+                    .unwrap()
+            })
+        };
+        started.await.unwrap();
+        cache.delete(&key).await.unwrap();
+        let late = {
+            let (cache, key, new) = (cache.clone(), key.clone(), new.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_or_load(&key, || async move { Ok::<_, Infallible>(Some(new)) })
+                    .await
+                    .unwrap()
+            })
+        };
+        let late = tokio::time::timeout(Duration::from_secs(5), late)
+            .await
+            .unwrap_or_else(|_| panic!("{kind:?}: the late caller waited on the old load"))
+            .unwrap();
+        assert_eq!(late.entry, Entry::Found(new.clone()), "{kind:?}");
+        release.send(()).unwrap();
+        assert_eq!(early.await.unwrap().entry, Entry::Found(old), "{kind:?}");
+        let after = cache
+            .get_or_load(&key, || async { Ok::<_, Infallible>(None) })
+            .await
+            .unwrap();
+        assert_eq!(after.entry, Entry::Found(new), "{kind:?}: the old load was stored");
+    }
+}
