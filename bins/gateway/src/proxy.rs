@@ -450,7 +450,9 @@ async fn proxy(
                     status: UsageStatus::Completed,
                     status_code: status.as_u16(),
                     error: None,
-                    tokens: tokens::from_body(format, &body).unwrap_or_default(),
+                    tokens: tokens::from_body(format, &body)
+                        .map(|reading| reading.tokens)
+                        .unwrap_or_default(),
                     first_byte: Some(started.elapsed()),
                 };
                 ctx.record(Some(&served), &ending, rows);
