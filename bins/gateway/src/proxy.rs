@@ -267,10 +267,6 @@ fn millis(duration: Duration) -> i32 {
     i32::try_from(duration.as_millis()).unwrap_or(i32::MAX)
 }
 
-fn clamp(tokens: i64) -> i32 {
-    i32::try_from(tokens.max(0)).unwrap_or(i32::MAX)
-}
-
 impl RequestContext {
     fn candidate_row(
         &self,
@@ -315,7 +311,8 @@ impl RequestContext {
             })
         });
         let cost = cost.unwrap_or_default();
-        let tokens = ending.tokens;
+        let tokens = ending.tokens.clamped();
+        let columns = tokens.columns();
         let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         usage::Model {
             id: new_id(),
@@ -329,13 +326,11 @@ impl RequestContext {
             provider_id: served.map(|s| s.provider_id.clone()),
             provider_endpoint_id: served.and_then(|s| non_empty(&s.endpoint_id)),
             provider_api_key_id: served.and_then(|s| non_empty(&s.key_id)),
-            input_tokens: clamp(tokens.input),
-            output_tokens: clamp(tokens.output),
-            total_tokens: clamp(
-                tokens.input + tokens.output + tokens.cache_creation + tokens.cache_read,
-            ),
-            cache_creation_input_tokens: clamp(tokens.cache_creation),
-            cache_read_input_tokens: clamp(tokens.cache_read),
+            input_tokens: columns[0],
+            output_tokens: columns[1],
+            total_tokens: tokens.total_i32(),
+            cache_creation_input_tokens: columns[2],
+            cache_read_input_tokens: columns[3],
             input_cost_usd: cost.input_cost,
             output_cost_usd: cost.output_cost,
             cache_creation_cost_usd: cost.cache_creation_cost,
@@ -349,7 +344,7 @@ impl RequestContext {
             actual_cache_read_cost_usd: cost.actual_cache_read_cost,
             actual_request_cost_usd: cost.actual_request_cost,
             actual_total_cost_usd: cost.actual_total_cost,
-            rate_multiplier: served.map_or(1.0, |s| s.rate_multiplier),
+            rate_multiplier: served.map_or(1.0, |_| cost.rate_multiplier),
             input_price_per_1m: cost.input_price_per_1m,
             output_price_per_1m: cost.output_price_per_1m,
             cache_creation_price_per_1m: cost.cache_creation_price_per_1m,
@@ -374,7 +369,14 @@ impl RequestContext {
         ending: &Ending,
         candidates: Vec<request_candidates::Model>,
     ) {
-        let usage = self.usage_row(served, ending);
+        let mut usage = self.usage_row(served, ending);
+        // Client- and upstream-supplied text must never be what makes the database reject a
+        // row (behaviour.md 7).
+        usage.fit_columns();
+        let mut candidates = candidates;
+        for row in &mut candidates {
+            row.fit_columns();
+        }
         if self.identity.quota_usd.is_some() {
             self.state.spend().record(
                 &self.identity.user_id,

@@ -13,6 +13,7 @@ mod error;
 mod insert;
 mod json;
 mod pricing;
+mod sanitize;
 
 pub mod api_keys;
 pub mod global_models;
@@ -30,7 +31,10 @@ pub mod usage;
 pub mod usage_dead_letters;
 pub mod users;
 
-pub use cost::{CostBreakdown, CostRequest, EffectivePricing, TokenCounts, compute_cost};
+pub use cost::{
+    CostBreakdown, CostRequest, EffectivePricing, MAX_AMOUNT, TokenCounts, clamp_amount,
+    compute_cost,
+};
 pub use enums::{ApiFormat, BillingType, CandidateStatus, UsageStatus, UserRole};
 pub use error::EntityError;
 pub use insert::insert_row;
@@ -38,6 +42,7 @@ pub use json::{
     AllowedModels, Capabilities, GlobalModelConfig, Headers, JsonObject, ModelAlias, ModelAliases,
 };
 pub use pricing::{PriceTier, TieredPricing};
+pub use sanitize::{MAX_TEXT_CHARS, fit_json, fit_text};
 
 /// A new application-generated primary key: a UUID v7 rendered as a 36-character string.
 pub fn new_id() -> String {

@@ -3,6 +3,7 @@
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::sanitize::{fit_column, fit_json_column, fit_optional_column};
 use crate::{CandidateStatus, JsonObject};
 
 /// A row of `request_candidates`.
@@ -60,3 +61,22 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl Model {
+    /// Makes every column fit before the row is written (behaviour.md 7): each text column
+    /// loses NUL characters and keeps at most the characters its declared length allows
+    /// ([`crate::MAX_TEXT_CHARS`] for `text`), and the JSON column loses NUL characters.
+    pub fn fit_columns(&mut self) {
+        fit_column(&mut self.id, Column::Id);
+        fit_column(&mut self.request_id, Column::RequestId);
+        fit_optional_column(&mut self.user_id, Column::UserId);
+        fit_optional_column(&mut self.api_key_id, Column::ApiKeyId);
+        fit_optional_column(&mut self.provider_id, Column::ProviderId);
+        fit_optional_column(&mut self.endpoint_id, Column::EndpointId);
+        fit_optional_column(&mut self.key_id, Column::KeyId);
+        fit_optional_column(&mut self.skip_reason, Column::SkipReason);
+        fit_optional_column(&mut self.error_type, Column::ErrorType);
+        fit_optional_column(&mut self.error_message, Column::ErrorMessage);
+        fit_json_column(&mut self.extra_data);
+    }
+}

@@ -3,6 +3,9 @@
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::sanitize::{
+    fit_amount, fit_column, fit_count, fit_json_column, fit_optional_amount, fit_optional_column,
+};
 use crate::{JsonObject, UsageStatus};
 
 /// A row of `usage`.
@@ -91,3 +94,60 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+impl Model {
+    /// Makes every column fit before the row is written (behaviour.md 7): each text column
+    /// loses NUL characters and keeps at most the characters its declared length allows
+    /// ([`crate::MAX_TEXT_CHARS`] for `text`), the JSON column loses NUL characters, every
+    /// amount becomes finite and `>= 0` (`price_per_request` stays `None` when it is), and
+    /// token counts are at least 0.
+    pub fn fit_columns(&mut self) {
+        fit_column(&mut self.id, Column::Id);
+        fit_optional_column(&mut self.user_id, Column::UserId);
+        fit_optional_column(&mut self.api_key_id, Column::ApiKeyId);
+        fit_column(&mut self.request_id, Column::RequestId);
+        fit_column(&mut self.provider, Column::Provider);
+        fit_column(&mut self.model, Column::Model);
+        fit_optional_column(&mut self.global_model, Column::GlobalModel);
+        fit_optional_column(&mut self.target_model, Column::TargetModel);
+        fit_optional_column(&mut self.provider_id, Column::ProviderId);
+        fit_optional_column(&mut self.provider_endpoint_id, Column::ProviderEndpointId);
+        fit_optional_column(&mut self.provider_api_key_id, Column::ProviderApiKeyId);
+        fit_column(&mut self.request_type, Column::RequestType);
+        fit_column(&mut self.api_format, Column::ApiFormat);
+        fit_optional_column(&mut self.error_message, Column::ErrorMessage);
+        fit_json_column(&mut self.request_metadata);
+        for count in [
+            &mut self.input_tokens,
+            &mut self.output_tokens,
+            &mut self.total_tokens,
+            &mut self.cache_creation_input_tokens,
+            &mut self.cache_read_input_tokens,
+        ] {
+            fit_count(count);
+        }
+        for amount in [
+            &mut self.input_cost_usd,
+            &mut self.output_cost_usd,
+            &mut self.cache_creation_cost_usd,
+            &mut self.cache_read_cost_usd,
+            &mut self.cache_cost_usd,
+            &mut self.request_cost_usd,
+            &mut self.total_cost_usd,
+            &mut self.actual_input_cost_usd,
+            &mut self.actual_output_cost_usd,
+            &mut self.actual_cache_creation_cost_usd,
+            &mut self.actual_cache_read_cost_usd,
+            &mut self.actual_request_cost_usd,
+            &mut self.actual_total_cost_usd,
+            &mut self.rate_multiplier,
+            &mut self.input_price_per_1m,
+            &mut self.output_price_per_1m,
+            &mut self.cache_creation_price_per_1m,
+            &mut self.cache_read_price_per_1m,
+        ] {
+            fit_amount(amount);
+        }
+        fit_optional_amount(&mut self.price_per_request);
+    }
+}
