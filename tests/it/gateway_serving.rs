@@ -213,7 +213,10 @@ async fn deployments_sharing_redis_do_not_share_cache_entries() {
         gateway: &first_gateway,
         key: first_admin.key.clone(),
     };
-    assert_eq!(on_first.get("/api/admin/providers").await.status, StatusCode::OK);
+    assert_eq!(
+        on_first.get("/api/admin/providers").await.status,
+        StatusCode::OK
+    );
     // The first deployment's admin key is cached in Redis now; the second deployment does
     // not read that entry.
     let on_second = Session {
@@ -231,5 +234,8 @@ async fn deployments_sharing_redis_do_not_share_cache_entries() {
         gateway: &sharing,
         key: first_admin.key,
     };
-    assert_eq!(on_sharing.get("/api/admin/providers").await.status, StatusCode::OK);
+    assert_eq!(
+        on_sharing.get("/api/admin/providers").await.status,
+        StatusCode::OK
+    );
 }

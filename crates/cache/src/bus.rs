@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::flight::Flights;
 use crate::Config;
+use crate::flight::Flights;
 use crate::local::Local;
 use crate::telemetry::Telemetry;
 

@@ -89,7 +89,10 @@ impl Drop for Leader<'_> {
         // The entry may already be another leader's, when an invalidation detached ours.
         let mut loads = self.flights.loads();
         let ours = self.sender.subscribe();
-        if loads.get(&self.key).is_some_and(|entry| entry.same_channel(&ours)) {
+        if loads
+            .get(&self.key)
+            .is_some_and(|entry| entry.same_channel(&ours))
+        {
             loads.remove(&self.key);
         }
     }

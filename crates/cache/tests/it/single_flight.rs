@@ -117,6 +117,10 @@ async fn a_load_in_flight_at_an_invalidation_is_not_shared_with_later_callers() 
             .get_or_load(&key, || async { Ok::<_, Infallible>(None) })
             .await
             .unwrap();
-        assert_eq!(after.entry, Entry::Found(new), "{kind:?}: the old load was stored");
+        assert_eq!(
+            after.entry,
+            Entry::Found(new),
+            "{kind:?}: the old load was stored"
+        );
     }
 }
