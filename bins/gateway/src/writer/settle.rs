@@ -33,10 +33,13 @@ pub(crate) struct Settlement {
     pub(crate) transient: Option<DbErr>,
 }
 
+/// The field of a `usage` row that holds one reference.
+type Reference = fn(&mut usage::Model) -> &mut Option<String>;
+
 /// The nullable references of a `usage` row to catalogue and user rows (all `ON DELETE SET
 /// NULL`). `request_candidates` has no foreign keys, so its copies of these ids stay as they
 /// were, as they do on rows stored before the deletion.
-const REFERENCES: [(&str, fn(&mut usage::Model) -> &mut Option<String>); 5] = [
+const REFERENCES: [(&str, Reference); 5] = [
     ("users", |row| &mut row.user_id),
     ("api_keys", |row| &mut row.api_key_id),
     ("providers", |row| &mut row.provider_id),
