@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Deserialize;
 use tollgate_entities::usage_dead_letters;
@@ -68,8 +69,16 @@ pub(crate) async fn list(
 pub(crate) async fn replay(
     _: Admin,
     State(state): State<AppState>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ReplayReport>, AdminError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            AdminError::too_large("request body is over the size limit")
+        } else {
+            AdminError::bad_request(format!("cannot read request body: {rejection}"))
+        }
+    })?;
+    // No body (or an empty one) replays the default set.
     let body: ReplayBody = if body.iter().all(u8::is_ascii_whitespace) {
         ReplayBody::default()
     } else {
