@@ -12,6 +12,7 @@ mod admin_dashboard;
 mod admin_matrix;
 mod admin_support;
 mod gateway_catalog;
+mod gateway_dead_letters;
 mod gateway_demo;
 mod gateway_durability;
 mod gateway_proxy;

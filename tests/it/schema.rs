@@ -51,6 +51,10 @@ const SCHEMA: &[(&str, &str)] = &[
         "id request_id user_id? api_key_id? candidate_index retry_index provider_id? endpoint_id? key_id? status skip_reason? is_cached status_code? error_type? error_message? latency_ms? extra_data? created_at started_at? finished_at?",
     ),
     (
+        "usage_dead_letters",
+        "id request_id payload error replayed_at? created_at",
+    ),
+    (
         "stats_daily",
         "id date total_requests success_requests error_requests input_tokens output_tokens cache_creation_tokens cache_read_tokens total_cost actual_total_cost input_cost output_cost cache_creation_cost cache_read_cost avg_response_time_ms fallback_count unique_models unique_providers created_at updated_at",
     ),
@@ -99,6 +103,7 @@ const INDEXES: &[(&str, &[&str])] = &[
     ("usage", &["provider", "model", "created_at"]),
     ("request_candidates", &["request_id"]),
     ("request_candidates", &["created_at"]),
+    ("usage_dead_letters", &["request_id"]),
     // Not in schema.md: the aggregator's per-day cleanup filters on it.
     ("stats_user_daily", &["date"]),
 ];

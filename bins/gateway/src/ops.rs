@@ -16,8 +16,29 @@ pub(crate) async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-/// `GET /ready`: the database answers.
+/// `GET /ready`: the usage writer is not stalled and the database answers.
 pub(crate) async fn ready(State(state): State<AppState>) -> Response {
+    let writer = state.usage().health();
+    if let Some(reason) = writer.stall_reason() {
+        tracing::warn!(
+            waiting = writer.waiting,
+            oldest_record_age_s = writer.oldest_age.as_secs(),
+            "readiness check: {reason}"
+        );
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({
+                "status": "unavailable",
+                "reason": reason,
+                "usage_writer": {
+                    "waiting": writer.waiting,
+                    "oldest_record_age_seconds": writer.oldest_age.as_secs_f64(),
+                    "seconds_since_progress": writer.since_progress.as_secs_f64(),
+                },
+            })),
+        )
+            .into_response();
+    }
     match state.conn().ping().await {
         Ok(()) => Json(serde_json::json!({"status": "ready"})).into_response(),
         Err(error) => {

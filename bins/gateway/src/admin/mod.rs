@@ -5,6 +5,7 @@
 
 mod catalog_io;
 mod dashboard;
+mod dead_letters;
 mod error;
 mod explain;
 mod extract;
@@ -83,6 +84,11 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(
             "/api/admin/catalog",
             get(catalog_io::export).put(catalog_io::import),
+        )
+        .route("/api/admin/usage/dead-letters", get(dead_letters::list))
+        .route(
+            "/api/admin/usage/dead-letters/replay",
+            post(dead_letters::replay),
         )
 }
 

@@ -1,12 +1,7 @@
-//! The usage writer: a bounded queue drained by one background task that writes `usage` and
-//! `request_candidates` rows and the key and user counters in batches, one transaction per
-//! batch. A database outage keeps the batch and retries with back-off while the queue
-//! buffers; what cannot be queued is dropped and counted. Shutdown drains the queue.
+//! The fast path of the usage writer: one batch in one transaction, as multi-row `INSERT`s
+//! whose texts are built once and reused, then the key and user counters.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::collections::{HashMap, HashSet};
 
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
@@ -14,8 +9,9 @@ use sea_orm::{
     EntityTrait, IntoActiveModel, Iterable, ModelTrait, QueryFilter, QueryTrait, Statement,
     TransactionTrait,
 };
-use tokio::sync::{mpsc, oneshot};
 use tollgate_entities::{api_keys, request_candidates, usage, users};
+
+use super::UsageRecord;
 
 /// Rows per multi-row `INSERT`. A batch is split into chunks of these sizes only, so each
 /// table sees at most five distinct statements and the drivers' prepared-statement caches
@@ -32,268 +28,6 @@ fn chunk_sizes(mut n: usize) -> impl Iterator<Item = usize> {
     })
 }
 
-/// Usage writer settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WriterConfig {
-    /// Most records waiting in the queue; beyond it new records are dropped and counted in
-    /// `usage_writer_dropped_total`. Default 100 000.
-    pub queue_capacity: usize,
-    /// Most records per transaction. Default 500.
-    pub batch_size: usize,
-    /// First delay before retrying a failed batch; doubles up to `retry_max`. Default 50 ms.
-    pub retry_min: Duration,
-    /// Longest delay between retries. Default 2 s.
-    pub retry_max: Duration,
-    /// How long a batch that is not full waits for more records before it is written.
-    /// Default 20 ms.
-    pub linger: Duration,
-}
-
-impl Default for WriterConfig {
-    fn default() -> Self {
-        Self {
-            queue_capacity: 100_000,
-            batch_size: 500,
-            retry_min: Duration::from_millis(50),
-            retry_max: Duration::from_secs(2),
-            linger: Duration::from_millis(20),
-        }
-    }
-}
-
-/// One request's rows.
-#[derive(Debug, Clone)]
-pub(crate) struct UsageRecord {
-    /// The `usage` row.
-    pub(crate) usage: usage::Model,
-    /// Its `request_candidates` rows.
-    pub(crate) candidates: Vec<request_candidates::Model>,
-}
-
-enum Message {
-    Record(Box<UsageRecord>),
-    Flush(oneshot::Sender<()>),
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    dropped: AtomicU64,
-    written: AtomicU64,
-}
-
-/// What the writer has done so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct WriterStats {
-    /// Records committed to the database.
-    pub written: u64,
-    /// Records dropped (queue full, or still failing when a shutdown's time ran out).
-    pub dropped: u64,
-}
-
-/// The request path's end of the queue: never waits.
-#[derive(Clone)]
-pub(crate) struct UsageSender {
-    tx: mpsc::Sender<Message>,
-    counters: Arc<Counters>,
-}
-
-impl UsageSender {
-    /// Queues a record; when the queue is full (or closed) drops it and counts the drop.
-    pub(crate) fn send(&self, record: UsageRecord) {
-        if self.tx.try_send(Message::Record(Box::new(record))).is_err() {
-            let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            metrics::counter!("usage_writer_dropped_total").increment(1);
-            // Logged at 1, 2, 4, 8, … drops: a full queue must not flood the log too.
-            if dropped.is_power_of_two() {
-                tracing::warn!(dropped, "usage queue full or closed; usage records dropped");
-            }
-        }
-    }
-
-    /// Waits until every record queued before this call has been written (or dropped).
-    pub(crate) async fn flush(&self) {
-        let (ack, done) = oneshot::channel();
-        if self.tx.send(Message::Flush(ack)).await.is_ok() {
-            let _ = done.await;
-        }
-    }
-
-    /// Written and dropped counts.
-    pub(crate) fn stats(&self) -> WriterStats {
-        WriterStats {
-            written: self.counters.written.load(Ordering::Relaxed),
-            dropped: self.counters.dropped.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// Stops the writer after draining the queue.
-pub(crate) struct WriterHandle {
-    shutdown: Option<oneshot::Sender<Duration>>,
-    join: tokio::task::JoinHandle<()>,
-}
-
-impl WriterHandle {
-    /// Closes the queue, writes what it holds (retrying for at most `timeout` while the
-    /// database fails), then returns.
-    pub(crate) async fn shutdown(mut self, timeout: Duration) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(timeout);
-        }
-        if let Err(error) = self.join.await {
-            tracing::error!(%error, "usage writer task failed");
-        }
-    }
-}
-
-/// Starts the writer task on `conn`.
-pub(crate) fn spawn(conn: DatabaseConnection, config: WriterConfig) -> (UsageSender, WriterHandle) {
-    let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
-    let (shutdown_tx, shutdown_rx) = oneshot::channel();
-    let counters = Arc::new(Counters::default());
-    let writer = Writer {
-        conn,
-        config,
-        rx,
-        counters: counters.clone(),
-    };
-    let join = tokio::spawn(writer.run(shutdown_rx));
-    (
-        UsageSender { tx, counters },
-        WriterHandle {
-            shutdown: Some(shutdown_tx),
-            join,
-        },
-    )
-}
-
-struct Writer {
-    conn: DatabaseConnection,
-    config: WriterConfig,
-    rx: mpsc::Receiver<Message>,
-    counters: Arc<Counters>,
-}
-
-impl Writer {
-    async fn run(mut self, mut shutdown: oneshot::Receiver<Duration>) {
-        let batch_size = self.config.batch_size.max(1);
-        let mut batch: Vec<UsageRecord> = Vec::with_capacity(batch_size);
-        let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
-        let mut backoff = self.config.retry_min;
-        let mut deadline: Option<Instant> = None;
-        let mut texts = InsertTexts::default();
-        loop {
-            if batch.is_empty() {
-                let message = tokio::select! {
-                    message = self.rx.recv() => message,
-                    timeout = &mut shutdown, if deadline.is_none() => {
-                        deadline = Some(Instant::now() + timeout.unwrap_or(Duration::ZERO));
-                        self.rx.close();
-                        continue;
-                    }
-                };
-                match message {
-                    Some(Message::Record(record)) => batch.push(*record),
-                    Some(Message::Flush(ack)) => waiters.push(ack),
-                    None => break,
-                }
-            }
-            // Fill the batch without waiting; stop at a flush so it acknowledges exactly the
-            // records queued before it.
-            if waiters.is_empty() {
-                while batch.len() < batch_size {
-                    match self.rx.try_recv() {
-                        Ok(Message::Record(record)) => batch.push(*record),
-                        Ok(Message::Flush(ack)) => {
-                            waiters.push(ack);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
-            }
-            // Under light load, wait a little for more records: a transaction per record would
-            // cost a commit (an fsync) per request.
-            let healthy = backoff == self.config.retry_min;
-            if healthy && waiters.is_empty() && deadline.is_none() && !batch.is_empty() {
-                let until = tokio::time::Instant::now() + self.config.linger;
-                while batch.len() < batch_size {
-                    tokio::select! {
-                        message = self.rx.recv() => match message {
-                            Some(Message::Record(record)) => batch.push(*record),
-                            Some(Message::Flush(ack)) => {
-                                waiters.push(ack);
-                                break;
-                            }
-                            None => break,
-                        },
-                        () = tokio::time::sleep_until(until) => break,
-                        timeout = &mut shutdown, if deadline.is_none() => {
-                            deadline = Some(Instant::now() + timeout.unwrap_or(Duration::ZERO));
-                            self.rx.close();
-                            break;
-                        }
-                    }
-                }
-            }
-            self.report_depth(batch.len());
-            if !batch.is_empty() {
-                match write_batch(&self.conn, &mut texts, &batch).await {
-                    Ok(()) => {
-                        self.counters
-                            .written
-                            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                        batch.clear();
-                        backoff = self.config.retry_min;
-                        self.report_depth(0);
-                    }
-                    Err(error) => {
-                        if deadline.is_some_and(|d| Instant::now() >= d) {
-                            tracing::error!(%error, rows = batch.len(), "usage batch dropped at shutdown: database still failing");
-                            self.drop_records(batch.len());
-                            batch.clear();
-                        } else {
-                            tracing::warn!(%error, rows = batch.len(), retry_in_ms = backoff.as_millis() as u64, "usage batch failed; will retry");
-                            tokio::select! {
-                                () = tokio::time::sleep(backoff) => {}
-                                timeout = &mut shutdown, if deadline.is_none() => {
-                                    deadline = Some(Instant::now() + timeout.unwrap_or(Duration::ZERO));
-                                    self.rx.close();
-                                }
-                            }
-                            backoff = (backoff * 2).min(self.config.retry_max);
-                            continue;
-                        }
-                    }
-                }
-            }
-            for ack in waiters.drain(..) {
-                let _ = ack.send(());
-            }
-        }
-        for ack in waiters.drain(..) {
-            let _ = ack.send(());
-        }
-        self.report_depth(0);
-    }
-
-    fn drop_records(&self, count: usize) {
-        self.counters
-            .dropped
-            .fetch_add(count as u64, Ordering::Relaxed);
-        metrics::counter!("usage_writer_dropped_total").increment(count as u64);
-    }
-
-    fn report_depth(&self, in_flight: usize) {
-        #[expect(
-            clippy::cast_precision_loss,
-            reason = "a queue depth is far below 2^53"
-        )]
-        let depth = (self.rx.len() + in_flight) as f64;
-        metrics::gauge!("usage_writer_queue_depth").set(depth);
-    }
-}
-
 #[derive(Default)]
 struct Totals {
     requests: i32,
@@ -307,7 +41,7 @@ struct Totals {
 /// itself; the values are now read straight off the models, in the column order the text
 /// was built with.
 #[derive(Debug, Default)]
-struct InsertTexts(HashMap<(&'static str, usize, bool), String>);
+pub(crate) struct InsertTexts(HashMap<(&'static str, usize, bool), String>);
 
 impl InsertTexts {
     /// `INSERT INTO <E> … VALUES (…), … ON CONFLICT <conflict>` for `rows`, optionally
@@ -350,17 +84,18 @@ fn row_values<E: EntityTrait>(rows: &[&E::Model]) -> Vec<sea_orm::Value> {
         .collect()
 }
 
-/// Writes one batch in one transaction. Idempotent: a retry after a commit whose answer was
-/// lost inserts nothing twice (`ON CONFLICT DO NOTHING` on the unique request id) and adds
-/// counters only for the rows this attempt inserted.
-async fn write_batch(
+/// Writes one batch in one transaction and returns the request ids it inserted (the others
+/// were already stored). Idempotent: a retry after a commit whose answer was lost inserts
+/// nothing twice (`ON CONFLICT DO NOTHING` on the unique request id) and adds counters only
+/// for the rows this attempt inserted.
+pub(crate) async fn write_batch(
     conn: &DatabaseConnection,
     texts: &mut InsertTexts,
     batch: &[UsageRecord],
-) -> Result<(), DbErr> {
+) -> Result<HashSet<String>, DbErr> {
     let backend = conn.get_database_backend();
     let txn = conn.begin().await?;
-    let mut inserted: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut inserted: HashSet<String> = HashSet::new();
     let usage_conflict = OnConflict::column(usage::Column::RequestId)
         .do_nothing()
         .to_owned();
@@ -449,7 +184,8 @@ async fn write_batch(
             .exec(&txn)
             .await?;
     }
-    txn.commit().await
+    txn.commit().await?;
+    Ok(inserted)
 }
 
 #[cfg(test)]

@@ -1,0 +1,385 @@
+//! Accounting integrity through the in-process gateway (behaviour.md 7): a usage row the
+//! database refuses is dead-lettered without stopping anyone else's, listed and replayed
+//! once; deletions during a request never break its usage row; `/ready` reports a stalled
+//! writer.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait,
+};
+use tollgate_entities::{ApiFormat, TieredPricing, usage, usage_dead_letters};
+use tollgate_gateway::mock::MockUpstream;
+use tollgate_gateway::{Gateway, WriterConfig};
+use tollgate_testkit::{Backend, TestDb, db_test};
+use tower::ServiceExt;
+
+use crate::admin_support::{Session, admin, assert_error};
+use crate::gateway_support::{
+    CANARY_WAIT, Client, assert_canary_recorded, chat, client, counters, global_model, request,
+    route, send, wait_for_usage,
+};
+
+/// The routed global model whose usage rows the database is made to refuse.
+const POISON_MODEL: &str = "poison-model";
+/// A healthy routed global model for canaries.
+const GOOD_MODEL: &str = "good-model";
+
+/// A fresh dead-letter directory, removed when dropped.
+struct DeadLetterDir(PathBuf);
+
+impl DeadLetterDir {
+    fn new() -> Self {
+        let path = std::env::temp_dir().join(format!("tollgate-e2e-dead-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for DeadLetterDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A gateway over `db` whose writer keeps dead letters in `dir` and counts as stalled after
+/// `stall_after`.
+fn gateway(db: &TestDb, dir: &DeadLetterDir, stall_after: Duration) -> Gateway {
+    let mut builder = Gateway::builder(db.conn.clone()).writer(WriterConfig {
+        dead_letter_dir: dir.0.clone(),
+        stall_after,
+        retry_max: Duration::from_millis(200),
+        // Requests sent together share a batch, so a refused row has neighbours to spare.
+        linger: Duration::from_millis(200),
+        ..WriterConfig::default()
+    });
+    if let Some(handle) = tollgate_gateway::prometheus() {
+        builder = builder.metrics(handle);
+    }
+    builder.build().unwrap()
+}
+
+/// Routes `name` to `mock` through a provider of its own.
+async fn routed(db: &TestDb, mock: &MockUpstream, name: &str) -> crate::gateway_support::Route {
+    let global = global_model(&db.conn, name, TieredPricing::fixed(1.0, 2.0)).await;
+    route(
+        &db.conn,
+        &format!("provider-{name}"),
+        10,
+        ApiFormat::OpenAi,
+        &mock.openai_base_url(),
+        30,
+        &global,
+        name,
+    )
+    .await
+}
+
+/// Makes the database refuse `usage` rows whose `model` is [`POISON_MODEL`].
+async fn refuse_poison(db: &TestDb) {
+    let sql = match db.backend() {
+        Backend::Sqlite => format!(
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON usage WHEN NEW.model = '{POISON_MODEL}' \
+             BEGIN SELECT RAISE(ABORT, 'poison'); END"
+        ),
+        Backend::Postgres => format!(
+            "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN \
+             IF NEW.model = '{POISON_MODEL}' THEN RAISE EXCEPTION 'poison'; END IF; \
+             RETURN NEW; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER refuse_poison BEFORE INSERT ON usage FOR EACH ROW EXECUTE FUNCTION refuse_poison();"
+        ),
+    };
+    db.conn.execute_unprepared(&sql).await.unwrap();
+}
+
+async fn accept_poison(db: &TestDb) {
+    let sql = match db.backend() {
+        Backend::Sqlite => "DROP TRIGGER refuse_poison",
+        Backend::Postgres => "DROP TRIGGER refuse_poison ON usage; DROP FUNCTION refuse_poison();",
+    };
+    db.conn.execute_unprepared(sql).await.unwrap();
+}
+
+/// Sends one OpenAI request for `model` as `client`; asserts 200 and returns its request id.
+async fn request_id_of(gateway: &Gateway, client: &Client, model: &str) -> String {
+    let answer = send(
+        gateway,
+        request(ApiFormat::OpenAi, Some(&client.key), chat(model, false)),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    answer.header("x-request-id").to_owned()
+}
+
+/// Polls the dead-letter listing until it shows `request_id`.
+async fn wait_for_dead_letter(session: &Session<'_>, request_id: &str) -> serde_json::Value {
+    let deadline = Instant::now() + CANARY_WAIT;
+    loop {
+        let answer = session.get("/api/admin/usage/dead-letters").await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        if let Some(letter) = answer
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|letter| letter["request_id"] == request_id)
+        {
+            return letter.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no dead letter for {request_id} within {CANARY_WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn usage_rows_of(db: &TestDb, request_id: &str) -> u64 {
+    usage::Entity::find()
+        .filter(usage::Column::RequestId.eq(request_id))
+        .count(&db.conn)
+        .await
+        .unwrap()
+}
+
+db_test!(async fn a_refused_usage_row_is_dead_lettered_listed_and_replayed_once(db) {
+    let mock = MockUpstream::start().await.unwrap();
+    routed(db, &mock, POISON_MODEL).await;
+    routed(db, &mock, GOOD_MODEL).await;
+    refuse_poison(db).await;
+    let dir = DeadLetterDir::new();
+    let gateway = gateway(db, &dir, Duration::from_secs(60));
+    let operator = admin(&db.conn, "operator").await;
+    let session = Session { gateway: &gateway, key: operator.key.clone() };
+    let alice = client(&db.conn, "alice").await;
+
+    let dave = client(&db.conn, "dave").await;
+    let (poisoned, neighbours) = tokio::join!(
+        request_id_of(&gateway, &alice, POISON_MODEL),
+        futures_util::future::join_all(
+            (0..5).map(|_| request_id_of(&gateway, &dave, GOOD_MODEL))
+        ),
+    );
+    for request_id in &neighbours {
+        assert!(
+            wait_for_usage(&db.conn, request_id, CANARY_WAIT).await.is_some(),
+            "a request sent with the refused one has no usage row"
+        );
+    }
+    assert_canary_recorded(&gateway, &db.conn, ApiFormat::OpenAi, GOOD_MODEL).await;
+    let letter = wait_for_dead_letter(&session, &poisoned).await;
+    assert!(letter["error"].as_str().unwrap().contains("poison"), "{letter}");
+    assert_eq!(letter["replayed_at"], serde_json::Value::Null);
+    assert_eq!(letter["payload"]["usage"]["model"], POISON_MODEL);
+    assert_eq!(letter["payload"]["usage"]["user_id"], alice.user_id.as_str());
+    assert!(!letter["payload"]["candidates"].as_array().unwrap().is_empty());
+    assert!(letter["created_at"].is_string() && letter["id"].is_string());
+    assert_eq!(usage_rows_of(db, &poisoned).await, 0);
+    if let Some(handle) = tollgate_gateway::prometheus() {
+        assert!(handle.render().contains("usage_writer_dead_letters_total{store=\"table\"}"));
+    }
+
+    // Still refused: reported, never a 500, nothing written.
+    let answer = session.post("/api/admin/usage/dead-letters/replay", serde_json::json!({})).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let report = answer.json();
+    assert_eq!(report["replayed"], 0);
+    assert_eq!(report["failed"][0]["id"], letter["id"]);
+    assert!(report["failed"][0]["error"].as_str().unwrap().contains("poison"));
+    assert_eq!(gateway.usage_stats().dead_lettered, 1);
+
+    accept_poison(db).await;
+    let answer = session.post("/api/admin/usage/dead-letters/replay", serde_json::json!({})).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let report = answer.json();
+    assert_eq!((report["replayed"].as_u64(), report["already_present"].as_u64()), (Some(1), Some(0)), "{report}");
+    assert_eq!(report["failed"], serde_json::json!([]));
+    let row = wait_for_usage(&db.conn, &poisoned, CANARY_WAIT).await.unwrap();
+    assert_eq!(row.user_id.as_deref(), Some(alice.user_id.as_str()));
+    let (key, _) = counters(&db.conn, &alice).await;
+    assert_eq!(key.total_requests, 1);
+
+    // Again, by default and by id: nothing written twice.
+    let answer = session.post("/api/admin/usage/dead-letters/replay", serde_json::json!({})).await;
+    assert_eq!((answer.json()["replayed"].as_u64(), answer.json()["already_present"].as_u64()), (Some(0), Some(0)));
+    let answer = session
+        .post("/api/admin/usage/dead-letters/replay", serde_json::json!({"ids": [letter["id"]]}))
+        .await;
+    assert_eq!((answer.json()["replayed"].as_u64(), answer.json()["already_present"].as_u64()), (Some(0), Some(1)), "{}", answer.text());
+    // No body at all replays the default set.
+    let answer = crate::admin_support::call(
+        &gateway,
+        axum::http::Method::POST,
+        "/api/admin/usage/dead-letters/replay",
+        Some(&operator.key),
+        None,
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(usage_rows_of(db, &poisoned).await, 1);
+    let (key, _) = counters(&db.conn, &alice).await;
+    assert_eq!(key.total_requests, 1);
+
+    let listed = session.get("/api/admin/usage/dead-letters").await.json();
+    assert_eq!(listed, serde_json::json!([]), "replayed letters are hidden by default");
+    let listed = session.get("/api/admin/usage/dead-letters?include_replayed=true&limit=5").await.json();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(listed[0]["replayed_at"].is_string());
+    assert_canary_recorded(&gateway, &db.conn, ApiFormat::OpenAi, GOOD_MODEL).await;
+});
+
+db_test!(async fn dead_letter_endpoints_check_their_input_and_caller(db) {
+    let dir = DeadLetterDir::new();
+    let gateway = gateway(db, &dir, Duration::from_secs(60));
+    let operator = admin(&db.conn, "operator").await;
+    let session = Session { gateway: &gateway, key: operator.key.clone() };
+    for query in ["limit=0", "limit=1001", "limit=-1", "limit=ten"] {
+        let answer = session.get(&format!("/api/admin/usage/dead-letters?{query}")).await;
+        assert_error(&answer, 400, "limit");
+    }
+    let answer = session.get("/api/admin/usage/dead-letters?include_replayed=maybe").await;
+    assert_error(&answer, 400, "include_replayed");
+    let answer = session
+        .post("/api/admin/usage/dead-letters/replay", serde_json::json!({"ids": "x"}))
+        .await;
+    assert_error(&answer, 422, "ids");
+    let many: Vec<String> = (0..1001).map(|i| i.to_string()).collect();
+    let answer = session
+        .post("/api/admin/usage/dead-letters/replay", serde_json::json!({"ids": many}))
+        .await;
+    assert_error(&answer, 422, "ids");
+    let user = client(&db.conn, "not-an-admin").await;
+    let answer = crate::admin_support::call(
+        &gateway,
+        axum::http::Method::GET,
+        "/api/admin/usage/dead-letters",
+        Some(&user.key),
+        None,
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    let answer = crate::admin_support::call(
+        &gateway,
+        axum::http::Method::POST,
+        "/api/admin/usage/dead-letters/replay",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+});
+
+db_test!(async fn deleting_the_user_and_provider_mid_request_keeps_its_usage_row(db) {
+    let slow = MockUpstream::start().await.unwrap();
+    slow.set(|b| b.latency = Duration::from_millis(1500));
+    let fast = MockUpstream::start().await.unwrap();
+    let doomed = routed(db, &slow, "slow-model").await;
+    routed(db, &fast, GOOD_MODEL).await;
+    let dir = DeadLetterDir::new();
+    let gateway = gateway(db, &dir, Duration::from_secs(60));
+    let operator = admin(&db.conn, "operator").await;
+    let session = Session { gateway: &gateway, key: operator.key.clone() };
+    let bob = client(&db.conn, "bob").await;
+
+    let in_flight = tokio::spawn(gateway.router().oneshot(request(
+        ApiFormat::OpenAi,
+        Some(&bob.key),
+        chat("slow-model", false),
+    )));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while slow.request_count() == 0 {
+        assert!(Instant::now() < deadline, "the request never reached the upstream");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let answer = session.delete(&format!("/api/admin/users/{}", bob.user_id)).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.text());
+    // Cascades to its endpoints, upstream keys and models.
+    let answer = session.delete(&format!("/api/admin/providers/{}", doomed.provider_id)).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.text());
+    let response = in_flight.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+
+    let row = wait_for_usage(&db.conn, &request_id, CANARY_WAIT)
+        .await
+        .expect("the usage row of the request whose user and provider were deleted");
+    assert_eq!(row.user_id, None);
+    assert_eq!(row.api_key_id, None);
+    assert_eq!(row.provider_id, None);
+    assert_eq!(row.provider_endpoint_id, None);
+    assert_eq!(row.provider_api_key_id, None);
+    assert_eq!(row.provider, "provider-slow-model", "names stay as text");
+    assert_eq!(row.model, "slow-model");
+    assert!(row.total_tokens > 0);
+    let letters = usage_dead_letters::Entity::find().count(&db.conn).await.unwrap();
+    assert_eq!(letters, 0);
+    assert_canary_recorded(&gateway, &db.conn, ApiFormat::OpenAi, GOOD_MODEL).await;
+});
+
+/// Polls `/ready` until it answers `status`; returns the body.
+async fn wait_for_ready(
+    gateway: &Gateway,
+    status: StatusCode,
+    wait: Duration,
+) -> serde_json::Value {
+    let deadline = Instant::now() + wait;
+    loop {
+        let answer =
+            crate::admin_support::call(gateway, axum::http::Method::GET, "/ready", None, None)
+                .await;
+        if answer.status == status {
+            return answer.json();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/ready did not answer {status} within {wait:?}: {} {}",
+            answer.status,
+            answer.text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+db_test!(async fn ready_reports_a_stalled_writer_and_recovers(db) {
+    let mock = MockUpstream::start().await.unwrap();
+    routed(db, &mock, GOOD_MODEL).await;
+    let dir = DeadLetterDir::new();
+    let gateway = gateway(db, &dir, Duration::from_secs(1));
+    let carol = client(&db.conn, "carol").await;
+    wait_for_ready(&gateway, StatusCode::OK, Duration::from_secs(1)).await;
+
+    // Another session holds a lock the writer needs: SQLite's write lock (the writer gets
+    // SQLITE_BUSY and retries), PostgreSQL's table lock (the insert waits).
+    let lock = db.conn.begin().await.unwrap();
+    match db.backend() {
+        Backend::Sqlite => {
+            lock.execute_unprepared("CREATE TABLE lock_holder (id integer primary key)")
+                .await
+                .unwrap();
+        }
+        Backend::Postgres => {
+            lock.execute_unprepared("LOCK TABLE usage IN EXCLUSIVE MODE").await.unwrap();
+        }
+    }
+    let waiting = request_id_of(&gateway, &carol, GOOD_MODEL).await;
+    let body = wait_for_ready(&gateway, StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(5)).await;
+    let reason = body["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("usage writer stalled: 1 records waiting, none written for "),
+        "{body}"
+    );
+    assert_eq!(body["usage_writer"]["waiting"], 1);
+    assert!(body["usage_writer"]["oldest_record_age_seconds"].as_f64().unwrap() >= 1.0);
+    if let Some(handle) = tollgate_gateway::prometheus() {
+        assert!(handle.render().contains("usage_writer_oldest_record_age_seconds"));
+    }
+    assert_eq!(usage_rows_of(db, &waiting).await, 0);
+
+    lock.rollback().await.unwrap();
+    wait_for_ready(&gateway, StatusCode::OK, Duration::from_secs(10)).await;
+    assert_eq!(usage_rows_of(db, &waiting).await, 1);
+    assert_eq!(gateway.usage_stats().dead_lettered, 0);
+    assert_canary_recorded(&gateway, &db.conn, ApiFormat::OpenAi, GOOD_MODEL).await;
+});
