@@ -94,6 +94,14 @@ pub struct Cli {
     /// Seconds a stream keeps reading the upstream after its client left, for the usage block.
     #[arg(long, env = "TOLLGATE_STREAM_GRACE_SECS", default_value = "5")]
     pub stream_grace_secs: String,
+    /// Directory of `usage-dead-letters.ndjson`, where usage records go when even the
+    /// dead-letter table refuses them; default: the SQLite file's directory, else the
+    /// working directory.
+    #[arg(long, env = "TOLLGATE_DEAD_LETTER_DIR")]
+    pub dead_letter_dir: Option<PathBuf>,
+    /// Seconds without a usage write (with records waiting) before `/ready` answers 503.
+    #[arg(long, env = "TOLLGATE_WRITER_STALL_SECS", default_value = "60")]
+    pub writer_stall_secs: String,
 }
 
 impl std::fmt::Debug for Cli {
@@ -340,6 +348,9 @@ impl Cli {
                 None => crate::listener::default_max_connections(),
             },
         };
+        let dead_letter_dir = self
+            .dead_letter_dir
+            .unwrap_or_else(|| sqlite_dir(&database_url));
         let cache = tollgate_cache::Config {
             ttl,
             negative_ttl,
@@ -363,12 +374,31 @@ impl Cli {
             body_limit: self.body_limit_bytes,
             writer: WriterConfig {
                 queue_capacity: queue,
+                dead_letter_dir,
+                stall_after: positive_seconds(
+                    "TOLLGATE_WRITER_STALL_SECS (--writer-stall-secs)",
+                    &self.writer_stall_secs,
+                )?,
                 ..WriterConfig::default()
             },
             shutdown_timeout,
             limits,
             server,
         })
+    }
+}
+
+/// The directory of an SQLite URL's file (`.` for the working directory, and for other
+/// databases).
+fn sqlite_dir(url: &str) -> PathBuf {
+    let Some(rest) = url.strip_prefix("sqlite:") else {
+        return PathBuf::from(".");
+    };
+    let path = rest.trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or("");
+    match std::path::Path::new(path).parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
     }
 }
 
@@ -446,6 +476,31 @@ mod tests {
             !shown.contains("tg-admin-secret") && !shown.contains("hunter2"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn dead_letters_default_to_the_sqlite_files_directory() {
+        let config =
+            parse(&["--database-url", "sqlite:///var/lib/tollgate/t.db?mode=rwc"]).unwrap();
+        assert_eq!(
+            config.writer.dead_letter_dir,
+            std::path::Path::new("/var/lib/tollgate")
+        );
+        let config = parse(&["--database-url", "sqlite://tollgate.db?mode=rwc"]).unwrap();
+        assert_eq!(config.writer.dead_letter_dir, std::path::Path::new("."));
+        let config = parse(&[
+            "--database-url",
+            "postgres://h/db",
+            "--dead-letter-dir",
+            "/tmp/x",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.writer.dead_letter_dir,
+            std::path::Path::new("/tmp/x")
+        );
+        let error = parse(&["--writer-stall-secs", "0"]).unwrap_err();
+        assert!(error.contains("TOLLGATE_WRITER_STALL_SECS"), "{error}");
     }
 
     #[test]
