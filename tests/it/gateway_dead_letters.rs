@@ -383,3 +383,71 @@ db_test!(async fn ready_reports_a_stalled_writer_and_recovers(db) {
     assert_eq!(gateway.usage_stats().dead_lettered, 0);
     assert_canary_recorded(&gateway, &db.conn, ApiFormat::OpenAi, GOOD_MODEL).await;
 });
+
+db_test!(async fn deleting_the_user_and_provider_during_a_live_stream_keeps_its_usage_row(db) {
+    // The stream is open (first events read) when an admin deletes the user and an operator
+    // deletes the provider directly in the database (cascading to its endpoint, upstream key
+    // and model), as the operations notes allow.
+    let slow = MockUpstream::start().await.unwrap();
+    slow.set(|b| {
+        b.chunk_delay = Duration::from_millis(300);
+        b.chunks = 4;
+    });
+    let fast = MockUpstream::start().await.unwrap();
+    let doomed = routed(db, &slow, "streamed-model").await;
+    routed(db, &fast, GOOD_MODEL).await;
+    let dir = DeadLetterDir::new();
+    let gateway = gateway(db, &dir, Duration::from_secs(60));
+    let operator = admin(&db.conn, "operator").await;
+    let session = Session { gateway: &gateway, key: operator.key.clone() };
+    let carol = client(&db.conn, "carol").await;
+
+    let response = gateway
+        .router()
+        .oneshot(request(ApiFormat::OpenAi, Some(&carol.key), chat("streamed-model", true)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let mut body = response.into_body().into_data_stream();
+    let first = futures_util::StreamExt::next(&mut body).await.unwrap().unwrap();
+    assert!(!first.is_empty());
+
+    let answer = session.delete(&format!("/api/admin/users/{}", carol.user_id)).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.text());
+    let deleted = db
+        .conn
+        .execute_raw(sea_orm::Statement::from_sql_and_values(
+            db.db_backend(),
+            match db.backend() {
+                Backend::Postgres => "DELETE FROM providers WHERE id = $1",
+                Backend::Sqlite => "DELETE FROM providers WHERE id = ?",
+            },
+            [doomed.provider_id.clone().into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(deleted.rows_affected(), 1);
+
+    let mut rest = Vec::new();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
+        rest.extend_from_slice(&chunk.unwrap());
+    }
+    let text = String::from_utf8_lossy(&rest);
+    assert!(text.ends_with("data: [DONE]\n\n"), "the stream completes: {text}");
+
+    let row = wait_for_usage(&db.conn, &request_id, CANARY_WAIT)
+        .await
+        .expect("the usage row of the stream whose user and provider were deleted");
+    assert_eq!(row.user_id, None);
+    assert_eq!(row.api_key_id, None);
+    assert_eq!(row.provider_id, None);
+    assert_eq!(row.provider_endpoint_id, None);
+    assert_eq!(row.provider_api_key_id, None);
+    assert_eq!(row.provider, "provider-streamed-model", "names stay as text");
+    assert_eq!(row.status_code, Some(200));
+    assert!(row.total_tokens > 0, "the upstream's usage block was read");
+    let letters = usage_dead_letters::Entity::find().count(&db.conn).await.unwrap();
+    assert_eq!(letters, 0);
+    assert_canary_recorded(&gateway, &db.conn, ApiFormat::OpenAi, GOOD_MODEL).await;
+});
