@@ -192,3 +192,35 @@ db_test!(async fn quota_openai(db) {
 db_test!(async fn quota_claude(db) {
     quota_is_enforced(db, ApiFormat::Claude).await;
 });
+
+db_test!(async fn a_hostile_model_name_from_a_user_over_quota_is_refused_before_anything_is_recorded(db) {
+    // The poison: a user over quota sent a model name with a NUL byte; the refused
+    // request's usage row was rejected by PostgreSQL and stopped the writer. The name is now
+    // checked first: 400, no row, and everyone else's rows keep being written.
+    let conn = &db.conn;
+    let mock = MockUpstream::start().await.unwrap();
+    let global = global_model(conn, "metered", dollar_a_request()).await;
+    route(conn, "prov", 10, ApiFormat::OpenAi, &mock.openai_base_url(), 30, &global, "metered-up").await;
+    let capped = client(conn, "capped").await;
+    set_quota(conn, &capped, Some(0.0)).await;
+    let gateway = gateway(conn);
+    for name in ["bad\u{0}name", "line\nbreak", "", &"x".repeat(201)] {
+        let body = serde_json::json!({"model": name, "messages": []}).to_string();
+        let answer = send(&gateway, request(ApiFormat::OpenAi, Some(&capped.key), body)).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{name:?}: {}", answer.text());
+        assert_eq!(answer.json()["error"]["code"], "invalid_request");
+        assert!(!answer.text().contains('\u{0}'));
+        let rid = answer.header("x-request-id").to_owned();
+        gateway.flush_usage().await;
+        assert!(
+            crate::gateway_support::wait_for_usage(conn, &rid, std::time::Duration::ZERO).await.is_none(),
+            "{name:?}: a refused name is never recorded"
+        );
+    }
+    // A valid name from the same user is the 402, recorded as before.
+    let answer = send(&gateway, request(ApiFormat::OpenAi, Some(&capped.key), chat("metered", false))).await;
+    assert_eq!(answer.status, StatusCode::PAYMENT_REQUIRED);
+    gateway.flush_usage().await;
+    assert_eq!(usage_of(conn, answer.header("x-request-id")).await.status_code, Some(402));
+    crate::gateway_support::assert_canary_recorded(&gateway, conn, ApiFormat::OpenAi, "metered").await;
+});
