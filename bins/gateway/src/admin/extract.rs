@@ -101,15 +101,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AdminJson<T> {
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AdminError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let field = error.path().to_string();
+        let path = error.path().to_string();
+        let field = if path == "." { String::new() } else { path };
         let inner = error.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
+        if inner.is_syntax() && inner.to_string().starts_with("number out of range") {
+            // Valid JSON (`1e400`), but no finite number: the field's value is out of range.
+            AdminError::invalid_field(field, format!("{inner} (not a finite number)"))
+        } else if inner.is_syntax() || inner.is_eof() {
             AdminError::bad_request(format!("malformed JSON: {inner}"))
         } else {
-            AdminError::invalid_field(
-                if field == "." { String::new() } else { field },
-                inner.to_string(),
-            )
+            AdminError::invalid_field(field, inner.to_string())
         }
     })?;
     deserializer
@@ -135,7 +136,7 @@ mod tests {
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Body {
-        #[allow(dead_code, reason = "parsed only")]
+        #[expect(dead_code, reason = "parsed only")]
         name: String,
         #[serde(default, deserialize_with = "nullable")]
         quota: Option<Option<f64>>,
@@ -163,6 +164,18 @@ mod tests {
                 .as_u16(),
             400
         );
+    }
+
+    #[test]
+    fn numbers_beyond_f64_are_422_naming_the_field() {
+        for body in [
+            &br#"{"name": "a", "quota": 1e400}"#[..],
+            br#"{"name": "a", "quota": -1e400}"#,
+        ] {
+            let error = parse_json::<Body>(body).unwrap_err();
+            assert_eq!(error.status().as_u16(), 422, "{error}");
+            assert!(error.to_string().contains("quota"), "{error}");
+        }
     }
 
     #[test]

@@ -130,10 +130,7 @@ pub(crate) async fn create(
 ) -> Result<Response, AdminError> {
     let username = validate::name("username", &body.username, 100)?;
     let email = validate::email("email", &body.email)?;
-    let quota = body
-        .quota_usd
-        .map(|q| validate::non_negative("quota_usd", q))
-        .transpose()?;
+    let quota = validate::USER_USD.check_optional("quota_usd", body.quota_usd)?;
     ensure_unique_user(&state, users::Column::Username, "username", &username, None).await?;
     ensure_unique_user(&state, users::Column::Email, "email", &email, None).await?;
     let now = now_utc();
@@ -186,12 +183,10 @@ pub(crate) async fn update(
         active.is_active = Set(is_active);
     }
     if let Some(quota) = body.quota_usd {
-        active.quota_usd = Set(quota
-            .map(|q| validate::non_negative("quota_usd", q))
-            .transpose()?);
+        active.quota_usd = Set(validate::USER_USD.check_optional("quota_usd", quota)?);
     }
     if let Some(used) = body.used_usd {
-        active.used_usd = Set(validate::non_negative("used_usd", used)?);
+        active.used_usd = Set(validate::USER_USD.check("used_usd", used)?);
     }
     active.updated_at = Set(now_utc());
     let after = active.update(state.conn()).await?;
