@@ -45,6 +45,16 @@ impl AdminError {
         )
     }
 
+    /// 404 for a path segment that cannot be an id at all (NUL, control characters, too
+    /// long, not UTF-8): it names no row, and is never handed to the database.
+    pub(crate) fn invalid_id(shown: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("`{shown}` not found: it is not a valid id"),
+        )
+    }
+
     /// 409: the change conflicts with what is stored (a duplicate name).
     pub(crate) fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", message)

@@ -2,7 +2,7 @@
 //! behaviour.md section 3.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sea_orm::{
@@ -16,7 +16,7 @@ use tollgate_entities::{
     new_id, now_utc, providers,
 };
 
-use super::extract::{Admin, AdminJson, nullable};
+use super::extract::{Admin, AdminId, AdminIds, AdminJson, nullable};
 use super::{AdminError, ensure_unique, find_or_404, validate};
 use crate::app::AppState;
 
@@ -98,7 +98,7 @@ pub(crate) async fn list_global(
 pub(crate) async fn get_global(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
 ) -> Result<Json<global_models::Model>, AdminError> {
     Ok(Json(find_global(&state, &id).await?))
 }
@@ -144,7 +144,7 @@ pub(crate) async fn create_global(
 pub(crate) async fn update_global(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
     AdminJson(body): AdminJson<GlobalModelUpdate>,
 ) -> Result<Json<global_models::Model>, AdminError> {
     let before = find_global(&state, &id).await?;
@@ -193,7 +193,7 @@ pub(crate) async fn update_global(
 pub(crate) async fn delete_global(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
 ) -> Result<StatusCode, AdminError> {
     let before = find_global(&state, &id).await?;
     let models = before
@@ -344,7 +344,7 @@ async fn ensure_unique_model_name(
 pub(crate) async fn list_models(
     _: Admin,
     State(state): State<AppState>,
-    Path(provider_id): Path<String>,
+    AdminId(provider_id): AdminId,
 ) -> Result<Json<Vec<models::Model>>, AdminError> {
     ensure_provider(&state, &provider_id).await?;
     let rows = models::Entity::find()
@@ -359,7 +359,7 @@ pub(crate) async fn list_models(
 pub(crate) async fn get_model(
     _: Admin,
     State(state): State<AppState>,
-    Path((provider_id, id)): Path<(String, String)>,
+    AdminIds(provider_id, id): AdminIds,
 ) -> Result<Json<models::Model>, AdminError> {
     ensure_provider(&state, &provider_id).await?;
     Ok(Json(find_model(&state, &provider_id, &id).await?))
@@ -369,7 +369,7 @@ pub(crate) async fn get_model(
 pub(crate) async fn create_model(
     _: Admin,
     State(state): State<AppState>,
-    Path(provider_id): Path<String>,
+    AdminId(provider_id): AdminId,
     AdminJson(body): AdminJson<ModelCreate>,
 ) -> Result<Response, AdminError> {
     ensure_provider(&state, &provider_id).await?;
@@ -406,7 +406,7 @@ pub(crate) async fn create_model(
 pub(crate) async fn update_model(
     _: Admin,
     State(state): State<AppState>,
-    Path((provider_id, id)): Path<(String, String)>,
+    AdminIds(provider_id, id): AdminIds,
     AdminJson(body): AdminJson<ModelUpdate>,
 ) -> Result<Json<models::Model>, AdminError> {
     ensure_provider(&state, &provider_id).await?;
@@ -465,7 +465,7 @@ pub(crate) async fn update_model(
 pub(crate) async fn delete_model(
     _: Admin,
     State(state): State<AppState>,
-    Path((provider_id, id)): Path<(String, String)>,
+    AdminIds(provider_id, id): AdminIds,
 ) -> Result<StatusCode, AdminError> {
     ensure_provider(&state, &provider_id).await?;
     let before = find_model(&state, &provider_id, &id).await?;

@@ -1,7 +1,7 @@
 //! Providers, their endpoints and upstream keys: CRUD with validation and invalidation.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sea_orm::{
@@ -15,7 +15,7 @@ use tollgate_entities::{
     provider_endpoints, providers,
 };
 
-use super::extract::{Admin, AdminJson, nullable};
+use super::extract::{Admin, AdminId, AdminJson, nullable};
 use super::{
     AdminError, ensure_unique, find_or_404, provider_models, routes_changed_for_provider, validate,
 };
@@ -93,7 +93,7 @@ pub(crate) async fn list(
 pub(crate) async fn get(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
 ) -> Result<Json<providers::Model>, AdminError> {
     Ok(Json(find_provider(&state, &id).await?))
 }
@@ -136,7 +136,7 @@ pub(crate) async fn create(
 pub(crate) async fn update(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
     AdminJson(body): AdminJson<ProviderUpdate>,
 ) -> Result<Json<providers::Model>, AdminError> {
     let before = find_provider(&state, &id).await?;
@@ -175,7 +175,7 @@ pub(crate) async fn update(
 pub(crate) async fn delete(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
 ) -> Result<StatusCode, AdminError> {
     find_provider(&state, &id).await?;
     // Read what the cascade removes before it happens: those are the keys to invalidate.
@@ -235,7 +235,7 @@ async fn find_endpoint(
 pub(crate) async fn list_endpoints(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
 ) -> Result<Json<Vec<provider_endpoints::Model>>, AdminError> {
     find_provider(&state, &id).await?;
     let rows = provider_endpoints::Entity::find()
@@ -250,7 +250,7 @@ pub(crate) async fn list_endpoints(
 pub(crate) async fn create_endpoint(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
     AdminJson(body): AdminJson<EndpointCreate>,
 ) -> Result<Response, AdminError> {
     find_provider(&state, &id).await?;
@@ -287,7 +287,7 @@ pub(crate) async fn create_endpoint(
 pub(crate) async fn update_endpoint(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
     AdminJson(body): AdminJson<EndpointUpdate>,
 ) -> Result<Json<provider_endpoints::Model>, AdminError> {
     let before = find_endpoint(&state, &id).await?;
@@ -318,7 +318,7 @@ pub(crate) async fn update_endpoint(
 pub(crate) async fn delete_endpoint(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
 ) -> Result<StatusCode, AdminError> {
     let before = find_endpoint(&state, &id).await?;
     provider_endpoints::Entity::delete_by_id(id)
@@ -417,7 +417,7 @@ async fn provider_of_endpoint(state: &AppState, endpoint_id: &str) -> Result<Str
 pub(crate) async fn list_keys(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
 ) -> Result<Json<Vec<ProviderKeyView>>, AdminError> {
     find_endpoint(&state, &id).await?;
     let rows = provider_api_keys::Entity::find()
@@ -437,7 +437,7 @@ pub(crate) async fn list_keys(
 pub(crate) async fn create_key(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
     AdminJson(body): AdminJson<ProviderKeyCreate>,
 ) -> Result<Response, AdminError> {
     let provider_id = provider_of_endpoint(&state, &id).await?;
@@ -474,7 +474,7 @@ pub(crate) async fn create_key(
 pub(crate) async fn update_key(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
     AdminJson(body): AdminJson<ProviderKeyUpdate>,
 ) -> Result<Json<ProviderKeyView>, AdminError> {
     let before = provider_api_keys::Entity::find_by_id(id.clone())
@@ -514,7 +514,7 @@ pub(crate) async fn update_key(
 pub(crate) async fn delete_key(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
 ) -> Result<StatusCode, AdminError> {
     let before = provider_api_keys::Entity::find_by_id(id.clone())
         .one(state.conn())

@@ -2,7 +2,7 @@
 //! look-ups are invalidated when a user is deactivated, demoted or deleted.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sea_orm::{
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tollgate_entities::insert_row;
 use tollgate_entities::{UserRole, api_keys, new_id, now_utc, users};
 
-use super::extract::{Admin, AdminJson, nullable};
+use super::extract::{Admin, AdminId, AdminJson, nullable};
 use super::{AdminError, ensure_unique, find_or_404, validate};
 use crate::app::AppState;
 use crate::auth::{ClientKeyByHash, hash_client_key};
@@ -154,7 +154,7 @@ pub(crate) async fn create(
 pub(crate) async fn update(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
     AdminJson(body): AdminJson<UserUpdate>,
 ) -> Result<Json<users::Model>, AdminError> {
     let before = find_user(&state, &id).await?;
@@ -199,7 +199,7 @@ pub(crate) async fn update(
 pub(crate) async fn delete(
     Admin(caller): Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
 ) -> Result<StatusCode, AdminError> {
     find_user(&state, &id).await?;
     if caller.user_id == id {
@@ -216,7 +216,7 @@ pub(crate) async fn delete(
 pub(crate) async fn create_key(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
     AdminJson(body): AdminJson<ClientKeyCreate>,
 ) -> Result<Response, AdminError> {
     find_user(&state, &id).await?;
