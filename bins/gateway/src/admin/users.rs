@@ -95,19 +95,26 @@ async fn ensure_unique_user(
     .await
 }
 
-/// Drops the cached look-ups of every key of `user_id`, so a change to the user applies to
-/// the very next request on every replica.
-async fn forget_keys(state: &AppState, user_id: &str) -> Result<(), AdminError> {
-    let keys = api_keys::Entity::find()
+/// The hashes of every client key of `user_id`.
+async fn key_hashes(state: &AppState, user_id: &str) -> Result<Vec<String>, AdminError> {
+    Ok(api_keys::Entity::find()
         .filter(api_keys::Column::UserId.eq(user_id))
         .all(state.conn())
-        .await?;
-    for key in keys {
-        if let Err(error) = state.cache().delete(&ClientKeyByHash(key.key_hash)).await {
+        .await?
+        .into_iter()
+        .map(|key| key.key_hash)
+        .collect())
+}
+
+/// Drops the cached look-ups of the keys with `hashes`, so a change to their user applies to
+/// the very next request on every replica. Runs after the change is committed: a look-up
+/// that ran in between would otherwise cache the old row again.
+async fn forget_keys(state: &AppState, hashes: Vec<String>) {
+    for hash in hashes {
+        if let Err(error) = state.cache().delete(&ClientKeyByHash(hash)).await {
             tracing::warn!(%error, "client key invalidation did not reach redis");
         }
     }
-    Ok(())
 }
 
 /// `GET /api/admin/users`.
@@ -190,7 +197,7 @@ pub(crate) async fn update(
     }
     active.updated_at = Set(now_utc());
     let after = active.update(state.conn()).await?;
-    forget_keys(&state, &id).await?;
+    forget_keys(&state, key_hashes(&state, &id).await?).await;
     Ok(Json(after))
 }
 
@@ -207,8 +214,10 @@ pub(crate) async fn delete(
             "an admin cannot delete their own user",
         ));
     }
-    forget_keys(&state, &id).await?;
+    // Read the keys the cascade removes before it happens, forget them after it committed.
+    let hashes = key_hashes(&state, &id).await?;
     users::Entity::delete_by_id(id).exec(state.conn()).await?;
+    forget_keys(&state, hashes).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
