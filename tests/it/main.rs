@@ -9,6 +9,7 @@
 mod admin_api;
 mod admin_catalog;
 mod admin_dashboard;
+mod admin_hostile;
 mod admin_matrix;
 mod admin_support;
 mod gateway_catalog;

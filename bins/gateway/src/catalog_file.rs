@@ -1,6 +1,7 @@
 //! The declarative catalogue file (`--catalog FILE`, JSON or TOML): providers with their
 //! endpoints, upstream keys and models, global models, users and client keys, applied at
-//! start in one transaction as an upsert keyed by names.
+//! start in one transaction as an upsert keyed by names. Every value obeys the admin API's
+//! rules (`admin::validate`); an error names the entry and the field.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,11 +13,12 @@ use sea_orm::{
 use serde::Deserialize;
 use tollgate_entities::insert_row;
 use tollgate_entities::{
-    AllowedModels, ApiFormat, BillingType, Capabilities, GlobalModelConfig, Headers, ModelAliases,
-    TieredPricing, UserRole, api_keys, global_models, models, new_id, now_utc, provider_api_keys,
-    provider_endpoints, providers, users,
+    ApiFormat, BillingType, GlobalModelConfig, Headers, ModelAliases, TieredPricing, UserRole,
+    api_keys, global_models, models, new_id, now_utc, provider_api_keys, provider_endpoints,
+    providers, users,
 };
 
+use crate::admin::validate::{self, Invalid};
 use crate::auth::hash_client_key;
 use crate::secret::Secret;
 use crate::secret_box::SecretBox;
@@ -289,10 +291,24 @@ impl CatalogFile {
                 reason: error.message().to_owned() + &span_of(&text, error.span()),
             })
         } else {
-            serde_json::from_str(&text).map_err(|error| CatalogError::Parse {
+            // The path to the failing field makes the message name it (`users[0].quota_usd`).
+            let mut deserializer = serde_json::Deserializer::from_str(&text);
+            let file = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+                let at = error.path().to_string();
+                CatalogError::Parse {
+                    path: shown.clone(),
+                    reason: if at == "." {
+                        error.into_inner().to_string()
+                    } else {
+                        format!("{at}: {}", error.into_inner())
+                    },
+                }
+            })?;
+            deserializer.end().map_err(|error| CatalogError::Parse {
                 path: shown,
                 reason: error.to_string(),
-            })
+            })?;
+            Ok(file)
         }
     }
 }
@@ -310,6 +326,11 @@ fn invalid(at: String, reason: impl Into<String>) -> CatalogError {
         at,
         reason: reason.into(),
     }
+}
+
+/// A rule of `admin::validate` broken by a field of the entry at `at`.
+fn broken(at: &str) -> impl Fn(Invalid) -> CatalogError + '_ {
+    move |error| invalid(format!("{at}.{}", error.field), error.reason)
 }
 
 struct Applier<'a, C> {
@@ -352,10 +373,10 @@ impl<C: ConnectionTrait> Applier<'_, C> {
     async fn apply(&mut self, file: &CatalogFile) -> Result<(), CatalogError> {
         let mut global_ids: BTreeMap<String, String> = BTreeMap::new();
         for (i, spec) in file.global_models.iter().enumerate() {
-            let id = self
+            let (name, id) = self
                 .global_model(&format!("global_models[{i}]"), spec)
                 .await?;
-            global_ids.insert(spec.name.clone(), id);
+            global_ids.insert(name, id);
         }
         for (i, spec) in file.providers.iter().enumerate() {
             self.provider(&format!("providers[{i}]"), spec, &mut global_ids)
@@ -367,51 +388,55 @@ impl<C: ConnectionTrait> Applier<'_, C> {
         Ok(())
     }
 
+    /// Upserts a global model; returns its (normalised) name and id.
     async fn global_model(
         &mut self,
         at: &str,
         spec: &GlobalModelSpec,
-    ) -> Result<String, CatalogError> {
-        let name = spec.name.trim();
-        if name.is_empty() || name.len() > 100 {
-            return Err(invalid(
-                at.to_owned(),
-                format!("name `{name}` must be 1 to 100 bytes"),
-            ));
-        }
-        spec.default_tiered_pricing
-            .validate()
-            .map_err(|e| invalid(format!("{at}.default_tiered_pricing"), e.to_string()))?;
+    ) -> Result<(String, String), CatalogError> {
+        let name = validate::model_name("name", &spec.name, 100).map_err(broken(at))?;
+        let name = name.as_str();
+        validate::pricing("default_tiered_pricing", &spec.default_tiered_pricing)
+            .map_err(broken(at))?;
+        let price_per_request = validate::PRICE_PER_REQUEST
+            .check_optional("default_price_per_request", spec.default_price_per_request)
+            .map_err(broken(at))?;
+        let capabilities =
+            validate::capabilities("supported_capabilities", &spec.supported_capabilities)
+                .map_err(broken(at))?;
+        validate::json("config", &spec.config).map_err(broken(at))?;
+        let display_name = match &spec.display_name {
+            Some(display) => validate::name("display_name", display, 255).map_err(broken(at))?,
+            None => name.to_owned(),
+        };
         let now = now_utc();
         let existing = global_models::Entity::find()
             .filter(global_models::Column::Name.eq(name))
             .one(self.conn)
             .await?;
-        let display_name = spec.display_name.clone().unwrap_or_else(|| name.to_owned());
-        match existing {
+        let id = match existing {
             Some(row) => {
                 let id = row.id.clone();
                 let mut active = row.into_active_model();
                 active.display_name = Set(display_name);
                 active.default_tiered_pricing = Set(spec.default_tiered_pricing.clone());
-                active.default_price_per_request = Set(spec.default_price_per_request);
-                active.supported_capabilities =
-                    Set(Capabilities(spec.supported_capabilities.clone()));
+                active.default_price_per_request = Set(price_per_request);
+                active.supported_capabilities = Set(capabilities);
                 active.config = Set(spec.config.clone());
                 active.is_active = Set(spec.is_active);
                 active.updated_at = Set(now);
                 active.update(self.conn).await?;
                 self.summary.updated += 1;
-                Ok(id)
+                id
             }
             None => {
                 let row = global_models::Model {
                     id: new_id(),
                     name: name.to_owned(),
                     display_name,
-                    default_price_per_request: spec.default_price_per_request,
+                    default_price_per_request: price_per_request,
                     default_tiered_pricing: spec.default_tiered_pricing.clone(),
-                    supported_capabilities: Capabilities(spec.supported_capabilities.clone()),
+                    supported_capabilities: capabilities,
                     config: spec.config.clone(),
                     is_active: spec.is_active,
                     usage_count: 0,
@@ -420,9 +445,10 @@ impl<C: ConnectionTrait> Applier<'_, C> {
                 };
                 let id = row.id.clone();
                 self.create(row).await?;
-                Ok(id)
+                id
             }
-        }
+        };
+        Ok((name.to_owned(), id))
     }
 
     async fn global_id(
@@ -431,6 +457,8 @@ impl<C: ConnectionTrait> Applier<'_, C> {
         name: &str,
         known: &mut BTreeMap<String, String>,
     ) -> Result<String, CatalogError> {
+        let name = validate::model_name("global_model", name, 100).map_err(broken(at))?;
+        let name = name.as_str();
         if let Some(id) = known.get(name) {
             return Ok(id.clone());
         }
@@ -449,15 +477,16 @@ impl<C: ConnectionTrait> Applier<'_, C> {
         spec: &ProviderSpec,
         global_ids: &mut BTreeMap<String, String>,
     ) -> Result<(), CatalogError> {
-        let name = spec.name.trim();
-        if name.is_empty() || name.len() > 100 {
-            return Err(invalid(
-                at.to_owned(),
-                format!("name `{name}` must be 1 to 100 bytes"),
-            ));
-        }
+        let name = validate::name("name", &spec.name, 100).map_err(broken(at))?;
+        let name = name.as_str();
+        let priority = validate::PRIORITY
+            .check("priority", spec.priority)
+            .map_err(broken(at))?;
+        let display_name = match &spec.display_name {
+            Some(display) => validate::name("display_name", display, 255).map_err(broken(at))?,
+            None => name.to_owned(),
+        };
         let now = now_utc();
-        let display_name = spec.display_name.clone().unwrap_or_else(|| name.to_owned());
         let existing = providers::Entity::find()
             .filter(providers::Column::Name.eq(name))
             .one(self.conn)
@@ -468,7 +497,7 @@ impl<C: ConnectionTrait> Applier<'_, C> {
                 let mut active = row.into_active_model();
                 active.display_name = Set(display_name);
                 active.billing_type = Set(spec.billing_type);
-                active.provider_priority = Set(spec.priority);
+                active.provider_priority = Set(priority);
                 active.is_active = Set(spec.is_active);
                 active.updated_at = Set(now);
                 active.update(self.conn).await?;
@@ -481,7 +510,7 @@ impl<C: ConnectionTrait> Applier<'_, C> {
                     name: name.to_owned(),
                     display_name,
                     billing_type: spec.billing_type,
-                    provider_priority: spec.priority,
+                    provider_priority: priority,
                     is_active: spec.is_active,
                     config: None,
                     created_at: now,
@@ -498,9 +527,7 @@ impl<C: ConnectionTrait> Applier<'_, C> {
         }
         for (i, model) in spec.models.iter().enumerate() {
             let at = format!("{at}.models[{i}]");
-            let global_id = self
-                .global_id(&at, model.global_model.trim(), global_ids)
-                .await?;
+            let global_id = self.global_id(&at, &model.global_model, global_ids).await?;
             self.model(&at, &provider_id, &global_id, model).await?;
         }
         Ok(())
@@ -512,18 +539,16 @@ impl<C: ConnectionTrait> Applier<'_, C> {
         provider_id: &str,
         spec: &EndpointSpec,
     ) -> Result<(), CatalogError> {
-        let base_url = spec.base_url.trim();
-        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            return Err(invalid(
-                format!("{at}.base_url"),
-                format!("`{base_url}` is not an http:// or https:// URL"),
-            ));
-        }
-        if spec.timeout < 1 {
-            return Err(invalid(
-                format!("{at}.timeout"),
-                format!("`{}` must be at least 1 second", spec.timeout),
-            ));
+        let base_url = validate::base_url("base_url", &spec.base_url).map_err(broken(at))?;
+        let base_url = base_url.as_str();
+        let timeout = validate::TIMEOUT_SECS
+            .check("timeout", spec.timeout)
+            .map_err(broken(at))?;
+        let max_retries = validate::MAX_RETRIES
+            .check("max_retries", spec.max_retries)
+            .map_err(broken(at))?;
+        if let Some(headers) = &spec.headers {
+            validate::headers("headers", headers).map_err(broken(at))?;
         }
         let now = now_utc();
         let headers = spec.headers.clone().map(Headers);
@@ -538,8 +563,8 @@ impl<C: ConnectionTrait> Applier<'_, C> {
                 let mut active = row.into_active_model();
                 active.base_url = Set(base_url.to_owned());
                 active.headers = Set(headers);
-                active.timeout = Set(spec.timeout);
-                active.max_retries = Set(spec.max_retries);
+                active.timeout = Set(timeout);
+                active.max_retries = Set(max_retries);
                 active.is_active = Set(spec.is_active);
                 active.updated_at = Set(now);
                 active.update(self.conn).await?;
@@ -553,8 +578,8 @@ impl<C: ConnectionTrait> Applier<'_, C> {
                     api_format: spec.api_format,
                     base_url: base_url.to_owned(),
                     headers,
-                    timeout: spec.timeout,
-                    max_retries: spec.max_retries,
+                    timeout,
+                    max_retries,
                     is_active: spec.is_active,
                     created_at: now,
                     updated_at: now,
@@ -577,8 +602,18 @@ impl<C: ConnectionTrait> Applier<'_, C> {
         endpoint_id: &str,
         spec: &ProviderKeySpec,
     ) -> Result<(), CatalogError> {
+        let name = validate::name("name", &spec.name, 255).map_err(broken(at))?;
         let plaintext = match (&spec.api_key, &spec.api_key_env) {
             (Some(secret), None) => secret.expose().to_owned(),
+            (None, Some(var)) if !is_env_name(var) => {
+                return Err(invalid(
+                    format!("{at}.api_key_env"),
+                    format!(
+                        "`{}` is not an environment variable name",
+                        validate::shown(var)
+                    ),
+                ));
+            }
             (None, Some(var)) => std::env::var(var).map_err(|_| {
                 invalid(
                     format!("{at}.api_key_env"),
@@ -588,33 +623,41 @@ impl<C: ConnectionTrait> Applier<'_, C> {
             _ => {
                 return Err(invalid(
                     at.to_owned(),
-                    format!(
-                        "key `{}` needs exactly one of api_key and api_key_env",
-                        spec.name
-                    ),
+                    format!("key `{name}` needs exactly one of api_key and api_key_env"),
                 ));
             }
         };
-        if !spec.rate_multiplier.is_finite() || spec.rate_multiplier < 0.0 {
-            return Err(invalid(
-                format!("{at}.rate_multiplier"),
-                format!("`{}` must be a finite number >= 0", spec.rate_multiplier),
-            ));
-        }
-        let secret = self.secrets.seal(&plaintext);
+        let field = if spec.api_key.is_some() {
+            "api_key"
+        } else {
+            "api_key_env"
+        };
+        let plaintext = validate::secret(field, &plaintext).map_err(broken(at))?;
+        let rate_multiplier = validate::RATE_MULTIPLIER
+            .check("rate_multiplier", spec.rate_multiplier)
+            .map_err(broken(at))?;
+        let internal_priority = validate::PRIORITY
+            .check("internal_priority", spec.internal_priority)
+            .map_err(broken(at))?;
+        let allowed = spec
+            .allowed_models
+            .as_deref()
+            .map(|models| validate::allowed_models("allowed_models", models))
+            .transpose()
+            .map_err(broken(at))?;
+        let secret = self.secrets.seal(plaintext);
         let now = now_utc();
-        let allowed = spec.allowed_models.clone().map(AllowedModels);
         let existing = provider_api_keys::Entity::find()
             .filter(provider_api_keys::Column::EndpointId.eq(endpoint_id))
-            .filter(provider_api_keys::Column::Name.eq(spec.name.as_str()))
+            .filter(provider_api_keys::Column::Name.eq(name.as_str()))
             .one(self.conn)
             .await?;
         match existing {
             Some(row) => {
                 let mut active = row.into_active_model();
                 active.api_key = Set(secret);
-                active.rate_multiplier = Set(spec.rate_multiplier);
-                active.internal_priority = Set(spec.internal_priority);
+                active.rate_multiplier = Set(rate_multiplier);
+                active.internal_priority = Set(internal_priority);
                 active.allowed_models = Set(allowed);
                 active.is_active = Set(spec.is_active);
                 active.updated_at = Set(now);
@@ -626,9 +669,9 @@ impl<C: ConnectionTrait> Applier<'_, C> {
                     id: new_id(),
                     endpoint_id: endpoint_id.to_owned(),
                     api_key: secret,
-                    name: spec.name.clone(),
-                    rate_multiplier: spec.rate_multiplier,
-                    internal_priority: spec.internal_priority,
+                    name,
+                    rate_multiplier,
+                    internal_priority,
                     allowed_models: allowed,
                     is_active: spec.is_active,
                     created_at: now,
@@ -647,18 +690,21 @@ impl<C: ConnectionTrait> Applier<'_, C> {
         global_id: &str,
         spec: &ModelSpec,
     ) -> Result<(), CatalogError> {
-        let name = spec.provider_model_name.trim();
-        if name.is_empty() || name.len() > 200 {
-            return Err(invalid(
-                format!("{at}.provider_model_name"),
-                format!("`{name}` must be 1 to 200 bytes"),
-            ));
-        }
+        let name = validate::model_name("provider_model_name", &spec.provider_model_name, 200)
+            .map_err(broken(at))?;
+        let name = name.as_str();
         if let Some(pricing) = &spec.tiered_pricing {
-            pricing
-                .validate()
-                .map_err(|e| invalid(format!("{at}.tiered_pricing"), e.to_string()))?;
+            validate::pricing("tiered_pricing", pricing).map_err(broken(at))?;
         }
+        let price_per_request = validate::PRICE_PER_REQUEST
+            .check_optional("price_per_request", spec.price_per_request)
+            .map_err(broken(at))?;
+        let aliases = spec
+            .aliases
+            .clone()
+            .map(|aliases| validate::aliases("aliases", aliases.0))
+            .transpose()
+            .map_err(broken(at))?;
         let now = now_utc();
         let existing = models::Entity::find()
             .filter(models::Column::ProviderId.eq(provider_id))
@@ -669,9 +715,9 @@ impl<C: ConnectionTrait> Applier<'_, C> {
             Some(row) => {
                 let mut active = row.into_active_model();
                 active.global_model_id = Set(global_id.to_owned());
-                active.provider_model_aliases = Set(spec.aliases.clone());
+                active.provider_model_aliases = Set(aliases);
                 active.tiered_pricing = Set(spec.tiered_pricing.clone());
-                active.price_per_request = Set(spec.price_per_request);
+                active.price_per_request = Set(price_per_request);
                 active.is_active = Set(spec.is_active);
                 active.updated_at = Set(now);
                 active.update(self.conn).await?;
@@ -683,8 +729,8 @@ impl<C: ConnectionTrait> Applier<'_, C> {
                     provider_id: provider_id.to_owned(),
                     global_model_id: global_id.to_owned(),
                     provider_model_name: name.to_owned(),
-                    provider_model_aliases: spec.aliases.clone(),
-                    price_per_request: spec.price_per_request,
+                    provider_model_aliases: aliases,
+                    price_per_request,
                     tiered_pricing: spec.tiered_pricing.clone(),
                     supports_vision: None,
                     supports_function_calling: None,
@@ -704,14 +750,16 @@ impl<C: ConnectionTrait> Applier<'_, C> {
     }
 
     async fn user(&mut self, at: &str, spec: &UserSpec) -> Result<(), CatalogError> {
-        let username = spec.username.trim();
-        if username.is_empty() {
-            return Err(invalid(format!("{at}.username"), "must not be empty"));
-        }
-        let email = spec
-            .email
-            .clone()
-            .unwrap_or_else(|| format!("{username}@localhost"));
+        let username = validate::name("username", &spec.username, 100).map_err(broken(at))?;
+        let username = username.as_str();
+        // The default address only has to fit its column: the username already does.
+        let email = match &spec.email {
+            Some(email) => validate::email("email", email).map_err(broken(at))?,
+            None => format!("{username}@localhost"),
+        };
+        let quota_usd = validate::USER_USD
+            .check_optional("quota_usd", spec.quota_usd)
+            .map_err(broken(at))?;
         let now = now_utc();
         let existing = users::Entity::find()
             .filter(users::Column::Username.eq(username))
@@ -724,14 +772,14 @@ impl<C: ConnectionTrait> Applier<'_, C> {
                 active.email = Set(email);
                 active.role = Set(spec.role);
                 active.is_active = Set(spec.is_active);
-                active.quota_usd = Set(spec.quota_usd);
+                active.quota_usd = Set(quota_usd);
                 active.updated_at = Set(now);
                 active.update(self.conn).await?;
                 self.summary.updated += 1;
                 id
             }
             None => {
-                let row = new_user(username, &email, spec.role, spec.is_active, spec.quota_usd);
+                let row = new_user(username, &email, spec.role, spec.is_active, quota_usd);
                 let id = row.id.clone();
                 self.create(row).await?;
                 id
@@ -750,6 +798,7 @@ impl<C: ConnectionTrait> Applier<'_, C> {
         user_id: &str,
         spec: &ClientKeySpec,
     ) -> Result<(), CatalogError> {
+        let name = validate::name("name", &spec.name, 255).map_err(broken(at))?;
         let hash = match (&spec.key, &spec.key_hash) {
             (Some(key), None) if !key.expose().trim().is_empty() => {
                 hash_client_key(key.expose().trim())
@@ -759,7 +808,10 @@ impl<C: ConnectionTrait> Applier<'_, C> {
                 if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(invalid(
                         format!("{at}.key_hash"),
-                        format!("`{hash}` is not a hex SHA-256 (64 hex digits)"),
+                        format!(
+                            "`{}` is not a hex SHA-256 (64 hex digits)",
+                            validate::shown(&hash)
+                        ),
                     ));
                 }
                 hash
@@ -767,10 +819,7 @@ impl<C: ConnectionTrait> Applier<'_, C> {
             _ => {
                 return Err(invalid(
                     at.to_owned(),
-                    format!(
-                        "client key `{}` needs exactly one of key and key_hash",
-                        spec.name
-                    ),
+                    format!("client key `{name}` needs exactly one of key and key_hash"),
                 ));
             }
         };
@@ -783,23 +832,21 @@ impl<C: ConnectionTrait> Applier<'_, C> {
                     .map_err(|e| {
                         invalid(
                             format!("{at}.expires_at"),
-                            format!("`{raw}` is not RFC 3339: {e}"),
+                            format!("`{}` is not RFC 3339: {e}", validate::shown(raw)),
                         )
                     })
             })
             .transpose()?;
-        upsert_client_key(
-            self.conn,
-            user_id,
-            &spec.name,
-            &hash,
-            spec.is_active,
-            expires_at,
-        )
-        .await?;
+        upsert_client_key(self.conn, user_id, &name, &hash, spec.is_active, expires_at).await?;
         self.summary.updated += 1;
         Ok(())
     }
+}
+
+/// Whether `name` can name an environment variable: not empty, no `=` and no control
+/// characters (NUL included), so the look-up itself cannot fail or panic.
+fn is_env_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains('=') && !name.chars().any(char::is_control)
 }
 
 /// A new `users` row.

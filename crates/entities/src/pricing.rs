@@ -27,6 +27,11 @@ pub struct PriceTier {
 }
 
 impl PriceTier {
+    /// The highest price per million tokens a tier may hold. Bounded prices keep every cost
+    /// finite: even 2^31 tokens at this price, times the largest rate multiplier, is far
+    /// below `f64::MAX`, so a zero multiplier can never meet an infinite cost (NaN).
+    pub const MAX_PRICE_PER_1M: f64 = 100_000.0;
+
     /// The cache creation price, derived from the input price when absent.
     pub fn cache_creation_price(&self) -> f64 {
         self.cache_creation_price_per_1m
@@ -63,15 +68,21 @@ impl TieredPricing {
     }
 
     /// Checks the rules of schema.md: at least one tier, `up_to` strictly increasing and
-    /// positive, `null` only on the last tier, every price finite and >= 0.
+    /// positive, `null` only on the last tier (so at most one open tier), every price finite
+    /// and within `0..=`[`PriceTier::MAX_PRICE_PER_1M`]. The error names the tier, the field
+    /// and the offending value.
     pub fn validate(&self) -> Result<(), EntityError> {
-        let invalid = |tier, field, reason: &str| EntityError::InvalidPricing {
+        let invalid = |tier, field, reason: String| EntityError::InvalidPricing {
             tier,
             field,
-            reason: reason.to_owned(),
+            reason,
         };
         if self.tiers.is_empty() {
-            return Err(invalid(0, "tiers", "at least one tier is required"));
+            return Err(invalid(
+                0,
+                "tiers",
+                "at least one tier is required".to_owned(),
+            ));
         }
         let last = self.tiers.len() - 1;
         let mut previous: Option<i64> = None;
@@ -81,16 +92,24 @@ impl TieredPricing {
                     return Err(invalid(
                         index,
                         "up_to",
-                        "null is allowed only on the last tier",
+                        "null is allowed only on the last tier".to_owned(),
                     ));
                 }
                 None => {}
                 Some(bound) if bound <= 0 => {
-                    return Err(invalid(index, "up_to", "must be positive"));
+                    return Err(invalid(index, "up_to", format!("{bound} must be positive")));
                 }
                 Some(bound) => {
-                    if previous.is_some_and(|p| bound <= p) {
-                        return Err(invalid(index, "up_to", "must be strictly increasing"));
+                    if let Some(before) = previous
+                        && bound <= before
+                    {
+                        return Err(invalid(
+                            index,
+                            "up_to",
+                            format!(
+                                "{bound} must be strictly increasing (the tier before ends at {before})"
+                            ),
+                        ));
                     }
                     previous = Some(bound);
                 }
@@ -106,9 +125,16 @@ impl TieredPricing {
             ];
             for (field, price) in prices {
                 if let Some(price) = price
-                    && (!price.is_finite() || price < 0.0)
+                    && !(price.is_finite() && (0.0..=PriceTier::MAX_PRICE_PER_1M).contains(&price))
                 {
-                    return Err(invalid(index, field, "must be a finite number >= 0"));
+                    return Err(invalid(
+                        index,
+                        field,
+                        format!(
+                            "{price:?} is not a finite number in 0..={}",
+                            PriceTier::MAX_PRICE_PER_1M
+                        ),
+                    ));
                 }
             }
         }
@@ -204,6 +230,52 @@ mod tests {
             field_of(&TieredPricing { tiers: vec![nan] }),
             (0, "cache_read_price_per_1m")
         );
+    }
+
+    #[test]
+    fn huge_and_infinite_prices_are_rejected_and_the_bound_is_allowed() {
+        let at_bound = TieredPricing {
+            tiers: vec![tier(None, PriceTier::MAX_PRICE_PER_1M)],
+        };
+        assert!(at_bound.validate().is_ok());
+        let huge = TieredPricing {
+            tiers: vec![tier(None, 1e300)],
+        };
+        assert_eq!(field_of(&huge), (0, "input_price_per_1m"));
+        let mut output = tier(None, 1.0);
+        output.output_price_per_1m = f64::INFINITY;
+        assert_eq!(
+            field_of(&TieredPricing {
+                tiers: vec![output]
+            }),
+            (0, "output_price_per_1m")
+        );
+        let mut creation = tier(None, 1.0);
+        creation.cache_creation_price_per_1m = Some(100_000.5);
+        assert_eq!(
+            field_of(&TieredPricing {
+                tiers: vec![creation]
+            }),
+            (0, "cache_creation_price_per_1m")
+        );
+        let message = huge.validate().unwrap_err().to_string();
+        assert!(
+            message.contains("1e300") && message.contains("0..=100000"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn bounds_must_be_positive() {
+        let pricing = TieredPricing {
+            tiers: vec![tier(Some(0), 1.0), tier(None, 2.0)],
+        };
+        assert_eq!(field_of(&pricing), (0, "up_to"));
+        let negative = TieredPricing {
+            tiers: vec![tier(Some(-5), 1.0)],
+        };
+        let message = negative.validate().unwrap_err().to_string();
+        assert!(message.contains("-5"), "{message}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use sea_orm::EntityTrait;
 use serde::Deserialize;
@@ -15,7 +15,7 @@ use tollgate_entities::users;
 use tollgate_stats::StatsError;
 
 use super::AdminError;
-use super::extract::{Admin, AdminQuery, Caller};
+use super::extract::{Admin, AdminId, AdminQuery, Caller};
 use crate::app::AppState;
 
 /// How long a dashboard answer is reused for the same caller and query.
@@ -151,7 +151,7 @@ pub(crate) async fn daily(
 pub(crate) async fn user_daily(
     caller: Caller,
     State(state): State<AppState>,
-    Path(user_id): Path<String>,
+    AdminId(user_id): AdminId,
     AdminQuery(query): AdminQuery<DaysQuery>,
 ) -> Result<Json<Arc<serde_json::Value>>, AdminError> {
     if !caller.is_admin() && caller.0.user_id != user_id {

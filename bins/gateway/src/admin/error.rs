@@ -45,6 +45,16 @@ impl AdminError {
         )
     }
 
+    /// 404 for a path segment that cannot be an id at all (NUL, control characters, too
+    /// long, not UTF-8): it names no row, and is never handed to the database.
+    pub(crate) fn invalid_id(shown: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("`{shown}` not found: it is not a valid id"),
+        )
+    }
+
     /// 409: the change conflicts with what is stored (a duplicate name).
     pub(crate) fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", message)
@@ -103,8 +113,9 @@ impl AdminError {
 }
 
 impl From<DbErr> for AdminError {
-    /// Constraint violations are the client's conflict (409); a lost connection is 503;
-    /// anything else is logged as a 500.
+    /// Constraint violations are the client's conflict (409); a value the database refuses
+    /// as data (too long, NUL, out of range, NULL) is the client's too (422); a lost
+    /// connection is 503; anything else is logged as a 500.
     fn from(error: DbErr) -> Self {
         match error.sql_err() {
             Some(SqlErr::UniqueConstraintViolation(_)) => {
@@ -112,6 +123,11 @@ impl From<DbErr> for AdminError {
             }
             Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
                 Self::conflict("the change refers to, or is referred to by, another row")
+            }
+            _ if is_data_error(&error) => {
+                // Validation should have refused the value first: log it so the gap is found.
+                tracing::warn!(%error, "database refused a value the admin api accepted");
+                Self::invalid_field("", DATA_ERROR_MESSAGE)
             }
             _ => match error {
                 DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => {
@@ -122,6 +138,33 @@ impl From<DbErr> for AdminError {
             },
         }
     }
+}
+
+/// The message of a 422 the database, not validation, produced.
+pub(crate) const DATA_ERROR_MESSAGE: &str = "a value does not fit its column";
+
+/// Whether the database refused a value as data rather than failed: PostgreSQL's class 22
+/// (data exception) and NOT NULL or CHECK violations; SQLite's NOT NULL, CHECK, too big and
+/// type mismatch codes.
+fn is_data_error(error: &DbErr) -> bool {
+    let (DbErr::Exec(sea_orm::RuntimeErr::SqlxError(inner))
+    | DbErr::Query(sea_orm::RuntimeErr::SqlxError(inner))) = error
+    else {
+        return false;
+    };
+    let sea_orm::sqlx::Error::Database(database) = &**inner else {
+        return false;
+    };
+    let Some(code) = database.code() else {
+        return false;
+    };
+    let code = code.as_ref();
+    // PostgreSQL SQLSTATEs have five characters, SQLite's (extended) codes at most four.
+    let postgres =
+        code.len() == 5 && (code.starts_with("22") || code == "23502" || code == "23514");
+    // SQLITE_TOOBIG, SQLITE_MISMATCH, SQLITE_CONSTRAINT_CHECK, SQLITE_CONSTRAINT_NOTNULL.
+    let sqlite = matches!(code, "18" | "20" | "275" | "1299");
+    postgres || sqlite
 }
 
 impl IntoResponse for AdminError {

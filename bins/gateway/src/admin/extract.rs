@@ -1,14 +1,15 @@
-//! Extractors of the admin API: the admin caller, and JSON bodies whose errors name the
+//! Extractors of the admin API: the admin caller, path ids that are checked before any
+//! query (a segment that cannot be an id is a 404), and JSON bodies whose errors name the
 //! offending field (malformed JSON 400; wrong type, unknown field, bad value 422).
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use tollgate_entities::{ApiFormat, UserRole};
 
-use super::AdminError;
+use super::{AdminError, validate};
 use crate::app::AppState;
 use crate::auth::{ClientIdentity, authenticate};
 
@@ -60,6 +61,64 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+/// The id of a route with one path parameter (`/api/admin/providers/{id}`). A segment that
+/// cannot be an id (NUL or other control characters, over 36 bytes, characters outside
+/// letters, digits, `-` and `_`, a percent-encoding that is not UTF-8) is a 404 in the admin
+/// error shape, before any query sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct AdminId(pub(crate) String);
+
+impl<S: Send + Sync> FromRequestParts<S> for AdminId {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AdminError> {
+        let [id] = path_ids(parts, state).await?;
+        Ok(Self(id))
+    }
+}
+
+/// The two ids of a route with two path parameters
+/// (`/api/admin/providers/{pid}/models/{mid}`), in path order, checked like [`AdminId`].
+#[derive(Debug, Clone)]
+pub(crate) struct AdminIds(pub(crate) String, pub(crate) String);
+
+impl<S: Send + Sync> FromRequestParts<S> for AdminIds {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AdminError> {
+        let [first, second] = path_ids(parts, state).await?;
+        Ok(Self(first, second))
+    }
+}
+
+/// The route's `N` path parameters, each a valid id.
+async fn path_ids<S: Send + Sync, const N: usize>(
+    parts: &mut Parts,
+    state: &S,
+) -> Result<[String; N], AdminError> {
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|rejection| match rejection {
+            axum::extract::rejection::RawPathParamsRejection::InvalidUtf8InPathParam(_) => {
+                AdminError::invalid_id("(not UTF-8)")
+            }
+            other => AdminError::internal("path parameters", &other.body_text()),
+        })?;
+    let mut ids = Vec::with_capacity(N);
+    for (_, value) in &params {
+        if !validate::is_id(value) {
+            return Err(AdminError::invalid_id(&validate::shown(value)));
+        }
+        ids.push(value.to_owned());
+    }
+    <[String; N]>::try_from(ids).map_err(|ids| {
+        AdminError::internal(
+            "path parameters",
+            &format!("the route has {} ids, the handler expects {N}", ids.len()),
+        )
+    })
+}
+
 /// Query parameters of type `T`; a missing, unknown or malformed parameter is a 400 naming
 /// it, in the admin error shape.
 #[derive(Debug)]
@@ -101,15 +160,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AdminJson<T> {
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AdminError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let field = error.path().to_string();
+        let path = error.path().to_string();
+        let field = if path == "." { String::new() } else { path };
         let inner = error.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
+        if inner.is_syntax() && inner.to_string().starts_with("number out of range") {
+            // Valid JSON (`1e400`), but no finite number: the field's value is out of range.
+            AdminError::invalid_field(field, format!("{inner} (not a finite number)"))
+        } else if inner.is_syntax() || inner.is_eof() {
             AdminError::bad_request(format!("malformed JSON: {inner}"))
         } else {
-            AdminError::invalid_field(
-                if field == "." { String::new() } else { field },
-                inner.to_string(),
-            )
+            AdminError::invalid_field(field, inner.to_string())
         }
     })?;
     deserializer
@@ -135,7 +195,7 @@ mod tests {
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Body {
-        #[allow(dead_code, reason = "parsed only")]
+        #[expect(dead_code, reason = "parsed only")]
         name: String,
         #[serde(default, deserialize_with = "nullable")]
         quota: Option<Option<f64>>,
@@ -163,6 +223,18 @@ mod tests {
                 .as_u16(),
             400
         );
+    }
+
+    #[test]
+    fn numbers_beyond_f64_are_422_naming_the_field() {
+        for body in [
+            &br#"{"name": "a", "quota": 1e400}"#[..],
+            br#"{"name": "a", "quota": -1e400}"#,
+        ] {
+            let error = parse_json::<Body>(body).unwrap_err();
+            assert_eq!(error.status().as_u16(), 422, "{error}");
+            assert!(error.to_string().contains("quota"), "{error}");
+        }
     }
 
     #[test]

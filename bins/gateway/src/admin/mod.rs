@@ -12,7 +12,7 @@ mod extract;
 mod models;
 mod providers;
 mod users;
-mod validate;
+pub(crate) mod validate;
 
 use axum::Router;
 use axum::routing::{delete, get, patch, post};

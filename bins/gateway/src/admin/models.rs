@@ -2,7 +2,7 @@
 //! behaviour.md section 3.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sea_orm::{
@@ -12,11 +12,11 @@ use sea_orm::{
 use serde::Deserialize;
 use tollgate_entities::insert_row;
 use tollgate_entities::{
-    ApiFormat, Capabilities, GlobalModelConfig, JsonObject, ModelAlias, ModelAliases,
-    TieredPricing, global_models, models, new_id, now_utc, providers,
+    GlobalModelConfig, JsonObject, ModelAlias, ModelAliases, TieredPricing, global_models, models,
+    new_id, now_utc, providers,
 };
 
-use super::extract::{Admin, AdminJson, nullable};
+use super::extract::{Admin, AdminId, AdminIds, AdminJson, nullable};
 use super::{AdminError, ensure_unique, find_or_404, validate};
 use crate::app::AppState;
 
@@ -82,22 +82,6 @@ async fn ensure_unique_global_name(
     .await
 }
 
-fn optional_price(field: &str, price: Option<f64>) -> Result<Option<f64>, AdminError> {
-    price.map(|p| validate::non_negative(field, p)).transpose()
-}
-
-fn capabilities(values: Vec<String>) -> Result<Capabilities, AdminError> {
-    let mut cleaned = Vec::with_capacity(values.len());
-    for (index, value) in values.iter().enumerate() {
-        cleaned.push(validate::name(
-            &format!("supported_capabilities[{index}]"),
-            value,
-            100,
-        )?);
-    }
-    Ok(Capabilities(cleaned))
-}
-
 /// `GET /api/admin/models/global`.
 pub(crate) async fn list_global(
     _: Admin,
@@ -114,7 +98,7 @@ pub(crate) async fn list_global(
 pub(crate) async fn get_global(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
 ) -> Result<Json<global_models::Model>, AdminError> {
     Ok(Json(find_global(&state, &id).await?))
 }
@@ -127,6 +111,8 @@ pub(crate) async fn create_global(
 ) -> Result<Response, AdminError> {
     let name = validate::model_name("name", &body.name, 100)?;
     validate::pricing("default_tiered_pricing", &body.default_tiered_pricing)?;
+    let config = body.config.unwrap_or_default();
+    validate::json("config", &config)?;
     ensure_unique_global_name(&state, &name, None).await?;
     let now = now_utc();
     let row = global_models::Model {
@@ -136,13 +122,14 @@ pub(crate) async fn create_global(
             None => name.clone(),
         },
         name,
-        default_price_per_request: optional_price(
-            "default_price_per_request",
-            body.default_price_per_request,
-        )?,
+        default_price_per_request: validate::PRICE_PER_REQUEST
+            .check_optional("default_price_per_request", body.default_price_per_request)?,
         default_tiered_pricing: body.default_tiered_pricing,
-        supported_capabilities: capabilities(body.supported_capabilities.unwrap_or_default())?,
-        config: body.config.unwrap_or_default(),
+        supported_capabilities: validate::capabilities(
+            "supported_capabilities",
+            &body.supported_capabilities.unwrap_or_default(),
+        )?,
+        config,
         is_active: body.is_active,
         usage_count: 0,
         created_at: now,
@@ -157,7 +144,7 @@ pub(crate) async fn create_global(
 pub(crate) async fn update_global(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
     AdminJson(body): AdminJson<GlobalModelUpdate>,
 ) -> Result<Json<global_models::Model>, AdminError> {
     let before = find_global(&state, &id).await?;
@@ -175,12 +162,15 @@ pub(crate) async fn update_global(
         active.default_tiered_pricing = Set(pricing);
     }
     if let Some(price) = body.default_price_per_request {
-        active.default_price_per_request = Set(optional_price("default_price_per_request", price)?);
+        active.default_price_per_request =
+            Set(validate::PRICE_PER_REQUEST.check_optional("default_price_per_request", price)?);
     }
     if let Some(values) = body.supported_capabilities {
-        active.supported_capabilities = Set(capabilities(values)?);
+        active.supported_capabilities =
+            Set(validate::capabilities("supported_capabilities", &values)?);
     }
     if let Some(config) = body.config {
+        validate::json("config", &config)?;
         active.config = Set(config);
     }
     if let Some(is_active) = body.is_active {
@@ -203,7 +193,7 @@ pub(crate) async fn update_global(
 pub(crate) async fn delete_global(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
 ) -> Result<StatusCode, AdminError> {
     let before = find_global(&state, &id).await?;
     let models = before
@@ -282,30 +272,24 @@ pub(crate) struct ModelUpdate {
     config: Option<Option<JsonObject>>,
 }
 
-fn aliases(values: Vec<ModelAlias>) -> Result<ModelAliases, AdminError> {
-    for (index, alias) in values.iter().enumerate() {
-        validate::name(
-            &format!("provider_model_aliases[{index}].name"),
-            &alias.name,
-            200,
-        )?;
-        for (f, format) in alias.api_formats.iter().flatten().enumerate() {
-            if format.parse::<ApiFormat>().is_err() {
-                return Err(AdminError::invalid_field(
-                    format!("provider_model_aliases[{index}].api_formats[{f}]"),
-                    format!("unknown api format `{format}` (expected OPENAI or CLAUDE)"),
-                ));
-            }
-        }
-    }
-    Ok(ModelAliases(values))
-}
-
 fn own_pricing(pricing: Option<TieredPricing>) -> Result<Option<TieredPricing>, AdminError> {
     if let Some(pricing) = &pricing {
         validate::pricing("tiered_pricing", pricing)?;
     }
     Ok(pricing)
+}
+
+fn own_config(config: Option<JsonObject>) -> Result<Option<JsonObject>, AdminError> {
+    if let Some(config) = &config {
+        validate::json("config", config)?;
+    }
+    Ok(config)
+}
+
+fn aliases(values: Option<Vec<ModelAlias>>) -> Result<Option<ModelAliases>, AdminError> {
+    Ok(values
+        .map(|values| validate::aliases("provider_model_aliases", values))
+        .transpose()?)
 }
 
 async fn find_model(
@@ -326,8 +310,10 @@ async fn ensure_provider(state: &AppState, id: &str) -> Result<(), AdminError> {
         .map(|_| ())
 }
 
+/// The global model `id` refers to must exist; the id is checked before any query sees it.
 async fn ensure_global_reference(state: &AppState, id: &str) -> Result<(), AdminError> {
-    match global_models::Entity::find_by_id(id.to_owned())
+    let id = validate::id("global_model_id", id)?;
+    match global_models::Entity::find_by_id(id.clone())
         .one(state.conn())
         .await?
     {
@@ -358,7 +344,7 @@ async fn ensure_unique_model_name(
 pub(crate) async fn list_models(
     _: Admin,
     State(state): State<AppState>,
-    Path(provider_id): Path<String>,
+    AdminId(provider_id): AdminId,
 ) -> Result<Json<Vec<models::Model>>, AdminError> {
     ensure_provider(&state, &provider_id).await?;
     let rows = models::Entity::find()
@@ -373,7 +359,7 @@ pub(crate) async fn list_models(
 pub(crate) async fn get_model(
     _: Admin,
     State(state): State<AppState>,
-    Path((provider_id, id)): Path<(String, String)>,
+    AdminIds(provider_id, id): AdminIds,
 ) -> Result<Json<models::Model>, AdminError> {
     ensure_provider(&state, &provider_id).await?;
     Ok(Json(find_model(&state, &provider_id, &id).await?))
@@ -383,7 +369,7 @@ pub(crate) async fn get_model(
 pub(crate) async fn create_model(
     _: Admin,
     State(state): State<AppState>,
-    Path(provider_id): Path<String>,
+    AdminId(provider_id): AdminId,
     AdminJson(body): AdminJson<ModelCreate>,
 ) -> Result<Response, AdminError> {
     ensure_provider(&state, &provider_id).await?;
@@ -396,8 +382,9 @@ pub(crate) async fn create_model(
         provider_id,
         global_model_id: body.global_model_id,
         provider_model_name: name,
-        provider_model_aliases: body.provider_model_aliases.map(aliases).transpose()?,
-        price_per_request: optional_price("price_per_request", body.price_per_request)?,
+        provider_model_aliases: aliases(body.provider_model_aliases)?,
+        price_per_request: validate::PRICE_PER_REQUEST
+            .check_optional("price_per_request", body.price_per_request)?,
         tiered_pricing: own_pricing(body.tiered_pricing)?,
         supports_vision: body.supports_vision,
         supports_function_calling: body.supports_function_calling,
@@ -406,7 +393,7 @@ pub(crate) async fn create_model(
         supports_image_generation: body.supports_image_generation,
         is_active: body.is_active,
         is_available: body.is_available,
-        config: body.config,
+        config: own_config(body.config)?,
         created_at: now,
         updated_at: now,
     };
@@ -419,7 +406,7 @@ pub(crate) async fn create_model(
 pub(crate) async fn update_model(
     _: Admin,
     State(state): State<AppState>,
-    Path((provider_id, id)): Path<(String, String)>,
+    AdminIds(provider_id, id): AdminIds,
     AdminJson(body): AdminJson<ModelUpdate>,
 ) -> Result<Json<models::Model>, AdminError> {
     ensure_provider(&state, &provider_id).await?;
@@ -435,10 +422,11 @@ pub(crate) async fn update_model(
         active.provider_model_name = Set(name);
     }
     if let Some(values) = body.provider_model_aliases {
-        active.provider_model_aliases = Set(values.map(aliases).transpose()?);
+        active.provider_model_aliases = Set(aliases(values)?);
     }
     if let Some(price) = body.price_per_request {
-        active.price_per_request = Set(optional_price("price_per_request", price)?);
+        active.price_per_request =
+            Set(validate::PRICE_PER_REQUEST.check_optional("price_per_request", price)?);
     }
     if let Some(pricing) = body.tiered_pricing {
         active.tiered_pricing = Set(own_pricing(pricing)?);
@@ -465,7 +453,7 @@ pub(crate) async fn update_model(
         active.is_available = Set(value);
     }
     if let Some(config) = body.config {
-        active.config = Set(config);
+        active.config = Set(own_config(config)?);
     }
     active.updated_at = Set(now_utc());
     let after = active.update(state.conn()).await?;
@@ -477,7 +465,7 @@ pub(crate) async fn update_model(
 pub(crate) async fn delete_model(
     _: Admin,
     State(state): State<AppState>,
-    Path((provider_id, id)): Path<(String, String)>,
+    AdminIds(provider_id, id): AdminIds,
 ) -> Result<StatusCode, AdminError> {
     ensure_provider(&state, &provider_id).await?;
     let before = find_model(&state, &provider_id, &id).await?;

@@ -1,7 +1,7 @@
 //! Providers, their endpoints and upstream keys: CRUD with validation and invalidation.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sea_orm::{
@@ -15,7 +15,7 @@ use tollgate_entities::{
     provider_endpoints, providers,
 };
 
-use super::extract::{Admin, AdminJson, nullable};
+use super::extract::{Admin, AdminId, AdminJson, nullable};
 use super::{
     AdminError, ensure_unique, find_or_404, provider_models, routes_changed_for_provider, validate,
 };
@@ -93,7 +93,7 @@ pub(crate) async fn list(
 pub(crate) async fn get(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
 ) -> Result<Json<providers::Model>, AdminError> {
     Ok(Json(find_provider(&state, &id).await?))
 }
@@ -105,12 +105,12 @@ pub(crate) async fn create(
     AdminJson(body): AdminJson<ProviderCreate>,
 ) -> Result<Response, AdminError> {
     let name = validate::name("name", &body.name, 100)?;
-    let priority = validate::range(
-        "provider_priority",
-        body.provider_priority.unwrap_or(100),
-        -1_000_000,
-        1_000_000,
-    )?;
+    let priority =
+        validate::PRIORITY.check("provider_priority", body.provider_priority.unwrap_or(100))?;
+    let config = body
+        .config
+        .map(|config| validate::json("config", &config).map(|()| config))
+        .transpose()?;
     ensure_unique_provider_name(&state, &name, None).await?;
     let now = now_utc();
     let row = providers::Model {
@@ -123,7 +123,7 @@ pub(crate) async fn create(
         billing_type: body.billing_type.unwrap_or(BillingType::PayAsYouGo),
         provider_priority: priority,
         is_active: body.is_active,
-        config: body.config,
+        config,
         created_at: now,
         updated_at: now,
     };
@@ -136,7 +136,7 @@ pub(crate) async fn create(
 pub(crate) async fn update(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
     AdminJson(body): AdminJson<ProviderUpdate>,
 ) -> Result<Json<providers::Model>, AdminError> {
     let before = find_provider(&state, &id).await?;
@@ -153,17 +153,15 @@ pub(crate) async fn update(
         active.billing_type = Set(billing);
     }
     if let Some(priority) = body.provider_priority {
-        active.provider_priority = Set(validate::range(
-            "provider_priority",
-            priority,
-            -1_000_000,
-            1_000_000,
-        )?);
+        active.provider_priority = Set(validate::PRIORITY.check("provider_priority", priority)?);
     }
     if let Some(is_active) = body.is_active {
         active.is_active = Set(is_active);
     }
     if let Some(config) = body.config {
+        if let Some(object) = &config {
+            validate::json("config", object)?;
+        }
         active.config = Set(config);
     }
     active.updated_at = Set(now_utc());
@@ -177,7 +175,7 @@ pub(crate) async fn update(
 pub(crate) async fn delete(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
 ) -> Result<StatusCode, AdminError> {
     find_provider(&state, &id).await?;
     // Read what the cascade removes before it happens: those are the keys to invalidate.
@@ -221,6 +219,11 @@ pub(crate) struct EndpointUpdate {
     is_active: Option<bool>,
 }
 
+fn checked_headers(headers: Headers) -> Result<Headers, AdminError> {
+    validate::headers("headers", &headers.0)?;
+    Ok(headers)
+}
+
 async fn find_endpoint(
     state: &AppState,
     id: &str,
@@ -232,7 +235,7 @@ async fn find_endpoint(
 pub(crate) async fn list_endpoints(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
 ) -> Result<Json<Vec<provider_endpoints::Model>>, AdminError> {
     find_provider(&state, &id).await?;
     let rows = provider_endpoints::Entity::find()
@@ -247,7 +250,7 @@ pub(crate) async fn list_endpoints(
 pub(crate) async fn create_endpoint(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
     AdminJson(body): AdminJson<EndpointCreate>,
 ) -> Result<Response, AdminError> {
     find_provider(&state, &id).await?;
@@ -268,9 +271,9 @@ pub(crate) async fn create_endpoint(
         provider_id: id.clone(),
         api_format: body.api_format,
         base_url: validate::base_url("base_url", &body.base_url)?,
-        headers: body.headers,
-        timeout: validate::range("timeout", body.timeout.unwrap_or(300), 1, 3_600)?,
-        max_retries: validate::range("max_retries", body.max_retries.unwrap_or(1), 0, 10)?,
+        headers: body.headers.map(checked_headers).transpose()?,
+        timeout: validate::TIMEOUT_SECS.check("timeout", body.timeout.unwrap_or(300))?,
+        max_retries: validate::MAX_RETRIES.check("max_retries", body.max_retries.unwrap_or(1))?,
         is_active: body.is_active,
         created_at: now,
         updated_at: now,
@@ -284,7 +287,7 @@ pub(crate) async fn create_endpoint(
 pub(crate) async fn update_endpoint(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
     AdminJson(body): AdminJson<EndpointUpdate>,
 ) -> Result<Json<provider_endpoints::Model>, AdminError> {
     let before = find_endpoint(&state, &id).await?;
@@ -294,13 +297,13 @@ pub(crate) async fn update_endpoint(
         active.base_url = Set(validate::base_url("base_url", &url)?);
     }
     if let Some(headers) = body.headers {
-        active.headers = Set(headers);
+        active.headers = Set(headers.map(checked_headers).transpose()?);
     }
     if let Some(timeout) = body.timeout {
-        active.timeout = Set(validate::range("timeout", timeout, 1, 3_600)?);
+        active.timeout = Set(validate::TIMEOUT_SECS.check("timeout", timeout)?);
     }
     if let Some(retries) = body.max_retries {
-        active.max_retries = Set(validate::range("max_retries", retries, 0, 10)?);
+        active.max_retries = Set(validate::MAX_RETRIES.check("max_retries", retries)?);
     }
     if let Some(is_active) = body.is_active {
         active.is_active = Set(is_active);
@@ -315,7 +318,7 @@ pub(crate) async fn update_endpoint(
 pub(crate) async fn delete_endpoint(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
 ) -> Result<StatusCode, AdminError> {
     let before = find_endpoint(&state, &id).await?;
     provider_endpoints::Entity::delete_by_id(id)
@@ -406,29 +409,6 @@ pub(crate) struct ProviderKeyUpdate {
     is_active: Option<bool>,
 }
 
-fn allowed(models: Vec<String>) -> Result<AllowedModels, AdminError> {
-    let mut cleaned = Vec::with_capacity(models.len());
-    for (index, model) in models.iter().enumerate() {
-        cleaned.push(validate::model_name(
-            &format!("allowed_models[{index}]"),
-            model,
-            200,
-        )?);
-    }
-    Ok(AllowedModels(cleaned))
-}
-
-fn secret(value: &str) -> Result<&str, AdminError> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() || trimmed.len() > 4_096 || trimmed.chars().any(char::is_control) {
-        return Err(AdminError::invalid_field(
-            "api_key",
-            "must be 1 to 4096 printable bytes",
-        ));
-    }
-    Ok(trimmed)
-}
-
 async fn provider_of_endpoint(state: &AppState, endpoint_id: &str) -> Result<String, AdminError> {
     Ok(find_endpoint(state, endpoint_id).await?.provider_id)
 }
@@ -437,7 +417,7 @@ async fn provider_of_endpoint(state: &AppState, endpoint_id: &str) -> Result<Str
 pub(crate) async fn list_keys(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
 ) -> Result<Json<Vec<ProviderKeyView>>, AdminError> {
     find_endpoint(&state, &id).await?;
     let rows = provider_api_keys::Entity::find()
@@ -457,7 +437,7 @@ pub(crate) async fn list_keys(
 pub(crate) async fn create_key(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
     AdminJson(body): AdminJson<ProviderKeyCreate>,
 ) -> Result<Response, AdminError> {
     let provider_id = provider_of_endpoint(&state, &id).await?;
@@ -465,19 +445,18 @@ pub(crate) async fn create_key(
     let row = provider_api_keys::Model {
         id: new_id(),
         endpoint_id: id,
-        api_key: state.secrets().seal(secret(&body.api_key)?),
+        api_key: state
+            .secrets()
+            .seal(validate::secret("api_key", &body.api_key)?),
         name: validate::name("name", &body.name, 255)?,
-        rate_multiplier: validate::non_negative(
-            "rate_multiplier",
-            body.rate_multiplier.unwrap_or(1.0),
-        )?,
-        internal_priority: validate::range(
-            "internal_priority",
-            body.internal_priority.unwrap_or(50),
-            -1_000_000,
-            1_000_000,
-        )?,
-        allowed_models: body.allowed_models.map(allowed).transpose()?,
+        rate_multiplier: validate::RATE_MULTIPLIER
+            .check("rate_multiplier", body.rate_multiplier.unwrap_or(1.0))?,
+        internal_priority: validate::PRIORITY
+            .check("internal_priority", body.internal_priority.unwrap_or(50))?,
+        allowed_models: body
+            .allowed_models
+            .map(|models| validate::allowed_models("allowed_models", &models))
+            .transpose()?,
         is_active: body.is_active,
         created_at: now,
         updated_at: now,
@@ -495,7 +474,7 @@ pub(crate) async fn create_key(
 pub(crate) async fn update_key(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
     AdminJson(body): AdminJson<ProviderKeyUpdate>,
 ) -> Result<Json<ProviderKeyView>, AdminError> {
     let before = provider_api_keys::Entity::find_by_id(id.clone())
@@ -505,24 +484,22 @@ pub(crate) async fn update_key(
     let provider_id = provider_of_endpoint(&state, &before.endpoint_id).await?;
     let mut active = before.into_active_model();
     if let Some(key) = body.api_key {
-        active.api_key = Set(state.secrets().seal(secret(&key)?));
+        active.api_key = Set(state.secrets().seal(validate::secret("api_key", &key)?));
     }
     if let Some(name) = body.name {
         active.name = Set(validate::name("name", &name, 255)?);
     }
     if let Some(multiplier) = body.rate_multiplier {
-        active.rate_multiplier = Set(validate::non_negative("rate_multiplier", multiplier)?);
+        active.rate_multiplier =
+            Set(validate::RATE_MULTIPLIER.check("rate_multiplier", multiplier)?);
     }
     if let Some(priority) = body.internal_priority {
-        active.internal_priority = Set(validate::range(
-            "internal_priority",
-            priority,
-            -1_000_000,
-            1_000_000,
-        )?);
+        active.internal_priority = Set(validate::PRIORITY.check("internal_priority", priority)?);
     }
     if let Some(models) = body.allowed_models {
-        active.allowed_models = Set(models.map(allowed).transpose()?);
+        active.allowed_models = Set(models
+            .map(|models| validate::allowed_models("allowed_models", &models))
+            .transpose()?);
     }
     if let Some(is_active) = body.is_active {
         active.is_active = Set(is_active);
@@ -537,7 +514,7 @@ pub(crate) async fn update_key(
 pub(crate) async fn delete_key(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
 ) -> Result<StatusCode, AdminError> {
     let before = provider_api_keys::Entity::find_by_id(id.clone())
         .one(state.conn())

@@ -2,7 +2,7 @@
 //! look-ups are invalidated when a user is deactivated, demoted or deleted.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sea_orm::{
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tollgate_entities::insert_row;
 use tollgate_entities::{UserRole, api_keys, new_id, now_utc, users};
 
-use super::extract::{Admin, AdminJson, nullable};
+use super::extract::{Admin, AdminId, AdminJson, nullable};
 use super::{AdminError, ensure_unique, find_or_404, validate};
 use crate::app::AppState;
 use crate::auth::{ClientKeyByHash, hash_client_key};
@@ -95,19 +95,26 @@ async fn ensure_unique_user(
     .await
 }
 
-/// Drops the cached look-ups of every key of `user_id`, so a change to the user applies to
-/// the very next request on every replica.
-async fn forget_keys(state: &AppState, user_id: &str) -> Result<(), AdminError> {
-    let keys = api_keys::Entity::find()
+/// The hashes of every client key of `user_id`.
+async fn key_hashes(state: &AppState, user_id: &str) -> Result<Vec<String>, AdminError> {
+    Ok(api_keys::Entity::find()
         .filter(api_keys::Column::UserId.eq(user_id))
         .all(state.conn())
-        .await?;
-    for key in keys {
-        if let Err(error) = state.cache().delete(&ClientKeyByHash(key.key_hash)).await {
+        .await?
+        .into_iter()
+        .map(|key| key.key_hash)
+        .collect())
+}
+
+/// Drops the cached look-ups of the keys with `hashes`, so a change to their user applies to
+/// the very next request on every replica. Runs after the change is committed: a look-up
+/// that ran in between would otherwise cache the old row again.
+async fn forget_keys(state: &AppState, hashes: Vec<String>) {
+    for hash in hashes {
+        if let Err(error) = state.cache().delete(&ClientKeyByHash(hash)).await {
             tracing::warn!(%error, "client key invalidation did not reach redis");
         }
     }
-    Ok(())
 }
 
 /// `GET /api/admin/users`.
@@ -130,10 +137,7 @@ pub(crate) async fn create(
 ) -> Result<Response, AdminError> {
     let username = validate::name("username", &body.username, 100)?;
     let email = validate::email("email", &body.email)?;
-    let quota = body
-        .quota_usd
-        .map(|q| validate::non_negative("quota_usd", q))
-        .transpose()?;
+    let quota = validate::USER_USD.check_optional("quota_usd", body.quota_usd)?;
     ensure_unique_user(&state, users::Column::Username, "username", &username, None).await?;
     ensure_unique_user(&state, users::Column::Email, "email", &email, None).await?;
     let now = now_utc();
@@ -157,7 +161,7 @@ pub(crate) async fn create(
 pub(crate) async fn update(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
     AdminJson(body): AdminJson<UserUpdate>,
 ) -> Result<Json<users::Model>, AdminError> {
     let before = find_user(&state, &id).await?;
@@ -186,16 +190,14 @@ pub(crate) async fn update(
         active.is_active = Set(is_active);
     }
     if let Some(quota) = body.quota_usd {
-        active.quota_usd = Set(quota
-            .map(|q| validate::non_negative("quota_usd", q))
-            .transpose()?);
+        active.quota_usd = Set(validate::USER_USD.check_optional("quota_usd", quota)?);
     }
     if let Some(used) = body.used_usd {
-        active.used_usd = Set(validate::non_negative("used_usd", used)?);
+        active.used_usd = Set(validate::USER_USD.check("used_usd", used)?);
     }
     active.updated_at = Set(now_utc());
     let after = active.update(state.conn()).await?;
-    forget_keys(&state, &id).await?;
+    forget_keys(&state, key_hashes(&state, &id).await?).await;
     Ok(Json(after))
 }
 
@@ -204,7 +206,7 @@ pub(crate) async fn update(
 pub(crate) async fn delete(
     Admin(caller): Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
 ) -> Result<StatusCode, AdminError> {
     find_user(&state, &id).await?;
     if caller.user_id == id {
@@ -212,8 +214,10 @@ pub(crate) async fn delete(
             "an admin cannot delete their own user",
         ));
     }
-    forget_keys(&state, &id).await?;
+    // Read the keys the cascade removes before it happens, forget them after it committed.
+    let hashes = key_hashes(&state, &id).await?;
     users::Entity::delete_by_id(id).exec(state.conn()).await?;
+    forget_keys(&state, hashes).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -221,7 +225,7 @@ pub(crate) async fn delete(
 pub(crate) async fn create_key(
     _: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AdminId(id): AdminId,
     AdminJson(body): AdminJson<ClientKeyCreate>,
 ) -> Result<Response, AdminError> {
     find_user(&state, &id).await?;
