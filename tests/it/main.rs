@@ -18,6 +18,7 @@ mod gateway_dead_letters;
 mod gateway_demo;
 mod gateway_durability;
 mod gateway_faults;
+mod gateway_hostile;
 mod gateway_proxy;
 mod gateway_quota;
 mod gateway_serving;

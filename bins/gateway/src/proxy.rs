@@ -794,7 +794,9 @@ fn stream_response(
         ending.note_clamped(end.clamped.clone());
         if end.client_gone {
             ending.client_gone();
-            if !end.completed {
+            // The upstream's own numbers only when its usage block arrived and the stream
+            // ran to its end; otherwise what was relayed is estimated.
+            if !end.completed || !end.usage_seen {
                 ending.estimate(&end, ctx.request_bytes);
             }
         } else if let Some(error) = &end.error {
