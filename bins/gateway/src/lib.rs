@@ -14,6 +14,7 @@ mod config;
 mod demo;
 mod drain;
 mod error;
+mod ledger;
 mod listener;
 pub mod mock;
 mod ops;

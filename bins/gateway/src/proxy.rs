@@ -13,18 +13,17 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tollgate_entities::{
-    ApiFormat, BillingType, CandidateStatus, CostRequest, EffectivePricing, JsonObject,
-    TokenCounts, UsageStatus, compute_cost, new_id, now_utc, request_candidates, usage,
+    ApiFormat, CandidateStatus, TokenCounts, UsageStatus, new_id, now_utc, request_candidates,
 };
-use tollgate_resolver::{Candidate, ResolverError};
+use tollgate_resolver::ResolverError;
 
 use crate::app::AppState;
 use crate::auth::{ClientIdentity, authenticate};
 use crate::error::{ApiError, ErrorKind};
+use crate::ledger::{Attempts, Ending, RequestContext, Served, failed_ending, millis};
 use crate::relay::{self, RelaySettings, StreamEnd};
 use crate::request::{ClientRequest, parse_request, short};
 use crate::upstream::{Attempt, Outcome};
-use crate::writer::UsageRecord;
 use crate::{quota, tokens};
 
 /// `POST /v1/chat/completions`.
@@ -133,278 +132,6 @@ fn status_label(status: StatusCode) -> &'static str {
         code if code < 500 => "4xx",
         _ => "5xx",
     }
-}
-
-/// The candidate that answered (or was tried last), owned so a stream can keep it.
-#[derive(Clone)]
-struct Served {
-    provider: String,
-    provider_id: String,
-    endpoint_id: String,
-    key_id: String,
-    target_model: String,
-    pricing: EffectivePricing,
-    rate_multiplier: f64,
-    billing_type: BillingType,
-}
-
-impl Served {
-    fn of(candidate: &Candidate<'_>, global: &tollgate_entities::global_models::Model) -> Self {
-        Self {
-            provider: candidate.provider.name.clone(),
-            provider_id: candidate.provider.id.clone(),
-            endpoint_id: candidate.endpoint.map(|e| e.id.clone()).unwrap_or_default(),
-            key_id: candidate.key.map(|k| k.id.clone()).unwrap_or_default(),
-            target_model: candidate.upstream_model_name.to_owned(),
-            pricing: EffectivePricing::resolve(
-                candidate.model.tiered_pricing.as_ref(),
-                candidate.model.price_per_request,
-                &global.default_tiered_pricing,
-                global.default_price_per_request,
-            ),
-            rate_multiplier: candidate.key.map_or(1.0, |k| k.rate_multiplier),
-            billing_type: candidate.provider.billing_type,
-        }
-    }
-}
-
-/// What every row of one request shares.
-#[derive(Clone)]
-struct RequestContext {
-    state: AppState,
-    format: ApiFormat,
-    request_id: String,
-    identity: ClientIdentity,
-    model: String,
-    global_model: Option<String>,
-    is_stream: bool,
-    created_at: time::OffsetDateTime,
-    started: Instant,
-    /// Size of the client's body: the base of the input estimate (`estimate`).
-    request_bytes: usize,
-    /// Set when the client hung up before the answer was handed over.
-    client_gone: Arc<AtomicBool>,
-}
-
-/// How the request ended, for its usage row.
-struct Ending {
-    status: UsageStatus,
-    status_code: u16,
-    error: Option<String>,
-    tokens: TokenCounts,
-    first_byte: Option<Duration>,
-    /// What `request_metadata` says about how the tokens were obtained.
-    notes: serde_json::Map<String, serde_json::Value>,
-}
-
-/// Error message of a request whose client hung up.
-const CLIENT_DISCONNECTED: &str = "client disconnected";
-
-/// Status code recorded for a request whose client hung up (nginx's convention).
-const CLIENT_CLOSED_REQUEST: u16 = 499;
-
-impl Ending {
-    /// A successful answer whose usage block (if any) was `reading`; when the client is
-    /// already gone it is recorded as a failed 499 with the upstream's tokens.
-    fn answered(
-        status: StatusCode,
-        reading: Option<tokens::UsageReading>,
-        first_byte: Duration,
-        client_gone: bool,
-    ) -> Self {
-        let reading = reading.unwrap_or_default();
-        let mut ending = Self {
-            status: UsageStatus::Completed,
-            status_code: status.as_u16(),
-            error: None,
-            tokens: reading.tokens,
-            first_byte: Some(first_byte),
-            notes: serde_json::Map::new(),
-        };
-        ending.note_clamped(reading.clamped);
-        if client_gone {
-            ending.client_gone();
-        }
-        ending
-    }
-
-    fn client_gone(&mut self) {
-        self.status = UsageStatus::Failed;
-        self.status_code = CLIENT_CLOSED_REQUEST;
-        self.error = Some(CLIENT_DISCONNECTED.to_owned());
-    }
-
-    fn note_clamped(&mut self, clamped: Vec<String>) {
-        if !clamped.is_empty() {
-            self.notes
-                .insert("usage_clamped".to_owned(), serde_json::json!(clamped));
-        }
-    }
-
-    /// Estimates what an interrupted stream used when the client left before the upstream's
-    /// usage block: input = ⌈request body bytes / 4⌉ unless the upstream reported it, output
-    /// = the larger of what it reported and ⌈relayed answer characters / 4⌉ (about four
-    /// characters a token). `request_metadata.tokens_estimated` records it.
-    fn estimate(&mut self, end: &StreamEnd, request_bytes: usize) {
-        let quarter = |n: u64| i64::try_from(n.div_ceil(4)).unwrap_or(i64::MAX);
-        if !end.usage_seen {
-            self.tokens.input = quarter(request_bytes as u64);
-        }
-        self.tokens.output = self.tokens.output.max(quarter(end.text_chars));
-        self.notes.insert(
-            "tokens_estimated".to_owned(),
-            serde_json::json!({
-                "reason": "client disconnected before the upstream's usage block",
-                "input": !end.usage_seen,
-                "output": true,
-                "rule": "input = request bytes / 4, output = relayed answer characters / 4",
-            }),
-        );
-    }
-}
-
-fn millis(duration: Duration) -> i32 {
-    i32::try_from(duration.as_millis()).unwrap_or(i32::MAX)
-}
-
-impl RequestContext {
-    fn candidate_row(
-        &self,
-        index: usize,
-        candidate: &Candidate<'_>,
-        status: CandidateStatus,
-    ) -> request_candidates::Model {
-        request_candidates::Model {
-            id: new_id(),
-            request_id: self.request_id.clone(),
-            user_id: Some(self.identity.user_id.clone()),
-            api_key_id: Some(self.identity.key_id.clone()),
-            candidate_index: i32::try_from(index).unwrap_or(i32::MAX),
-            retry_index: 0,
-            provider_id: Some(candidate.provider.id.clone()),
-            endpoint_id: candidate.endpoint.map(|e| e.id.clone()),
-            key_id: candidate.key.map(|k| k.id.clone()),
-            status,
-            skip_reason: candidate.skip_reason.map(|r| r.as_str().to_owned()),
-            is_cached: false,
-            status_code: None,
-            error_type: None,
-            error_message: None,
-            latency_ms: None,
-            extra_data: None,
-            created_at: now_utc(),
-            started_at: None,
-            finished_at: None,
-        }
-    }
-
-    fn usage_row(&self, served: Option<&Served>, ending: &Ending) -> usage::Model {
-        let succeeded = ending.status == UsageStatus::Completed;
-        let cost = served.map(|served| {
-            compute_cost(&CostRequest {
-                pricing: &served.pricing,
-                api_format: self.format,
-                tokens: ending.tokens,
-                rate_multiplier: served.rate_multiplier,
-                billing_type: served.billing_type,
-                succeeded,
-            })
-        });
-        let cost = cost.unwrap_or_default();
-        let tokens = ending.tokens.clamped();
-        let columns = tokens.columns();
-        let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-        usage::Model {
-            id: new_id(),
-            user_id: Some(self.identity.user_id.clone()),
-            api_key_id: Some(self.identity.key_id.clone()),
-            request_id: self.request_id.clone(),
-            provider: served.map(|s| s.provider.clone()).unwrap_or_default(),
-            model: self.model.chars().take(200).collect(),
-            global_model: self.global_model.clone(),
-            target_model: served.map(|s| s.target_model.clone()),
-            provider_id: served.map(|s| s.provider_id.clone()),
-            provider_endpoint_id: served.and_then(|s| non_empty(&s.endpoint_id)),
-            provider_api_key_id: served.and_then(|s| non_empty(&s.key_id)),
-            input_tokens: columns[0],
-            output_tokens: columns[1],
-            total_tokens: tokens.total_i32(),
-            cache_creation_input_tokens: columns[2],
-            cache_read_input_tokens: columns[3],
-            input_cost_usd: cost.input_cost,
-            output_cost_usd: cost.output_cost,
-            cache_creation_cost_usd: cost.cache_creation_cost,
-            cache_read_cost_usd: cost.cache_read_cost,
-            cache_cost_usd: cost.cache_cost,
-            request_cost_usd: cost.request_cost,
-            total_cost_usd: cost.total_cost,
-            actual_input_cost_usd: cost.actual_input_cost,
-            actual_output_cost_usd: cost.actual_output_cost,
-            actual_cache_creation_cost_usd: cost.actual_cache_creation_cost,
-            actual_cache_read_cost_usd: cost.actual_cache_read_cost,
-            actual_request_cost_usd: cost.actual_request_cost,
-            actual_total_cost_usd: cost.actual_total_cost,
-            rate_multiplier: served.map_or(1.0, |_| cost.rate_multiplier),
-            input_price_per_1m: cost.input_price_per_1m,
-            output_price_per_1m: cost.output_price_per_1m,
-            cache_creation_price_per_1m: cost.cache_creation_price_per_1m,
-            cache_read_price_per_1m: cost.cache_read_price_per_1m,
-            price_per_request: cost.price_per_request,
-            request_type: "chat".to_owned(),
-            api_format: self.format.as_str().to_owned(),
-            is_stream: self.is_stream,
-            status_code: Some(i32::from(ending.status_code)),
-            error_message: ending.error.clone(),
-            response_time_ms: Some(millis(self.started.elapsed())),
-            first_byte_time_ms: ending.first_byte.map(millis),
-            status: ending.status,
-            request_metadata: (!ending.notes.is_empty()).then(|| JsonObject(ending.notes.clone())),
-            created_at: self.created_at,
-        }
-    }
-
-    fn record(
-        &self,
-        served: Option<&Served>,
-        ending: &Ending,
-        candidates: Vec<request_candidates::Model>,
-    ) {
-        let mut usage = self.usage_row(served, ending);
-        // Client- and upstream-supplied text must never be what makes the database reject a
-        // row (behaviour.md 7).
-        usage.fit_columns();
-        let mut candidates = candidates;
-        for row in &mut candidates {
-            row.fit_columns();
-        }
-        if self.identity.quota_usd.is_some() {
-            self.state.spend().record(
-                &self.identity.user_id,
-                time::OffsetDateTime::now_utc().unix_timestamp(),
-                usage.total_cost_usd,
-            );
-        }
-        self.state.usage().send(UsageRecord { usage, candidates });
-    }
-}
-
-fn finish_row(
-    row: &mut request_candidates::Model,
-    status: CandidateStatus,
-    status_code: Option<u16>,
-    error: Option<(&str, String)>,
-    started_at: time::OffsetDateTime,
-    latency: Duration,
-) {
-    row.status = status;
-    row.status_code = status_code.map(i32::from);
-    if let Some((error_type, message)) = error {
-        row.error_type = Some(error_type.to_owned());
-        row.error_message = Some(message);
-    }
-    row.started_at = Some(started_at);
-    row.finished_at = Some(now_utc());
-    row.latency_ms = Some(millis(latency));
 }
 
 fn set_header(response: &mut Response, name: &'static str, value: &str) {
@@ -517,20 +244,16 @@ async fn proxy(
     };
     let global = &resolved.global_model;
     ctx.global_model = Some(global.name.clone());
-    let mut rows: Vec<request_candidates::Model> = Vec::new();
-    let mut attempts = 0_usize;
-    let mut upstream_time = Duration::ZERO;
-    let mut last: Option<(Served, String)> = None;
+    let mut ledger = Attempts::default();
     for (index, candidate) in plan.candidates().enumerate() {
         let (Some(endpoint), Some(key), None) =
             (candidate.endpoint, candidate.key, candidate.skip_reason)
         else {
-            rows.push(ctx.candidate_row(index, &candidate, CandidateStatus::Skipped));
+            ledger
+                .rows
+                .push(ctx.candidate_row(index, &candidate, CandidateStatus::Skipped));
             continue;
         };
-        attempts += 1;
-        let attempt_started_at = now_utc();
-        let attempt_started = Instant::now();
         let body = request
             .upstream_body(candidate.upstream_model_name)
             .map_err(|error| ApiError::internal(format, "serialising the upstream body", &error))?;
@@ -545,25 +268,27 @@ async fn proxy(
             stream: request.stream,
             max_response_bytes: state.limits().max_response_bytes,
         };
+        let mut row = ctx.candidate_row(index, &candidate, CandidateStatus::Pending);
         let mut drain = state.drain_signal();
-        let outcome = tokio::select! {
-            biased;
-            () = drain.cut() => Outcome::Failed {
-                status: None,
-                error_type: SHUTDOWN,
-                message: "the gateway is shutting down".to_owned(),
-            },
-            outcome = attempt.run() => outcome,
-        };
-        let latency = attempt_started.elapsed();
-        upstream_time += latency;
+        let outcome = ledger
+            .attempt(&mut row, async {
+                tokio::select! {
+                    biased;
+                    () = drain.cut() => Outcome::Failed {
+                        status: None,
+                        error_type: SHUTDOWN,
+                        message: "the gateway is shutting down".to_owned(),
+                    },
+                    outcome = attempt.run() => outcome,
+                }
+            })
+            .await;
         metrics::counter!(
             "gateway_upstream_attempts_total",
             "provider" => candidate.provider.name.clone(),
             "outcome" => outcome.label(),
         )
         .increment(1);
-        let mut row = ctx.candidate_row(index, &candidate, CandidateStatus::Pending);
         let served = Served::of(&candidate, global);
         match outcome {
             Outcome::Whole {
@@ -572,26 +297,15 @@ async fn proxy(
                 body,
             } => {
                 state.resolver().key_health().record_success(&key.id);
-                finish_row(
-                    &mut row,
-                    CandidateStatus::Success,
-                    Some(status.as_u16()),
-                    None,
-                    attempt_started_at,
-                    latency,
-                );
-                rows.push(row);
+                ledger.finish(row, CandidateStatus::Success, Some(status.as_u16()), None);
                 let ending = Ending::answered(
                     status,
                     tokens::from_body(format, &body),
                     started.elapsed(),
                     ctx.client_gone.load(Ordering::Relaxed),
                 );
-                ctx.record(Some(&served), &ending, rows);
-                let mut response = upstream_response(status, content_type, Body::from(body));
-                routing_headers(&mut response, Some(&served), attempts);
-                observe_overhead(started, upstream_time);
-                return Ok(response);
+                let response = upstream_response(status, content_type, Body::from(body));
+                return Ok(settle(&ctx, ledger, Some(&served), &ending, response));
             }
             Outcome::Stream {
                 status,
@@ -600,16 +314,8 @@ async fn proxy(
                 rest,
             } => {
                 state.resolver().key_health().record_success(&key.id);
-                finish_row(
-                    &mut row,
-                    CandidateStatus::Streaming,
-                    Some(status.as_u16()),
-                    None,
-                    attempt_started_at,
-                    latency,
-                );
-                rows.push(row);
-                observe_overhead(started, upstream_time);
+                ledger.finish(row, CandidateStatus::Streaming, Some(status.as_u16()), None);
+                observe_overhead(started, ledger.upstream_time);
                 let relayed = Relayed {
                     status,
                     content_type,
@@ -617,8 +323,10 @@ async fn proxy(
                     rest,
                     idle: endpoint_timeout(endpoint),
                 };
-                let mut response = stream_response(&ctx, &request, served.clone(), rows, relayed);
-                routing_headers(&mut response, Some(&served), attempts);
+                // The usage row is recorded when the stream ends (`stream_response`).
+                let mut response =
+                    stream_response(&ctx, &request, served.clone(), ledger.rows, relayed);
+                routing_headers(&mut response, Some(&served), ledger.count);
                 return Ok(response);
             }
             Outcome::ClientError {
@@ -626,28 +334,24 @@ async fn proxy(
                 content_type,
                 body,
             } => {
-                finish_row(
-                    &mut row,
+                let message = format!("upstream answered {status}");
+                let failure = ("client_error", message.clone());
+                ledger.finish(
+                    row,
                     CandidateStatus::Failed,
                     Some(status.as_u16()),
-                    Some(("client_error", format!("upstream answered {status}"))),
-                    attempt_started_at,
-                    latency,
+                    Some(failure),
                 );
-                rows.push(row);
                 let ending = Ending {
                     status: UsageStatus::Failed,
                     status_code: status.as_u16(),
-                    error: Some(format!("upstream answered {status}")),
+                    error: Some(message),
                     tokens: TokenCounts::default(),
                     first_byte: Some(started.elapsed()),
                     notes: serde_json::Map::new(),
                 };
-                ctx.record(Some(&served), &ending, rows);
-                let mut response = upstream_response(status, content_type, Body::from(body));
-                routing_headers(&mut response, Some(&served), attempts);
-                observe_overhead(started, upstream_time);
-                return Ok(response);
+                let response = upstream_response(status, content_type, Body::from(body));
+                return Ok(settle(&ctx, ledger, Some(&served), &ending, response));
             }
             Outcome::Failed {
                 status,
@@ -665,23 +369,20 @@ async fn proxy(
                     status,
                     "upstream attempt failed; trying the next candidate"
                 );
-                finish_row(
-                    &mut row,
+                ledger.finish(
+                    row,
                     CandidateStatus::Failed,
                     status,
                     Some((error_type, message.clone())),
-                    attempt_started_at,
-                    latency,
                 );
-                rows.push(row);
-                last = Some((served, message));
+                ledger.last = Some((served, message));
                 if shutting_down {
                     break;
                 }
             }
         }
     }
-    let error = match &last {
+    let error = match &ledger.last {
         None => ApiError::new(
             ErrorKind::NoCandidate,
             format,
@@ -691,16 +392,35 @@ async fn proxy(
             ErrorKind::Upstream,
             format,
             format!(
-                "all {attempts} upstream attempts failed for model `{}` (last: {message})",
-                global.name
+                "all {} upstream attempts failed for model `{}` (last: {message})",
+                ledger.count, global.name
             ),
         ),
     };
-    ctx.record(last.as_ref().map(|(s, _)| s), &failed_ending(&error), rows);
-    let mut response = error.into_response();
-    routing_headers(&mut response, last.as_ref().map(|(s, _)| s), attempts);
-    observe_overhead(started, upstream_time);
-    Ok(response)
+    let served = ledger.last.as_ref().map(|(served, _)| served.clone());
+    let ending = failed_ending(&error);
+    Ok(settle(
+        &ctx,
+        ledger,
+        served.as_ref(),
+        &ending,
+        error.into_response(),
+    ))
+}
+
+/// The one settle step of a request that ends now: its usage row is recorded with its
+/// candidate rows, and the answer gets the routing headers.
+fn settle(
+    ctx: &RequestContext,
+    ledger: Attempts,
+    served: Option<&Served>,
+    ending: &Ending,
+    mut response: Response,
+) -> Response {
+    ctx.record(served, ending, ledger.rows);
+    routing_headers(&mut response, served, ledger.count);
+    observe_overhead(ctx.started, ledger.upstream_time);
+    response
 }
 
 /// 402 when the client key's user has spent their quota (see `quota`).
@@ -727,17 +447,6 @@ fn check_quota(
             identity.used_usd + recent
         ),
     ))
-}
-
-fn failed_ending(error: &ApiError) -> Ending {
-    Ending {
-        status: UsageStatus::Failed,
-        status_code: error.status().as_u16(),
-        error: Some(error.to_string()),
-        tokens: TokenCounts::default(),
-        first_byte: None,
-        notes: serde_json::Map::new(),
-    }
 }
 
 /// The `error_type` of an attempt cut by the shutdown.
