@@ -25,3 +25,4 @@ mod gateway_serving;
 mod gateway_support;
 mod json_columns;
 mod schema;
+mod tidy;

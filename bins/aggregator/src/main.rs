@@ -52,10 +52,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(settings: Settings, cli: &cli::Cli) -> anyhow::Result<()> {
-    let metrics = Metrics::install(cli.metrics_file.as_deref(), cli.metrics_listen.is_some())?;
-    if let Some(addr) = cli.metrics_listen {
-        metrics.serve(addr).await?;
-    }
+    let metrics = Metrics::install(cli.metrics_file.as_deref(), cli.metrics_listen)?;
     let mut options = ConnectOptions::new(settings.database_url.clone());
     options
         .max_connections(4)

@@ -31,52 +31,39 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    /// Installs the recorder when `file` is set or `listen` is asked for; without either the
-    /// metrics facade is a no-op.
-    pub(crate) fn install(file: Option<&Path>, listen: bool) -> anyhow::Result<Self> {
-        let handle = if file.is_some() || listen {
-            Some(PrometheusBuilder::new().install_recorder()?)
-        } else {
-            None
+    /// Installs the recorder when `file` or `listen` is set; without either the metrics facade
+    /// is a no-op. With `listen`, the exporter's own HTTP listener serves `GET /metrics` on that
+    /// address in the background for as long as the process runs; an address that cannot be
+    /// bound fails in one line naming the option. Must run inside the Tokio runtime.
+    pub(crate) fn install(
+        file: Option<&Path>,
+        listen: Option<std::net::SocketAddr>,
+    ) -> anyhow::Result<Self> {
+        let handle = match listen {
+            Some(addr) => {
+                let (recorder, exporter) = PrometheusBuilder::new()
+                    .with_http_listener(addr)
+                    .build()
+                    .map_err(|error| {
+                        anyhow::anyhow!("--metrics-listen {addr}: cannot listen: {error}")
+                    })?;
+                let handle = recorder.handle();
+                metrics::set_global_recorder(recorder)?;
+                tracing::info!(%addr, "serving metrics at /metrics");
+                tokio::spawn(async move {
+                    if let Err(error) = exporter.await {
+                        tracing::warn!(?error, "metrics listener stopped");
+                    }
+                });
+                Some(handle)
+            }
+            None if file.is_some() => Some(PrometheusBuilder::new().install_recorder()?),
+            None => None,
         };
         Ok(Self {
             handle,
             file: file.map(Path::to_owned),
         })
-    }
-
-    /// Serves `GET /metrics` on `addr` in the background for as long as the process runs.
-    /// Fails (one line naming the option) when the address cannot be bound.
-    pub(crate) async fn serve(&self, addr: std::net::SocketAddr) -> anyhow::Result<()> {
-        let Some(handle) = self.handle.clone() else {
-            return Ok(());
-        };
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|error| anyhow::anyhow!("--metrics-listen {addr}: cannot listen: {error}"))?;
-        let app = axum::Router::new().route(
-            "/metrics",
-            axum::routing::get(move || {
-                let handle = handle.clone();
-                async move {
-                    handle.run_upkeep();
-                    (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4",
-                        )],
-                        handle.render(),
-                    )
-                }
-            }),
-        );
-        tracing::info!(%addr, "serving metrics at /metrics");
-        tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, app).await {
-                tracing::warn!(%error, "metrics listener stopped");
-            }
-        });
-        Ok(())
     }
 
     /// Counts one run and, on success, stamps the last-success gauge; then writes the file.
