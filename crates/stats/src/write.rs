@@ -3,7 +3,7 @@
 //! (a model or user whose traffic has since gone) are removed.
 
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, IdenStatic, Iterable};
 use time::OffsetDateTime;
 use tollgate_entities::{new_id, stats_daily, stats_daily_model, stats_summary, stats_user_daily};
 
@@ -13,6 +13,25 @@ use crate::{AccountCounts, DayAggregate, StatsError, Totals};
 /// Rows per multi-row INSERT: 13 bound values a row stays well below SQLite's 32 766 and
 /// PostgreSQL's 65 535 parameters per statement.
 const BATCH_ROWS: usize = 1_000;
+
+/// `ON CONFLICT (keys) DO UPDATE SET col = excluded.col` for every other column of `E` but
+/// `id` and `created_at`. The list follows the entity, so a new rollup column needs only
+/// the entity and the SQL that computes it.
+fn upsert_on<E: EntityTrait>(keys: &[E::Column]) -> OnConflict {
+    OnConflict::columns(keys.iter().copied())
+        .update_columns(updated_columns::<E>(keys))
+        .to_owned()
+}
+
+/// The columns [`upsert_on`] overwrites.
+fn updated_columns<E: EntityTrait>(keys: &[E::Column]) -> Vec<E::Column> {
+    E::Column::iter()
+        .filter(|column| {
+            let name = column.as_str();
+            name != "id" && name != "created_at" && !keys.iter().any(|key| key.as_str() == name)
+        })
+        .collect()
+}
 
 fn to_i32(column: &'static str, value: i64) -> Result<i32, StatsError> {
     i32::try_from(value).map_err(|_| StatsError::ValueOutOfRange { column, value })
@@ -53,30 +72,7 @@ pub(crate) async fn write_day<C: ConnectionTrait>(
     {
         use stats_daily::Column as C;
         stats_daily::Entity::insert(daily)
-            .on_conflict(
-                OnConflict::column(C::Date)
-                    .update_columns([
-                        C::TotalRequests,
-                        C::SuccessRequests,
-                        C::ErrorRequests,
-                        C::InputTokens,
-                        C::OutputTokens,
-                        C::CacheCreationTokens,
-                        C::CacheReadTokens,
-                        C::TotalCost,
-                        C::ActualTotalCost,
-                        C::InputCost,
-                        C::OutputCost,
-                        C::CacheCreationCost,
-                        C::CacheReadCost,
-                        C::AvgResponseTimeMs,
-                        C::FallbackCount,
-                        C::UniqueModels,
-                        C::UniqueProviders,
-                        C::UpdatedAt,
-                    ])
-                    .to_owned(),
-            )
+            .on_conflict(upsert_on::<stats_daily::Entity>(&[C::Date]))
             .exec_without_returning(conn)
             .await?;
     }
@@ -103,20 +99,7 @@ pub(crate) async fn write_day<C: ConnectionTrait>(
             })
             .collect::<Result<Vec<_>, StatsError>>()?;
         stats_daily_model::Entity::insert_many(rows)
-            .on_conflict(
-                OnConflict::columns([C::Date, C::Model])
-                    .update_columns([
-                        C::TotalRequests,
-                        C::InputTokens,
-                        C::OutputTokens,
-                        C::CacheCreationTokens,
-                        C::CacheReadTokens,
-                        C::TotalCost,
-                        C::AvgResponseTimeMs,
-                        C::UpdatedAt,
-                    ])
-                    .to_owned(),
-            )
+            .on_conflict(upsert_on::<stats_daily_model::Entity>(&[C::Date, C::Model]))
             .exec_without_returning(conn)
             .await?;
     }
@@ -144,21 +127,7 @@ pub(crate) async fn write_day<C: ConnectionTrait>(
             })
             .collect::<Result<Vec<_>, StatsError>>()?;
         stats_user_daily::Entity::insert_many(rows)
-            .on_conflict(
-                OnConflict::columns([C::UserId, C::Date])
-                    .update_columns([
-                        C::TotalRequests,
-                        C::SuccessRequests,
-                        C::ErrorRequests,
-                        C::InputTokens,
-                        C::OutputTokens,
-                        C::CacheCreationTokens,
-                        C::CacheReadTokens,
-                        C::TotalCost,
-                        C::UpdatedAt,
-                    ])
-                    .to_owned(),
-            )
+            .on_conflict(upsert_on::<stats_user_daily::Entity>(&[C::UserId, C::Date]))
             .exec_without_returning(conn)
             .await?;
     }
@@ -206,27 +175,7 @@ pub(crate) async fn write_summary<C: ConnectionTrait>(
         updated_at: Set(now),
     };
     stats_summary::Entity::insert(row)
-        .on_conflict(
-            OnConflict::column(C::Id)
-                .update_columns([
-                    C::CutoffDate,
-                    C::AllTimeRequests,
-                    C::AllTimeSuccessRequests,
-                    C::AllTimeErrorRequests,
-                    C::AllTimeInputTokens,
-                    C::AllTimeOutputTokens,
-                    C::AllTimeCacheCreationTokens,
-                    C::AllTimeCacheReadTokens,
-                    C::AllTimeCost,
-                    C::AllTimeActualCost,
-                    C::TotalUsers,
-                    C::ActiveUsers,
-                    C::TotalApiKeys,
-                    C::ActiveApiKeys,
-                    C::UpdatedAt,
-                ])
-                .to_owned(),
-        )
+        .on_conflict(upsert_on::<stats_summary::Entity>(&[C::Id]))
         .exec_without_returning(conn)
         .await?;
     Ok(())
@@ -238,4 +187,101 @@ pub(crate) async fn write_summary<C: ConnectionTrait>(
 /// upgrade from a read to a write lock fail.
 pub(crate) fn reads_inside_transaction(backend: DbBackend) -> bool {
     backend == DbBackend::Postgres
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::IdenStatic;
+    use tollgate_entities::{stats_daily, stats_daily_model, stats_summary, stats_user_daily};
+
+    use super::updated_columns;
+
+    fn names<C: IdenStatic>(columns: Vec<C>) -> Vec<&'static str> {
+        columns.iter().map(IdenStatic::as_str).collect()
+    }
+
+    /// The derived lists equal the ones the upserts spelled out by hand before.
+    #[test]
+    fn upserts_overwrite_every_column_but_the_key_id_and_created_at() {
+        assert_eq!(
+            names(updated_columns::<stats_daily::Entity>(&[
+                stats_daily::Column::Date
+            ])),
+            [
+                "total_requests",
+                "success_requests",
+                "error_requests",
+                "input_tokens",
+                "output_tokens",
+                "cache_creation_tokens",
+                "cache_read_tokens",
+                "total_cost",
+                "actual_total_cost",
+                "input_cost",
+                "output_cost",
+                "cache_creation_cost",
+                "cache_read_cost",
+                "avg_response_time_ms",
+                "fallback_count",
+                "unique_models",
+                "unique_providers",
+                "updated_at",
+            ]
+        );
+        assert_eq!(
+            names(updated_columns::<stats_daily_model::Entity>(&[
+                stats_daily_model::Column::Date,
+                stats_daily_model::Column::Model,
+            ])),
+            [
+                "total_requests",
+                "input_tokens",
+                "output_tokens",
+                "cache_creation_tokens",
+                "cache_read_tokens",
+                "total_cost",
+                "avg_response_time_ms",
+                "updated_at",
+            ]
+        );
+        assert_eq!(
+            names(updated_columns::<stats_user_daily::Entity>(&[
+                stats_user_daily::Column::UserId,
+                stats_user_daily::Column::Date,
+            ])),
+            [
+                "total_requests",
+                "success_requests",
+                "error_requests",
+                "input_tokens",
+                "output_tokens",
+                "cache_creation_tokens",
+                "cache_read_tokens",
+                "total_cost",
+                "updated_at",
+            ]
+        );
+        assert_eq!(
+            names(updated_columns::<stats_summary::Entity>(&[
+                stats_summary::Column::Id
+            ])),
+            [
+                "cutoff_date",
+                "all_time_requests",
+                "all_time_success_requests",
+                "all_time_error_requests",
+                "all_time_input_tokens",
+                "all_time_output_tokens",
+                "all_time_cache_creation_tokens",
+                "all_time_cache_read_tokens",
+                "all_time_cost",
+                "all_time_actual_cost",
+                "total_users",
+                "active_users",
+                "total_api_keys",
+                "active_api_keys",
+                "updated_at",
+            ]
+        );
+    }
 }
