@@ -800,41 +800,42 @@ fn metadata(row: &usage::Model) -> serde_json::Map<String, serde_json::Value> {
         .unwrap_or_default()
 }
 
-db_test!(async fn client_gone_before_the_headers_of_a_slow_answer(db) {
+/// A client that hangs up while a slow upstream has not answered yet (a whole answer, or a
+/// stream before its first byte) still leaves one 499 row with the upstream's tokens.
+async fn client_gone_before_the_first_byte(db: &TestDb, stream: bool) {
     let conn = &db.conn;
     let gateway = fault_gateway(conn);
     let server = serve(&gateway).await;
     for format in FORMATS {
         let mut steps = vec![Step::Sleep(Duration::from_millis(1500))];
-        steps.extend(script::answer(format, "FAULT late", script::usage_block(format, 40, 7)));
+        let usage = script::usage_block(format, 40, 7);
+        steps.extend(if stream {
+            script::whole_stream(format, "FAULT late", usage)
+        } else {
+            script::answer(format, "FAULT late", usage)
+        });
         let s = Setup::new(conn, format, 5, steps).await;
-        let tcp = raw_request(server.addr, &s, false).await;
+        let tcp = raw_request(server.addr, &s, stream).await;
         wait_for_upstream(&s.fault, 1).await;
         drop(tcp);
         let row = the_one_hung_up_row(&gateway, conn, &s).await;
-        assert_eq!((row.input_tokens, row.output_tokens), (40, 7), "{format}: the upstream's tokens");
+        assert_eq!(
+            (row.input_tokens, row.output_tokens),
+            (40, 7),
+            "{format}: the upstream's tokens"
+        );
         assert!(row.total_cost_usd > 0.0, "{format}: hanging up is not free");
-        assert_eq!(s.mock.request_count(), 0);
+        assert_eq!(s.mock.request_count(), 0, "{format}: no fallback");
         s.canary(&gateway, conn).await;
     }
+}
+
+db_test!(async fn client_gone_before_the_headers_of_a_slow_answer(db) {
+    client_gone_before_the_first_byte(db, false).await;
 });
 
 db_test!(async fn client_gone_before_the_first_byte_of_a_stream(db) {
-    let conn = &db.conn;
-    let gateway = fault_gateway(conn);
-    let server = serve(&gateway).await;
-    for format in FORMATS {
-        let mut steps = vec![Step::Sleep(Duration::from_millis(1500))];
-        steps.extend(script::whole_stream(format, "FAULT late", script::usage_block(format, 40, 7)));
-        let s = Setup::new(conn, format, 5, steps).await;
-        let tcp = raw_request(server.addr, &s, true).await;
-        wait_for_upstream(&s.fault, 1).await;
-        drop(tcp);
-        let row = the_one_hung_up_row(&gateway, conn, &s).await;
-        assert_eq!((row.input_tokens, row.output_tokens), (40, 7), "{format}: the upstream's tokens");
-        assert!(row.total_cost_usd > 0.0, "{format}: hanging up is not free");
-        s.canary(&gateway, conn).await;
-    }
+    client_gone_before_the_first_byte(db, true).await;
 });
 
 /// A stream whose client hangs up once `FAULT partial` arrived; `tail` follows. Returns the
