@@ -112,14 +112,18 @@ async fn a_load_in_flight_at_an_invalidation_is_not_shared_with_later_callers() 
             .unwrap();
         assert_eq!(late.entry, Entry::Found(new.clone()), "{kind:?}");
         release.send(()).unwrap();
+        let old_again = old.clone();
         assert_eq!(early.await.unwrap().entry, Entry::Found(old), "{kind:?}");
         let after = cache
             .get_or_load(&key, || async { Ok::<_, Infallible>(None) })
             .await
             .unwrap();
-        assert_eq!(
+        // The late load may not have been stored either (this process's own bus message can
+        // arrive during it, and a load that saw an invalidation stores nothing); what must
+        // never be there is the old value.
+        assert_ne!(
             after.entry,
-            Entry::Found(new),
+            Entry::Found(old_again),
             "{kind:?}: the old load was stored"
         );
     }
