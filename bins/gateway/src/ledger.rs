@@ -208,7 +208,8 @@ impl RequestContext {
             api_key_id: Some(self.identity.key_id.clone()),
             request_id: self.request_id.clone(),
             provider: served.map(|s| s.provider.clone()).unwrap_or_default(),
-            model: self.model.chars().take(200).collect(),
+            // Cut to the column by `fit_columns` in `record`.
+            model: self.model.clone(),
             global_model: self.global_model.clone(),
             target_model: served.map(|s| s.target_model.clone()),
             provider_id: served.map(|s| s.provider_id.clone()),

@@ -199,20 +199,8 @@ mod tests {
     #[tokio::test]
     async fn a_locked_sqlite_file_is_transient() {
         let db = TestDb::new(Backend::Sqlite).await;
-        db.conn
-            .execute_unprepared("CREATE TABLE t (id integer primary key)")
-            .await
-            .unwrap();
-        let held = db.conn.begin().await.unwrap();
-        held.execute_unprepared("INSERT INTO t (id) VALUES (1)")
-            .await
-            .unwrap();
-        let mut options = ConnectOptions::new(db.url().to_owned());
-        options
-            .sqlx_logging(false)
-            .map_sqlx_sqlite_opts(|options| options.busy_timeout(Duration::from_millis(50)));
-        let other = Database::connect(options).await.unwrap();
-        let error = error_of(&other, "INSERT INTO t (id) VALUES (2)").await;
+        let (held, other) = crate::writer::tests::hold_sqlite_write_lock(&db).await;
+        let error = error_of(&other, "INSERT INTO lock_holder (id) VALUES (2)").await;
         assert!(is_transient(&error), "{error:?}");
         held.rollback().await.unwrap();
     }

@@ -335,6 +335,26 @@ db_test!(async fn when_the_file_fails_too_the_record_is_logged_and_counted_dropp
 /// PostgreSQL: a trigger raising a serialization failure; SQLite: a write lock held by
 /// another connection (the writer's pool waits only 50 ms for it). Returns the connection
 /// the writer should use.
+/// An open write transaction on `db`'s SQLite file, and a second connection that gives up
+/// waiting for the lock after 50 ms (SQLITE_BUSY).
+pub(super) async fn hold_sqlite_write_lock(
+    db: &TestDb,
+) -> (DatabaseTransaction, DatabaseConnection) {
+    db.conn
+        .execute_unprepared("CREATE TABLE lock_holder (id integer primary key)")
+        .await
+        .unwrap();
+    let held = db.conn.begin().await.unwrap();
+    held.execute_unprepared("INSERT INTO lock_holder (id) VALUES (1)")
+        .await
+        .unwrap();
+    let mut options = ConnectOptions::new(db.url().to_owned());
+    options
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|options| options.busy_timeout(Duration::from_millis(50)));
+    (held, Database::connect(options).await.unwrap())
+}
+
 async fn transient_failures(db: &TestDb) -> (DatabaseConnection, Option<DatabaseTransaction>) {
     match db.backend() {
         Backend::Postgres => {
@@ -342,19 +362,8 @@ async fn transient_failures(db: &TestDb) -> (DatabaseConnection, Option<Database
             (db.conn.clone(), None)
         }
         Backend::Sqlite => {
-            db.conn
-                .execute_unprepared("CREATE TABLE lock_holder (id integer primary key)")
-                .await
-                .unwrap();
-            let held = db.conn.begin().await.unwrap();
-            held.execute_unprepared("INSERT INTO lock_holder (id) VALUES (1)")
-                .await
-                .unwrap();
-            let mut options = ConnectOptions::new(db.url().to_owned());
-            options
-                .sqlx_logging(false)
-                .map_sqlx_sqlite_opts(|options| options.busy_timeout(Duration::from_millis(50)));
-            (Database::connect(options).await.unwrap(), Some(held))
+            let (held, other) = hold_sqlite_write_lock(db).await;
+            (other, Some(held))
         }
     }
 }
