@@ -262,13 +262,13 @@ db_test!(async fn resolve_explains_the_plan_and_flush_answers(db) {
 
 db_test!(async fn upstream_secrets_are_encrypted_at_rest_when_a_key_is_configured(db) {
     use tollgate_entities::ApiFormat;
-    use tollgate_gateway::SecretBox;
-    use tollgate_gateway::mock::MockUpstream;
+    use tollgate_catalogue::SecretBox;
+    use tollgate_server::mock::MockUpstream;
 
     use crate::gateway_support::{chat, request, send};
 
     let secrets = SecretBox::new(Some("a passphrase of some length"));
-    let gw = tollgate_gateway::Gateway::builder(db.conn.clone()).secrets(secrets.clone()).build().unwrap();
+    let gw = tollgate_server::Gateway::builder(db.conn.clone()).secrets(secrets.clone()).build().unwrap();
     let root = admin(&db.conn, "root").await;
     let api = Session { gateway: &gw, key: root.key };
     let upstream = MockUpstream::start().await.unwrap();
@@ -293,7 +293,7 @@ db_test!(async fn upstream_secrets_are_encrypted_at_rest_when_a_key_is_configure
     assert_eq!(seen.last().unwrap().header("authorization"), Some(format!("Bearer {UPSTREAM_SECRET}").as_str()));
 
     // A gateway with another passphrase cannot use the key: the attempt fails, no secret leaks.
-    let wrong = tollgate_gateway::Gateway::builder(db.conn.clone()).secrets(SecretBox::new(Some("another passphrase entirely"))).build().unwrap();
+    let wrong = tollgate_server::Gateway::builder(db.conn.clone()).secrets(SecretBox::new(Some("another passphrase entirely"))).build().unwrap();
     let refused = send(&wrong, request(ApiFormat::OpenAi, Some(&user.key), chat("sealed-model", false))).await;
     assert!(refused.status.is_server_error(), "{}", refused.text());
     assert!(!refused.text().contains("enc:v1:"));

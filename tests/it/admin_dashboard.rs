@@ -2,7 +2,7 @@
 //! in a non-UTC business time zone, and a user never sees another user's numbers.
 
 use axum::http::Method;
-use tollgate_gateway::Gateway;
+use tollgate_server::Gateway;
 use tollgate_stats::{Aggregator, BusinessCalendar};
 use tollgate_testkit::{db_test, fixtures};
 

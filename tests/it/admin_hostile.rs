@@ -9,7 +9,8 @@ use proptest::collection::vec;
 use proptest::strategy::{BoxedStrategy, Just, Strategy};
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value, json};
-use tollgate_gateway::{CatalogError, CatalogFile, Gateway, SecretBox, apply_catalog};
+use tollgate_catalogue::{CatalogError, CatalogFile, SecretBox, apply_catalog};
+use tollgate_server::Gateway;
 use tollgate_testkit::{Backend, TestDb, db_test};
 
 use crate::admin_support::{Session, admin, call, global_body};

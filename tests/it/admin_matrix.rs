@@ -12,8 +12,8 @@ use axum::body::Body;
 use axum::http::{Method, Request};
 use serde_json::{Value, json};
 use tollgate_cache::{Cache, Config};
-use tollgate_gateway::Gateway;
-use tollgate_gateway::mock::MockUpstream;
+use tollgate_server::Gateway;
+use tollgate_server::mock::MockUpstream;
 use tollgate_testkit::{Backend, TestDb};
 use tower::ServiceExt;
 
@@ -73,7 +73,7 @@ impl Replica {
                 .spawn()
                 .unwrap(),
         );
-        tollgate_gateway::install_crypto_provider();
+        tollgate_server::install_crypto_provider();
         let http = reqwest::Client::new();
         let base = format!("http://127.0.0.1:{port}");
         wait_healthy(&http, &base, Duration::from_secs(30)).await;

@@ -3,8 +3,9 @@
 use axum::body::Body;
 use axum::http::{Method, Request};
 use sea_orm::DatabaseConnection;
+use tollgate_catalogue::hash_client_key;
 use tollgate_entities::UserRole;
-use tollgate_gateway::{Gateway, hash_client_key};
+use tollgate_server::Gateway;
 use tollgate_testkit::fixtures;
 
 use crate::gateway_support::{Answer, Client, send};

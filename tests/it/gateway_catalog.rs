@@ -3,12 +3,12 @@
 
 use axum::http::StatusCode;
 use sea_orm::{EntityTrait, PaginatorTrait};
+use tollgate_catalogue::{CatalogFile, SecretBox, apply_catalog};
 use tollgate_entities::{
     ApiFormat, api_keys, global_models, models, provider_api_keys, provider_endpoints, providers,
     users,
 };
-use tollgate_gateway::mock::MockUpstream;
-use tollgate_gateway::{CatalogFile, SecretBox, apply_catalog};
+use tollgate_server::mock::MockUpstream;
 use tollgate_testkit::db_test;
 
 use crate::gateway_support::{chat, gateway, request, send};

@@ -10,9 +10,10 @@ use axum::http::StatusCode;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait,
 };
+use tollgate_accounting::WriterConfig;
 use tollgate_entities::{ApiFormat, TieredPricing, usage, usage_dead_letters};
-use tollgate_gateway::mock::MockUpstream;
-use tollgate_gateway::{Gateway, WriterConfig};
+use tollgate_server::Gateway;
+use tollgate_server::mock::MockUpstream;
 use tollgate_testkit::{Backend, TestDb, db_test};
 use tower::ServiceExt;
 
@@ -55,7 +56,7 @@ fn gateway(db: &TestDb, dir: &DeadLetterDir, stall_after: Duration) -> Gateway {
         linger: Duration::from_millis(200),
         ..WriterConfig::default()
     });
-    if let Some(handle) = tollgate_gateway::prometheus() {
+    if let Some(handle) = tollgate_server::prometheus() {
         builder = builder.metrics(handle);
     }
     builder.build().unwrap()
@@ -177,7 +178,7 @@ db_test!(async fn a_refused_usage_row_is_dead_lettered_listed_and_replayed_once(
     assert!(!letter["payload"]["candidates"].as_array().unwrap().is_empty());
     assert!(letter["created_at"].is_string() && letter["id"].is_string());
     assert_eq!(usage_rows_of(db, &poisoned).await, 0);
-    if let Some(handle) = tollgate_gateway::prometheus() {
+    if let Some(handle) = tollgate_server::prometheus() {
         assert!(handle.render().contains("usage_writer_dead_letters_total{store=\"table\"}"));
     }
 
@@ -372,7 +373,7 @@ db_test!(async fn ready_reports_a_stalled_writer_and_recovers(db) {
     );
     assert_eq!(body["usage_writer"]["waiting"], 1);
     assert!(body["usage_writer"]["oldest_record_age_seconds"].as_f64().unwrap() >= 1.0);
-    if let Some(handle) = tollgate_gateway::prometheus() {
+    if let Some(handle) = tollgate_server::prometheus() {
         assert!(handle.render().contains("usage_writer_oldest_record_age_seconds"));
     }
     assert_eq!(usage_rows_of(db, &waiting).await, 0);

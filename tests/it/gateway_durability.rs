@@ -11,10 +11,12 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use futures_util::StreamExt;
 use sea_orm::{DatabaseConnection, EntityTrait};
+use tollgate_accounting::WriterConfig;
+use tollgate_catalogue::Secret;
 use tollgate_entities::{ApiFormat, TieredPricing, usage};
-use tollgate_gateway::mock::MockUpstream;
-use tollgate_gateway::{Gateway, Secret, WriterConfig};
 use tollgate_migrations::{Migrator, MigratorTraitReexport as _};
+use tollgate_server::Gateway;
+use tollgate_server::mock::MockUpstream;
 use tollgate_testkit::TestDb;
 use tower::ServiceExt;
 
@@ -205,7 +207,7 @@ impl Drop for PrivatePostgres {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_request_has_one_usage_row_across_a_postgres_restart() {
     let pg = PrivatePostgres::start();
-    let conn = tollgate_gateway::connect_database(&Secret::new(pg.url()))
+    let conn = tollgate_server::connect_database(&Secret::new(pg.url()))
         .await
         .unwrap();
     Migrator::up(&conn, None).await.unwrap();
@@ -460,7 +462,7 @@ async fn sigterm_during_load_flushes_every_accepted_request() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    tollgate_gateway::install_crypto_provider();
+    tollgate_server::install_crypto_provider();
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     wait_healthy(&http, &base, Duration::from_secs(30)).await;

@@ -14,8 +14,8 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tollgate_entities::{ApiFormat, CandidateStatus, TieredPricing, UsageStatus, usage};
-use tollgate_gateway::mock::{MockUpstream, MockUsage};
-use tollgate_gateway::{Gateway, Limits};
+use tollgate_server::mock::{MockUpstream, MockUsage};
+use tollgate_server::{Gateway, Limits};
 use tollgate_testkit::{TestDb, db_test};
 use tower::ServiceExt;
 
@@ -47,7 +47,7 @@ fn limits() -> Limits {
 
 fn fault_gateway(conn: &DatabaseConnection) -> Gateway {
     let mut builder = Gateway::builder(conn.clone()).limits(limits());
-    if let Some(handle) = tollgate_gateway::prometheus() {
+    if let Some(handle) = tollgate_server::prometheus() {
         builder = builder.metrics(handle);
     }
     builder.build().expect("gateway builds")
@@ -525,7 +525,7 @@ db_test!(async fn a_40_mib_answer_is_refused_under_the_default_cap(db) {
 async fn forty_mib_answer(db: &TestDb) {
     let conn = &db.conn;
     let mut builder = Gateway::builder(conn.clone());
-    if let Some(handle) = tollgate_gateway::prometheus() {
+    if let Some(handle) = tollgate_server::prometheus() {
         builder = builder.metrics(handle);
     }
     let gateway = builder.build().unwrap();
@@ -1046,7 +1046,7 @@ async fn sigterm_with_stalled_streams(db: &TestDb) {
         .spawn()
         .unwrap();
     let mut child = crate::gateway_support::KillOnDrop(child);
-    tollgate_gateway::install_crypto_provider();
+    tollgate_server::install_crypto_provider();
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     wait_healthy(&http, &base, Duration::from_secs(30)).await;

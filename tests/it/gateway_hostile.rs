@@ -7,7 +7,7 @@ use axum::http::{Request, StatusCode};
 use proptest::prelude::{Just, Strategy, any, prop, prop_oneof};
 use proptest::test_runner::{Config, TestRunner};
 use tollgate_entities::{ApiFormat, TieredPricing};
-use tollgate_gateway::mock::MockUpstream;
+use tollgate_server::mock::MockUpstream;
 use tollgate_testkit::TestDb;
 
 use crate::gateway_support::{

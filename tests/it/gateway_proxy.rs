@@ -10,7 +10,7 @@ use tollgate_entities::{
     ApiFormat, BillingType, CandidateStatus, CostRequest, EffectivePricing, PriceTier,
     TieredPricing, TokenCounts, UsageStatus, compute_cost,
 };
-use tollgate_gateway::mock::{MockUpstream, MockUsage};
+use tollgate_server::mock::{MockUpstream, MockUsage};
 use tollgate_testkit::{TestDb, db_test, fixtures};
 use tower::ServiceExt;
 
@@ -579,7 +579,7 @@ db_test!(async fn request_errors_have_clear_statuses_and_messages(db) {
 
     let oversized = format!(
         "{{\"model\":\"m\",\"messages\":[{{\"role\":\"user\",\"content\":\"{}\"}}]}}",
-        "x".repeat(tollgate_gateway::DEFAULT_BODY_LIMIT)
+        "x".repeat(tollgate_server::DEFAULT_BODY_LIMIT)
     );
     let answer = send(&gateway, request(ApiFormat::Claude, key, oversized)).await;
     assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);

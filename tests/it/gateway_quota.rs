@@ -4,7 +4,7 @@
 
 use axum::http::StatusCode;
 use tollgate_entities::{ApiFormat, PriceTier, TieredPricing, UsageStatus, users};
-use tollgate_gateway::mock::{MockUpstream, MockUsage};
+use tollgate_server::mock::{MockUpstream, MockUsage};
 use tollgate_testkit::{TestDb, db_test};
 
 use crate::admin_support::{Session, admin};

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tollgate_cache::Cache;
-use tollgate_gateway::{Gateway, Limits, ServerLimits, deployment_cache_config, serve_router};
+use tollgate_server::{Gateway, Limits, ServerLimits, deployment_cache_config, serve_router};
 use tollgate_testkit::TestDb;
 
 use crate::admin_support::{Session, admin};
@@ -74,7 +74,7 @@ async fn health(addr: std::net::SocketAddr, wait: Duration) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_idle_sockets_do_not_stop_health_and_are_closed_after_the_header_timeout() {
-    tollgate_gateway::default_max_connections(); // raises this process's open-file limit
+    tollgate_server::default_max_connections(); // raises this process's open-file limit
     let db = TestDb::sqlite().await;
     let header_timeout = Duration::from_secs(2);
     let (addr, _stop) = serve(

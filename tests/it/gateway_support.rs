@@ -7,10 +7,11 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Request, StatusCode};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use tollgate_catalogue::hash_client_key;
 use tollgate_entities::{
     ApiFormat, TieredPricing, api_keys, global_models, request_candidates, usage, users,
 };
-use tollgate_gateway::{Gateway, hash_client_key};
+use tollgate_server::Gateway;
 use tollgate_testkit::fixtures;
 use tower::ServiceExt;
 
@@ -89,7 +90,7 @@ pub(crate) async fn route(
 /// A gateway over `conn` with default settings and the process's Prometheus recorder.
 pub(crate) fn gateway(conn: &DatabaseConnection) -> Gateway {
     let mut builder = Gateway::builder(conn.clone());
-    if let Some(handle) = tollgate_gateway::prometheus() {
+    if let Some(handle) = tollgate_server::prometheus() {
         builder = builder.metrics(handle);
     }
     builder.build().expect("gateway builds")

@@ -20,6 +20,33 @@ const DIRECTION: &[(&str, &[&str])] = &[
         &["tollgate-entities", "tollgate-cache"],
     ),
     ("tollgate-stats", &["tollgate-entities"]),
+    (
+        "tollgate-catalogue",
+        &["tollgate-entities", "tollgate-resolver"],
+    ),
+    ("tollgate-accounting", &["tollgate-entities"]),
+    (
+        "tollgate-server",
+        &[
+            "tollgate-entities",
+            "tollgate-cache",
+            "tollgate-resolver",
+            "tollgate-stats",
+            "tollgate-catalogue",
+            "tollgate-accounting",
+            "tollgate-migrations",
+        ],
+    ),
+    (
+        "tollgate-gateway",
+        &[
+            "tollgate-server",
+            "tollgate-cache",
+            "tollgate-resolver",
+            "tollgate-catalogue",
+            "tollgate-accounting",
+        ],
+    ),
 ];
 
 /// Tollgate crates any package may take as dev-dependencies on top of its allowed set.
@@ -29,7 +56,7 @@ const TEST_ONLY: &[&str] = &["tollgate-testkit", "tollgate-migrations"];
 const HTTP_CRATES: &[&str] = &["axum", "hyper", "hyper-util", "reqwest", "tower-http"];
 
 /// The packages that may depend on an HTTP crate.
-const HTTP_PACKAGES: &[&str] = &["tollgate-gateway", "tollgate-e2e"];
+const HTTP_PACKAGES: &[&str] = &["tollgate-server", "tollgate-gateway", "tollgate-e2e"];
 
 /// One workspace package, as `cargo metadata` describes it.
 struct Package {

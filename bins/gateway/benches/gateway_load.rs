@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tollgate_gateway::mock::MockUpstream;
+use tollgate_server::mock::MockUpstream;
 
 const BODY: &str =
     r#"{"model":"bench-model","max_tokens":16,"messages":[{"role":"user","content":"Say hello"}]}"#;
@@ -106,7 +106,7 @@ fn start_mock_process() -> (std::process::Child, u16) {
     reason = "a benchmark harness aborts on set-up failure"
 )]
 async fn run(rounds: usize, load_for: Duration) {
-    tollgate_gateway::install_crypto_provider();
+    tollgate_server::install_crypto_provider();
     let (mut mock, mock_port) = start_mock_process();
     let mock_base = format!("http://127.0.0.1:{mock_port}/v1");
     let dir = std::env::temp_dir().join(format!("tollgate-bench-{}", std::process::id()));

@@ -1,5 +1,5 @@
-//! Command line and environment (flags override the environment), validated once into a
-//! [`Config`] of rich types.
+//! Command line and environment (flags override the environment), validated once into the
+//! server's [`Config`] of rich types and the [`LogFormat`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,16 +7,11 @@ use std::time::Duration;
 
 use tollgate_resolver::ResolutionOrder;
 
-use crate::app::Limits;
-use crate::listener::ServerLimits;
-use crate::secret::{Secret, redact_url};
-use crate::writer::WriterConfig;
-
-/// The embedded default database: a SQLite file in the working directory.
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://tollgate.db?mode=rwc";
-
-/// Default largest request body (10 MiB).
-pub const DEFAULT_BODY_LIMIT: usize = 10 * 1024 * 1024;
+use tollgate_accounting::WriterConfig;
+use tollgate_catalogue::{Secret, redact_url};
+use tollgate_server::{
+    Config, DEFAULT_BODY_LIMIT, DEFAULT_DATABASE_URL, Limits, ServerLimits, default_max_connections,
+};
 
 /// Raw options as typed by the operator; [`Cli::into_config`] validates them. `Debug`
 /// leaves out the values that may hold secrets (URLs, keys).
@@ -26,7 +21,7 @@ pub const DEFAULT_BODY_LIMIT: usize = 10 * 1024 * 1024;
     version,
     about = "OpenAI- and Anthropic-format LLM gateway with model routing and usage accounting"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Database URL: `sqlite://FILE?mode=rwc` or `postgres://…`.
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
     pub database_url: String,
@@ -124,7 +119,7 @@ impl std::fmt::Debug for Cli {
 
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable lines.
     #[default]
     Text,
@@ -132,47 +127,10 @@ pub enum LogFormat {
     Json,
 }
 
-/// Validated gateway settings.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Database URL (may hold a password).
-    pub database_url: Secret,
-    /// Redis URL, when the shared cache tier is on.
-    pub redis_url: Option<Secret>,
-    /// Listen address.
-    pub listen: SocketAddr,
-    /// Bootstrap admin client key.
-    pub admin_key: Option<Secret>,
-    /// Business-day time zone (validated IANA name).
-    pub timezone: String,
-    /// Passphrase that encrypts upstream credentials at rest.
-    pub encryption_key: Option<Secret>,
-    /// Cache settings.
-    pub cache: tollgate_cache::Config,
-    /// Resolution order.
-    pub resolution_order: ResolutionOrder,
-    /// Log format.
-    pub log_format: LogFormat,
-    /// Catalogue file applied at start.
-    pub catalog: Option<PathBuf>,
-    /// Demo mode.
-    pub demo: bool,
-    /// Largest request body in bytes.
-    pub body_limit: usize,
-    /// Usage writer settings.
-    pub writer: WriterConfig,
-    /// Bound of a shutdown.
-    pub shutdown_timeout: Duration,
-    /// Bounds of the request path.
-    pub limits: Limits,
-    /// Connection settings of the client-facing server.
-    pub server: ServerLimits,
-}
-
 /// A bad option: names the option (flag and environment variable) and the value.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid {option}: {reason}")]
-pub struct ConfigError {
+pub(crate) struct ConfigError {
     /// The option, e.g. `DATABASE_URL (--database-url)`.
     pub option: &'static str,
     /// What is wrong, with the offending value.
@@ -213,8 +171,8 @@ fn seconds(option: &'static str, raw: &str) -> Result<Duration, ConfigError> {
 }
 
 impl Cli {
-    /// Validates every option into a [`Config`].
-    pub fn into_config(self) -> Result<Config, ConfigError> {
+    /// Validates every option into the server's [`Config`] and the log format.
+    pub(crate) fn into_config(self) -> Result<(Config, LogFormat), ConfigError> {
         const DB: &str = "DATABASE_URL (--database-url)";
         const REDIS: &str = "REDIS_URL (--redis-url)";
         let database_url = self.database_url.trim().to_owned();
@@ -345,7 +303,7 @@ impl Cli {
             )?,
             max_connections: match &self.max_connections {
                 Some(raw) => positive("TOLLGATE_MAX_CONNECTIONS (--max-connections)", raw)?,
-                None => crate::listener::default_max_connections(),
+                None => default_max_connections(),
             },
         };
         let dead_letter_dir = self
@@ -356,7 +314,7 @@ impl Cli {
             negative_ttl,
             ..tollgate_cache::Config::default()
         };
-        Ok(Config {
+        let config = Config {
             database_url: Secret::new(database_url),
             redis_url,
             listen,
@@ -368,7 +326,6 @@ impl Cli {
             encryption_key,
             cache,
             resolution_order,
-            log_format,
             catalog: self.catalog,
             demo: self.demo,
             body_limit: self.body_limit_bytes,
@@ -384,7 +341,8 @@ impl Cli {
             shutdown_timeout,
             limits,
             server,
-        })
+        };
+        Ok((config, log_format))
     }
 }
 
@@ -417,12 +375,13 @@ mod tests {
 
     use super::Cli;
 
-    fn parse(args: &[&str]) -> Result<super::Config, String> {
+    fn parse(args: &[&str]) -> Result<tollgate_server::Config, String> {
         let mut argv = vec!["tollgate-gateway"];
         argv.extend_from_slice(args);
         Cli::try_parse_from(argv)
             .map_err(|e| e.to_string())?
             .into_config()
+            .map(|(config, _)| config)
             .map_err(|e| e.to_string())
     }
 

@@ -1,5 +1,8 @@
 //! `tollgate-gateway`: parse options, set up logging, run the gateway until a shutdown
-//! signal. Everything else lives in the library.
+//! signal. Everything else lives in `tollgate-server` and the crates below it.
+
+mod config;
+mod telemetry;
 
 use std::process::ExitCode;
 
@@ -14,14 +17,14 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let config = match tollgate_gateway::Cli::parse().into_config() {
-        Ok(config) => config,
+    let (config, log_format) = match config::Cli::parse().into_config() {
+        Ok(parsed) => parsed,
         Err(error) => {
             eprintln!("tollgate-gateway: {error}");
             return ExitCode::from(2);
         }
     };
-    tollgate_gateway::init_tracing(config.log_format);
+    telemetry::init_tracing(log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -32,7 +35,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(tollgate_gateway::run(config)) {
+    match runtime.block_on(tollgate_server::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("tollgate-gateway: {error}");

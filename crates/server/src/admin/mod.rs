@@ -1,0 +1,150 @@
+//! The admin API (product.md): catalogue CRUD with validation and live cache invalidation
+//! (behaviour.md section 3, after the commit and before answering), the resolution
+//! explainer, cache flush, and catalogue import and export. Every route needs an admin
+//! user's client key.
+
+mod catalog_io;
+mod dashboard;
+mod dead_letters;
+mod error;
+mod explain;
+mod extract;
+mod models;
+mod providers;
+mod users;
+
+use axum::Router;
+use axum::routing::{delete, get, patch, post};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, PrimaryKeyTrait, QueryFilter, QuerySelect};
+use tollgate_entities::models as model_rows;
+
+pub(crate) use dashboard::{DashboardCache, routes as dashboard_routes};
+pub(crate) use error::AdminError;
+
+use crate::app::AppState;
+
+/// The admin routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/admin/providers",
+            get(providers::list).post(providers::create),
+        )
+        .route(
+            "/api/admin/providers/{id}",
+            get(providers::get)
+                .patch(providers::update)
+                .delete(providers::delete),
+        )
+        .route(
+            "/api/admin/providers/{id}/endpoints",
+            get(providers::list_endpoints).post(providers::create_endpoint),
+        )
+        .route(
+            "/api/admin/endpoints/{id}",
+            patch(providers::update_endpoint).delete(providers::delete_endpoint),
+        )
+        .route(
+            "/api/admin/endpoints/{id}/keys",
+            get(providers::list_keys).post(providers::create_key),
+        )
+        .route(
+            "/api/admin/provider-keys/{id}",
+            patch(providers::update_key).delete(providers::delete_key),
+        )
+        .route(
+            "/api/admin/models/global",
+            get(models::list_global).post(models::create_global),
+        )
+        .route(
+            "/api/admin/models/global/{id}",
+            get(models::get_global)
+                .patch(models::update_global)
+                .delete(models::delete_global),
+        )
+        .route(
+            "/api/admin/providers/{id}/models",
+            get(models::list_models).post(models::create_model),
+        )
+        .route(
+            "/api/admin/providers/{pid}/models/{mid}",
+            get(models::get_model)
+                .patch(models::update_model)
+                .delete(models::delete_model),
+        )
+        .route("/api/admin/users", get(users::list).post(users::create))
+        .route(
+            "/api/admin/users/{id}",
+            patch(users::update).delete(users::delete),
+        )
+        .route("/api/admin/users/{id}/api-keys", post(users::create_key))
+        .route("/api/admin/resolve", get(explain::explain))
+        .route("/api/admin/cache/model-mapping", delete(explain::flush))
+        .route(
+            "/api/admin/catalog",
+            get(catalog_io::export).put(catalog_io::import),
+        )
+        .route("/api/admin/usage/dead-letters", get(dead_letters::list))
+        .route(
+            "/api/admin/usage/dead-letters/replay",
+            post(dead_letters::replay),
+        )
+}
+
+/// Every model of a provider (active or not): what a provider change invalidates.
+async fn provider_models(
+    state: &AppState,
+    provider_id: &str,
+) -> Result<Vec<model_rows::Model>, AdminError> {
+    Ok(model_rows::Entity::find()
+        .filter(model_rows::Column::ProviderId.eq(provider_id))
+        .all(state.conn())
+        .await?)
+}
+
+/// An endpoint or key of `provider_id` changed: replan every global model it serves.
+async fn routes_changed_for_provider(
+    state: &AppState,
+    provider_id: &str,
+) -> Result<(), AdminError> {
+    let models = provider_models(state, provider_id).await?;
+    state
+        .resolver()
+        .routes_changed(models.iter().map(|m| m.global_model_id.as_str()))
+        .await;
+    Ok(())
+}
+
+/// The row `id` of entity `E`, or a 404 naming `what` and the id.
+async fn find_or_404<E>(state: &AppState, what: &str, id: &str) -> Result<E::Model, AdminError>
+where
+    E: EntityTrait,
+    <E::PrimaryKey as PrimaryKeyTrait>::ValueType: From<String>,
+{
+    E::find_by_id(id.to_owned())
+        .one(state.conn())
+        .await?
+        .ok_or_else(|| AdminError::not_found(what, id))
+}
+
+/// A 409 with `conflict`'s message when a row of `E` other than `except` matches
+/// `condition` (the unique constraint would refuse the write anyway; this names the value).
+async fn ensure_unique<E: EntityTrait>(
+    state: &AppState,
+    id_column: E::Column,
+    condition: Condition,
+    except: Option<&str>,
+    conflict: impl FnOnce() -> String,
+) -> Result<(), AdminError> {
+    let clash: Option<String> = E::find()
+        .filter(condition)
+        .select_only()
+        .column(id_column)
+        .into_tuple()
+        .one(state.conn())
+        .await?;
+    match clash {
+        Some(id) if Some(id.as_str()) != except => Err(AdminError::conflict(conflict())),
+        _ => Ok(()),
+    }
+}
