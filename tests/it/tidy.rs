@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 /// Internal crates whose tollgate dependencies are fixed: the package and every tollgate crate
-/// it may depend on. The cache still depends on the entities because the resolver's key
-/// families live in it (issue 12 moves them out).
+/// it may depend on. The cache is generic over its key families and depends on no tollgate
+/// crate; the resolver owns its families and their entity values.
 const DIRECTION: &[(&str, &[&str])] = &[
     ("tollgate-entities", &[]),
-    ("tollgate-cache", &["tollgate-entities"]),
+    ("tollgate-cache", &[]),
     (
         "tollgate-resolver",
         &["tollgate-entities", "tollgate-cache"],

@@ -14,7 +14,49 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use deadpool_redis::redis;
-use tollgate_cache::{Cache, Config, Entry, Key, ModelById};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tollgate_cache::{Cache, CacheKey, Config, Entry, Key};
+
+/// The cached value: a stand-in for a catalogue row snapshot with the fields of the resolver's
+/// `models::Model` (about 600 bytes of JSON), so encoding and decoding cost what they cost
+/// in the gateway.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Row {
+    id: String,
+    provider_id: String,
+    global_model_id: String,
+    provider_model_name: String,
+    provider_model_aliases: Option<Vec<String>>,
+    price_per_request: Option<f64>,
+    tiered_pricing: Option<serde_json::Value>,
+    supports_vision: Option<bool>,
+    supports_function_calling: Option<bool>,
+    supports_streaming: Option<bool>,
+    supports_extended_thinking: Option<bool>,
+    supports_image_generation: Option<bool>,
+    is_active: bool,
+    is_available: bool,
+    config: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+}
+
+/// `row:id:{id}`: a row by its id.
+struct RowById(String);
+
+impl Key for RowById {
+    const FAMILY: &'static str = "row_by_id";
+    fn render(&self) -> String {
+        format!("row:id:{}", self.0)
+    }
+}
+
+impl CacheKey for RowById {
+    type Value = Row;
+}
 
 fn benches(c: &mut Criterion) {
     // One thread: the benchmark loop and the Redis connection's driver share it, as they
@@ -30,12 +72,27 @@ fn benches(c: &mut Criterion) {
         negative_ttl: Duration::from_secs(60),
         ..Config::default()
     };
-    let model = tollgate_testkit::fixtures::model(
-        &tollgate_entities::new_id(),
-        &tollgate_entities::new_id(),
-        "claude-sonnet-4-20250514",
-    );
-    let key = ModelById(model.id.clone());
+    let now = OffsetDateTime::now_utc();
+    let model = Row {
+        id: uuid::Uuid::new_v4().to_string(),
+        provider_id: uuid::Uuid::new_v4().to_string(),
+        global_model_id: uuid::Uuid::new_v4().to_string(),
+        provider_model_name: "claude-sonnet-4-20250514".to_owned(),
+        provider_model_aliases: None,
+        price_per_request: None,
+        tiered_pricing: None,
+        supports_vision: None,
+        supports_function_calling: None,
+        supports_streaming: None,
+        supports_extended_thinking: None,
+        supports_image_generation: None,
+        is_active: true,
+        is_available: true,
+        config: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let key = RowById(model.id.clone());
 
     let in_process = Cache::in_process(config.clone()).unwrap();
     let (remote, tiered, raw) = runtime.block_on(async {
@@ -125,7 +182,7 @@ fn benches(c: &mut Criterion) {
 
     let fresh = AtomicU64::new(0);
     let miss_then_load = |cache: &Cache| {
-        let key = ModelById(format!("miss-{}", fresh.fetch_add(1, Ordering::Relaxed)));
+        let key = RowById(format!("miss-{}", fresh.fetch_add(1, Ordering::Relaxed)));
         let model = model.clone();
         let cache = cache.clone();
         async move {

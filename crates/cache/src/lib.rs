@@ -3,24 +3,46 @@
 //!
 //! - A key family is a type implementing [`Key`] and [`CacheKey`] (or [`CounterKey`]): it
 //!   renders its key under the namespace and fixes the type of its value, so putting a wrong
-//!   value under a key does not compile. The six families of the spec are here
-//!   ([`ModelById`], [`GlobalModelById`], [`GlobalModelByName`], [`Resolve`],
-//!   [`ProviderGlobal`], [`ProviderGlobalHits`]); other crates add their own.
+//!   value under a key does not compile. The cache is generic over its families and defines
+//!   none: the crates that use it own theirs (`tollgate-resolver` the six of behaviour.md 2.1,
+//!   the gateway `client_key`).
 //! - A cached value is an [`Entry`]: `Found(value)` or `Missing`.
 //! - [`Cache`] is the handle: [`Cache::in_process`], [`Cache::redis`] or [`Cache::tiered`].
 //!
 //! ```no_run
-//! # async fn example(model: tollgate_entities::models::Model) -> Result<(), tollgate_cache::CacheError> {
-//! use tollgate_cache::{Cache, CacheError, Config, Entry, ModelById, Tier};
+//! use serde::{Deserialize, Serialize};
+//! use tollgate_cache::{Cache, CacheError, CacheKey, Config, Entry, Key, Tier};
 //!
+//! /// Any serde value can be cached.
+//! #[derive(Debug, Clone, Serialize, Deserialize)]
+//! struct Widget {
+//!     id: String,
+//!     price: Option<f64>,
+//! }
+//!
+//! /// `widget:id:{id}`: a widget by its id.
+//! struct WidgetById(String);
+//!
+//! impl Key for WidgetById {
+//!     const FAMILY: &'static str = "widget_by_id";
+//!     fn render(&self) -> String {
+//!         format!("widget:id:{}", self.0)
+//!     }
+//! }
+//!
+//! impl CacheKey for WidgetById {
+//!     type Value = Widget;
+//! }
+//!
+//! # async fn example(widget: Widget) -> Result<(), CacheError> {
 //! let cache = Cache::tiered(Config::default(), "redis://127.0.0.1:6379").await?;
-//! let key = ModelById(model.id.clone());
+//! let key = WidgetById(widget.id.clone());
 //! // The loader's error type is the caller's; here it happens to be `CacheError`.
 //! let lookup = cache
-//!     .get_or_load(&key, || async { Ok::<_, CacheError>(Some(model.clone())) })
+//!     .get_or_load(&key, || async { Ok::<_, CacheError>(Some(widget.clone())) })
 //!     .await?;
 //! assert!(matches!(lookup.tier, Tier::Loader | Tier::Redis));
-//! cache.set(&key, Entry::Found(model)).await?;
+//! cache.set(&key, Entry::Found(widget)).await?;
 //! cache.delete(&key).await?;
 //! # Ok(())
 //! # }
@@ -29,10 +51,25 @@
 //! The value type is checked at compile time:
 //!
 //! ```compile_fail
-//! # async fn wrong(cache: tollgate_cache::Cache, global: tollgate_entities::global_models::Model) {
-//! use tollgate_cache::{Entry, ModelById};
-//! // `ModelById` holds `models::Model`, not a global model.
-//! let _ = cache.set(&ModelById("m".to_owned()), Entry::Found(global)).await;
+//! # use tollgate_cache::{Cache, CacheKey, Entry, Key};
+//! # #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+//! # struct Widget {
+//! #     id: String,
+//! # }
+//! # struct WidgetById(String);
+//! # impl Key for WidgetById {
+//! #     const FAMILY: &'static str = "widget_by_id";
+//! #     fn render(&self) -> String {
+//! #         format!("widget:id:{}", self.0)
+//! #     }
+//! # }
+//! # impl CacheKey for WidgetById {
+//! #     type Value = Widget;
+//! # }
+//! # async fn wrong(cache: Cache) {
+//! // `WidgetById` holds a `Widget`, not its name.
+//! let name = "a widget".to_owned();
+//! let _ = cache.set(&WidgetById("w".to_owned()), Entry::Found(name)).await;
 //! # }
 //! ```
 
@@ -52,7 +89,4 @@ pub use cache::Cache;
 pub use config::Config;
 pub use entry::{Entry, Lookup, Tier};
 pub use error::CacheError;
-pub use key::{
-    CacheKey, CounterKey, GlobalModelById, GlobalModelByName, Key, ModelById, ProviderGlobal,
-    ProviderGlobalHits, Resolution, ResolutionMethod, Resolve,
-};
+pub use key::{CacheKey, CounterKey, Key};

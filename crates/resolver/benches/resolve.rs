@@ -10,9 +10,9 @@
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tollgate_cache::{Cache, Config, Resolve};
+use tollgate_cache::{Cache, Config};
 use tollgate_entities::ApiFormat;
-use tollgate_resolver::Resolver;
+use tollgate_resolver::{Resolve, Resolver};
 use tollgate_testkit::{TestDb, fixtures};
 
 async fn seed(db: &TestDb) {

@@ -4,12 +4,11 @@
 
 use std::collections::BTreeSet;
 
-use tollgate_cache::{
-    Cache, GlobalModelById, GlobalModelByName, Key, ModelById, ProviderGlobal, Resolve,
-};
+use tollgate_cache::{Cache, Key};
 use tollgate_entities::{global_models, models};
 
 use crate::ResolverError;
+use crate::keys::{GlobalModelById, GlobalModelByName, ModelById, ProviderGlobal, Resolve};
 use crate::resolver::{Resolver, RoutesByGlobalModel};
 
 /// The set of keys one change invalidates, deduplicated.

@@ -23,11 +23,16 @@
 //! After changing the catalogue, call the matching invalidation method
 //! ([`Resolver::model_changed`], [`Resolver::global_model_changed`], …) after the commit and
 //! before answering, so no replica serves the old answer.
+//!
+//! The resolver owns its cache key families (behaviour.md 2.1: [`Resolve`], [`ModelById`],
+//! [`GlobalModelById`], [`GlobalModelByName`], [`ProviderGlobal`], [`ProviderGlobalHits`]);
+//! they are public so an embedder can read or delete one entry through its own `Cache` handle.
 
 mod catalogue;
 mod error;
 mod health;
 mod invalidate;
+mod keys;
 mod name;
 mod plan;
 mod resolver;
@@ -38,9 +43,13 @@ pub use catalogue::{
 };
 pub use error::ResolverError;
 pub use health::{KeyHealth, KeyHealthConfig};
+pub use keys::{
+    GlobalModelById, GlobalModelByName, ModelById, ProviderGlobal, ProviderGlobalHits, Resolution,
+    ResolutionMethod, Resolve,
+};
 pub use name::{MAX_NAME_BYTES, normalize_model_name};
 pub use plan::{Candidate, Plan, SkipReason};
 pub use resolver::{ResolutionOrder, Resolved, Resolver, ResolverBuilder, ResolverConfig};
 pub use select::select_provider_model_name;
-pub use tollgate_cache::{ResolutionMethod, Tier};
+pub use tollgate_cache::Tier;
 pub use tollgate_entities::ApiFormat;

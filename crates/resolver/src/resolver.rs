@@ -4,15 +4,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use tollgate_cache::{
-    Cache, CacheKey, Entry, GlobalModelById, GlobalModelByName, Key, ModelById, ProviderGlobal,
-    Resolution, ResolutionMethod, Resolve, Tier,
-};
+use tollgate_cache::{Cache, CacheKey, Entry, Key, Tier};
 use tollgate_entities::{ApiFormat, global_models, models};
 
 use crate::ResolverError;
 use crate::catalogue::{Catalogue, NameMatch, RouteSnapshot, SeaOrmCatalogue};
 use crate::health::{KeyHealth, KeyHealthConfig};
+use crate::keys::{
+    GlobalModelById, GlobalModelByName, ModelById, ProviderGlobal, Resolution, ResolutionMethod,
+    Resolve,
+};
 use crate::name::normalize_model_name;
 use crate::plan::{Plan, PlanInput, build_plan};
 

@@ -1,7 +1,8 @@
 //! The in-process tier stays within its entry bound.
 
-use tollgate_cache::{Config, Entry, Resolve};
+use tollgate_cache::{Config, Entry};
 
+use crate::families::Pick;
 use crate::support::{self, Kind};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -13,7 +14,7 @@ async fn l1_stays_within_its_bound() {
     let cache = support::store(Kind::InProcess, config).await;
     for i in 0..20_000 {
         cache
-            .set(&Resolve(format!("random-name-{i}")), Entry::Missing)
+            .set(&Pick(format!("random-name-{i}")), Entry::Missing)
             .await
             .unwrap();
     }

@@ -1,7 +1,8 @@
 //! The hit counter: INCR and its TTL in one round trip, so it never lacks a TTL.
 
-use tollgate_cache::{Key, ProviderGlobalHits};
+use tollgate_cache::Key;
 
+use crate::families::StockHits;
 use crate::support::{self, Kind};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -10,9 +11,9 @@ async fn increment_always_leaves_a_ttl() {
     let namespace = config.namespace.clone();
     let cache = support::store(Kind::Redis, config).await;
     let mut raw = support::raw().await;
-    let key = ProviderGlobalHits {
-        provider_id: "p".to_owned(),
-        global_model_id: "g".to_owned(),
+    let key = StockHits {
+        shop_id: "p".to_owned(),
+        widget_id: "g".to_owned(),
     };
     let redis_key = format!("{namespace}{}", key.render());
 
@@ -42,9 +43,9 @@ async fn increment_always_leaves_a_ttl() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_process_counter_counts() {
     let cache = support::store(Kind::InProcess, support::config()).await;
-    let key = ProviderGlobalHits {
-        provider_id: "p".to_owned(),
-        global_model_id: "g".to_owned(),
+    let key = StockHits {
+        shop_id: "p".to_owned(),
+        widget_id: "g".to_owned(),
     };
     assert_eq!(cache.hits(&key).await, None);
     cache.init_hits(&key).await;

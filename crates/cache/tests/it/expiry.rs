@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use tollgate_cache::{Cache, Entry, Key, ModelById};
+use tollgate_cache::{Cache, Entry, Key};
 
+use crate::families::{self, WidgetById};
 use crate::support::{self, Kind};
 
 async fn expires(kind: Kind) {
@@ -14,9 +15,9 @@ async fn expires(kind: Kind) {
     };
     let namespace = config.namespace.clone();
     let cache: Cache = support::store(kind, config).await;
-    let model = support::model("expiring");
-    let found = ModelById(model.id.clone());
-    let missing = ModelById("absent".to_owned());
+    let model = families::widget("expiring");
+    let found = WidgetById(model.id.clone());
+    let missing = WidgetById("absent".to_owned());
     cache
         .set(&found, Entry::Found(model.clone()))
         .await
@@ -76,8 +77,8 @@ async fn a_redis_hit_lives_no_longer_in_l1_than_in_redis() {
     };
     let writer = support::store(Kind::Redis, config.clone()).await;
     let reader = support::store(Kind::Tiered, config).await;
-    let model = support::model("copied");
-    let key = ModelById(model.id.clone());
+    let model = families::widget("copied");
+    let key = WidgetById(model.id.clone());
     writer.set(&key, Entry::Found(model)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1200)).await;
     // Copied into the reader's L1 with the ~0.8 s Redis has left, not a fresh 2 s.

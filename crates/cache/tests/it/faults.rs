@@ -7,8 +7,9 @@
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
-use tollgate_cache::{Cache, Config, Entry, ModelById, Tier};
+use tollgate_cache::{Cache, Config, Entry, Tier};
 
+use crate::families::{self, WidgetById};
 use crate::support::{self, Kind, PrivateRedis, WITH_REDIS};
 
 fn fault_config() -> Config {
@@ -26,8 +27,8 @@ async fn keeps_answering(cache: &Cache, label: &str) {
     let mut durations = Vec::new();
     let mut after_open = Vec::new();
     for i in 0..300 {
-        let model = support::model("fallback");
-        let key = ModelById(format!("{label}-{i}"));
+        let model = families::widget("fallback");
+        let key = WidgetById(format!("{label}-{i}"));
         let started = Instant::now();
         let lookup = cache
             .get_or_load(&key, || async { Ok::<_, Infallible>(Some(model.clone())) })
@@ -71,7 +72,7 @@ async fn stopped_redis_falls_back_to_the_loader() {
         assert!(!cache.bus_connected());
         keeps_answering(&cache, &format!("stopped-{kind:?}")).await;
         // Writes report the failure instead of hiding it.
-        assert!(cache.delete(&ModelById("x".to_owned())).await.is_err());
+        assert!(cache.delete(&WidgetById("x".to_owned())).await.is_err());
     }
 }
 
@@ -100,8 +101,8 @@ async fn caching_resumes_when_redis_returns() {
     assert!(cache.bus_connected());
 
     let load = |name: &str| {
-        let model = support::model(name);
-        (ModelById(model.id.clone()), model)
+        let model = families::widget(name);
+        (WidgetById(model.id.clone()), model)
     };
     let (key, model) = load("before");
     let first = cache

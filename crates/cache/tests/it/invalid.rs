@@ -2,8 +2,9 @@
 
 use std::convert::Infallible;
 
-use tollgate_cache::{Entry, Key, ModelById, Tier};
+use tollgate_cache::{Entry, Key, Tier};
 
+use crate::families::{self, WidgetById};
 use crate::support::{self, WITH_REDIS};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,8 +20,8 @@ async fn garbage_reads_as_a_miss_and_the_loader_answers() {
             let config = support::config();
             let namespace = config.namespace.clone();
             let cache = support::store(kind, config.clone()).await;
-            let model = support::model("decoded");
-            let key = ModelById(model.id.clone());
+            let model = families::widget("decoded");
+            let key = WidgetById(model.id.clone());
             let mut raw = support::raw().await;
             let _: () = deadpool_redis::redis::cmd("SET")
                 .arg(format!("{namespace}{}", key.render()))

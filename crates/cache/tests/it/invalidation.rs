@@ -3,8 +3,9 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use tollgate_cache::{Cache, CacheKey, Entry, ModelById, Resolve, Tier};
+use tollgate_cache::{Cache, CacheKey, Entry, Tier};
 
+use crate::families::{self, Pick, WidgetById};
 use crate::support::{self, Kind};
 
 /// A `get_or_load` whose loader has read its answer (`value`) and is held until `release`
@@ -53,8 +54,8 @@ async fn a_delete_on_one_store_reaches_another_within_100ms() {
         let deleter = support::store(deleter_kind, config).await;
         assert!(replica.bus_connected());
 
-        let model = support::model("invalidated");
-        let key = ModelById(model.id.clone());
+        let model = families::widget("invalidated");
+        let key = WidgetById(model.id.clone());
         let loaded = replica
             .get_or_load(&key, || async { Ok::<_, Infallible>(Some(model.clone())) })
             .await
@@ -83,7 +84,7 @@ async fn flush_drops_the_namespace_in_every_tier_and_replica() {
 
     let mut keys = Vec::new();
     for i in 0..50 {
-        let key = Resolve(format!("name-{i}"));
+        let key = Pick(format!("name-{i}"));
         // get_or_load populates both tiers without publishing anything.
         for cache in [&replica, &bystander] {
             cache
@@ -111,7 +112,7 @@ async fn flush_drops_the_namespace_in_every_tier_and_replica() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_that_races_a_delete_is_not_cached() {
     let cache = support::store(Kind::Tiered, support::config()).await;
-    let key = Resolve("racing".to_owned());
+    let key = Pick("racing".to_owned());
     let held = HeldLoad::start(&cache, &key, None).await;
     cache.delete(&key).await.unwrap();
     let answer = held.finish().await;
@@ -133,10 +134,10 @@ async fn a_load_on_another_replica_that_races_a_delete_is_not_shared() {
         let loader = support::store(loader_kind, config.clone()).await;
         let admin = support::store(Kind::Tiered, config.clone()).await;
         let reader = support::store(Kind::Redis, config).await;
-        let before = support::model("before-the-edit");
+        let before = families::widget("before-the-edit");
         let mut after = before.clone();
-        after.provider_model_name = "after-the-edit".to_owned();
-        let key = ModelById(before.id.clone());
+        after.name = "after-the-edit".to_owned();
+        let key = WidgetById(before.id.clone());
 
         // The database answered with the row as it was before the edit.
         let held = HeldLoad::start(&loader, &key, Some(before.clone())).await;
@@ -173,7 +174,7 @@ async fn a_flush_invalidates_loads_in_flight_and_keeps_the_version() {
     let loader = support::store(Kind::Redis, config.clone()).await;
     let admin = support::store(Kind::Tiered, config.clone()).await;
     let reader = support::store(Kind::Redis, config).await;
-    let key = Resolve("flushed-while-loading".to_owned());
+    let key = Pick("flushed-while-loading".to_owned());
     admin.delete(&key).await.unwrap();
 
     let held = HeldLoad::start(&loader, &key, None).await;

@@ -8,6 +8,7 @@
 mod capacity;
 mod counter;
 mod expiry;
+mod families;
 mod faults;
 mod invalid;
 mod invalidation;

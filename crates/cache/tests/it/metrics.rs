@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
-use tollgate_cache::{Config, ModelById};
+use tollgate_cache::Config;
 
+use crate::families::WidgetById;
 use crate::support::{self, Kind};
 
 /// A recorder that keeps every counter by `name{label=value,...}` (labels sorted).
@@ -76,7 +77,7 @@ fn requests_and_backend_errors_are_counted_with_labels() {
                 ..support::config()
             };
             let cache = support::store(Kind::Tiered, config).await;
-            let key = ModelById("counted".to_owned());
+            let key = WidgetById("counted".to_owned());
             cache
                 .get_or_load(&key, || async { Ok::<_, Infallible>(None) })
                 .await
@@ -91,7 +92,7 @@ fn requests_and_backend_errors_are_counted_with_labels() {
     let series = capture.series();
     let request = |tier: &str, result: &str| {
         capture.value(&format!(
-            "cache_requests_total{{cache=catalogue,family=model_by_id,result={result},tier={tier}}}"
+            "cache_requests_total{{cache=catalogue,family=widget_by_id,result={result},tier={tier}}}"
         ))
     };
     assert_eq!(request("l1", "miss"), 1, "{series:#?}");
@@ -99,7 +100,7 @@ fn requests_and_backend_errors_are_counted_with_labels() {
     assert_eq!(request("loader", "missing"), 1, "{series:#?}");
     assert_eq!(request("l1", "negative_hit"), 1, "{series:#?}");
     assert_eq!(
-        capture.value("cache_requests_total{family=model_by_id,result=error,tier=redis}"),
+        capture.value("cache_requests_total{family=widget_by_id,result=error,tier=redis}"),
         1,
         "{series:#?}"
     );

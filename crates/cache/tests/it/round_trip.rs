@@ -1,11 +1,10 @@
 //! Every family round-trips on every store, through Redis's bytes where there is Redis.
 
-use tollgate_cache::{
-    CacheKey, Entry, GlobalModelById, GlobalModelByName, ModelById, ProviderGlobal, Resolution,
-    ResolutionMethod, Resolve, Tier,
-};
-use tollgate_entities::{PriceTier, TieredPricing};
+use tollgate_cache::{CacheKey, Entry, Tier};
 
+use crate::families::{
+    self, How, Pick, Picked, PriceTier, Pricing, Stock, Widget, WidgetById, WidgetByName,
+};
 use crate::support::{self, ALL, Kind, WITH_REDIS};
 
 async fn check<K>(
@@ -43,57 +42,38 @@ async fn every_family_round_trips_on_every_store() {
         } else {
             support::store(kind, config).await
         };
-        let model = support::model("gpt-4o-2024");
-        let global = support::global_model("gpt-4o");
-        let pg = ProviderGlobal {
-            provider_id: model.provider_id.clone(),
-            global_model_id: model.global_model_id.clone(),
+        let widget = families::widget("sprocket-2024");
+        let stock = Stock {
+            shop_id: widget.shop_id.clone(),
+            widget_id: widget.id.clone(),
         };
         check(
             &writer,
             &reader,
             kind,
-            ModelById(model.id.clone()),
-            model.clone(),
+            WidgetById(widget.id.clone()),
+            widget.clone(),
         )
         .await;
         check(
             &writer,
             &reader,
             kind,
-            GlobalModelById(global.id.clone()),
-            global.clone(),
+            WidgetByName(widget.name.clone()),
+            widget.clone(),
         )
         .await;
-        check(
-            &writer,
-            &reader,
-            kind,
-            GlobalModelByName(global.name.clone()),
-            global.clone(),
-        )
-        .await;
-        for method in [
-            ResolutionMethod::ProviderModelName,
-            ResolutionMethod::DirectMatch,
-        ] {
-            let resolution = Resolution {
-                global_model: global.clone(),
-                method,
+        for how in [How::ByName, How::ByAlias] {
+            let picked = Picked {
+                widget: widget.clone(),
+                how,
             };
-            check(
-                &writer,
-                &reader,
-                kind,
-                Resolve(format!("{method:?}")),
-                resolution,
-            )
-            .await;
+            check(&writer, &reader, kind, Pick(format!("{how:?}")), picked).await;
         }
-        check(&writer, &reader, kind, pg.clone(), model.clone()).await;
+        check(&writer, &reader, kind, stock.clone(), widget.clone()).await;
 
         // Negative entries are entries of their own.
-        let absent = Resolve("no-such-model".to_owned());
+        let absent = Pick("no-such-widget".to_owned());
         writer.set(&absent, Entry::Missing).await.unwrap();
         assert_eq!(
             reader.get(&absent).await.unwrap().entry,
@@ -102,7 +82,7 @@ async fn every_family_round_trips_on_every_store() {
         );
 
         // The hit counter.
-        let hits = pg.hits();
+        let hits = stock.hits();
         assert_eq!(reader.hits(&hits).await, None, "{kind:?}");
         writer.init_hits(&hits).await;
         assert_eq!(reader.hits(&hits).await, Some(1), "{kind:?}");
@@ -118,48 +98,40 @@ async fn zero_and_null_prices_survive_distinctly() {
         let writer = support::store(kind, config.clone()).await;
         let reader = support::store(kind, config).await;
 
-        let mut free = support::model("free");
-        free.price_per_request = Some(0.0);
-        free.tiered_pricing = Some(TieredPricing {
+        let mut free = families::widget("free");
+        free.price = Some(0.0);
+        free.pricing = Some(Pricing {
             tiers: vec![PriceTier {
                 up_to: None,
-                input_price_per_1m: 0.0,
-                output_price_per_1m: 0.0,
-                cache_creation_price_per_1m: Some(0.0),
-                cache_read_price_per_1m: Some(0.0),
+                unit_price: 0.0,
+                bulk_price: Some(0.0),
             }],
         });
-        let mut inherited = support::model("inherited");
-        inherited.price_per_request = None;
-        inherited.tiered_pricing = Some(TieredPricing {
+        let mut inherited = families::widget("inherited");
+        inherited.price = None;
+        inherited.pricing = Some(Pricing {
             tiers: vec![PriceTier {
                 up_to: None,
-                input_price_per_1m: 3.0,
-                output_price_per_1m: 15.0,
-                cache_creation_price_per_1m: None,
-                cache_read_price_per_1m: None,
+                unit_price: 3.0,
+                bulk_price: None,
             }],
         });
-        let mut unpriced = support::model("unpriced");
-        unpriced.tiered_pricing = None;
+        let mut unpriced = families::widget("unpriced");
+        unpriced.pricing = None;
 
-        for model in [free, inherited, unpriced] {
-            let key = ModelById(model.id.clone());
-            writer.set(&key, Entry::Found(model.clone())).await.unwrap();
+        for widget in [free, inherited, unpriced] {
+            let key = WidgetById(widget.id.clone());
+            writer
+                .set(&key, Entry::Found(widget.clone()))
+                .await
+                .unwrap();
             let back = reader.get(&key).await.unwrap();
             assert_eq!(back.tier, Tier::Redis);
             let back = back.entry.found().unwrap();
-            assert_eq!(back, model, "{kind:?}");
-            assert_eq!(back.price_per_request, model.price_per_request);
-            let tiers = |m: &tollgate_entities::models::Model| {
-                m.tiered_pricing.as_ref().map(|p| {
-                    (
-                        p.tiers[0].cache_creation_price_per_1m,
-                        p.tiers[0].cache_read_price_per_1m,
-                    )
-                })
-            };
-            assert_eq!(tiers(&back), tiers(&model));
+            assert_eq!(back, widget, "{kind:?}");
+            assert_eq!(back.price, widget.price);
+            let tiers = |w: &Widget| w.pricing.as_ref().map(|p| p.tiers[0].bulk_price);
+            assert_eq!(tiers(&back), tiers(&widget));
         }
     }
 }

@@ -5,16 +5,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tollgate_cache::{Entry, ModelById, Tier};
+use tollgate_cache::{Entry, Tier};
 
+use crate::families::{self, WidgetById};
 use crate::support::{self, ALL};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_cold_loads_run_the_loader_once() {
     for kind in ALL {
         let cache = support::store(kind, support::config()).await;
-        let model = support::model("popular");
-        let key = ModelById(model.id.clone());
+        let model = families::widget("popular");
+        let key = WidgetById(model.id.clone());
         let loads = Arc::new(AtomicUsize::new(0));
         let barrier = Arc::new(tokio::sync::Barrier::new(100));
         let mut tasks = Vec::new();
@@ -53,13 +54,13 @@ async fn a_hundred_cold_loads_run_the_loader_once() {
 async fn a_loader_error_is_returned_and_not_cached() {
     for kind in ALL {
         let cache = support::store(kind, support::config()).await;
-        let key = ModelById("flaky".to_owned());
+        let key = WidgetById("flaky".to_owned());
         let failed = cache
             .get_or_load(&key, || async { Err::<Option<_>, _>("database down") })
             .await;
         assert_eq!(failed, Err("database down"));
         assert_eq!(cache.get(&key).await, None, "{kind:?}");
-        let model = support::model("flaky");
+        let model = families::widget("flaky");
         let loaded = cache
             .get_or_load(&key, || async { Ok::<_, &str>(Some(model.clone())) })
             .await
@@ -76,10 +77,10 @@ async fn a_loader_error_is_returned_and_not_cached() {
 async fn a_load_in_flight_at_an_invalidation_is_not_shared_with_later_callers() {
     for kind in ALL {
         let cache = support::store(kind, support::config()).await;
-        let old = support::model("before-the-edit");
+        let old = families::widget("before-the-edit");
         let mut new = old.clone();
-        new.provider_model_name = "after-the-edit".to_owned();
-        let key = ModelById(old.id.clone());
+        new.name = "after-the-edit".to_owned();
+        let key = WidgetById(old.id.clone());
         let (release, held) = tokio::sync::oneshot::channel::<()>();
         let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
         let early = {

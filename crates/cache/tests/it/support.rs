@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use deadpool_redis::redis::{self, aio::MultiplexedConnection};
 use tollgate_cache::{Cache, Config};
-use tollgate_entities::{global_models, models};
 
 /// The three stores behind the one interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,18 +55,6 @@ pub(crate) async fn pttl(connection: &mut MultiplexedConnection, key: &str) -> i
         .query_async(connection)
         .await
         .unwrap()
-}
-
-pub(crate) fn model(name: &str) -> models::Model {
-    tollgate_testkit::fixtures::model(
-        &tollgate_entities::new_id(),
-        &tollgate_entities::new_id(),
-        name,
-    )
-}
-
-pub(crate) fn global_model(name: &str) -> global_models::Model {
-    tollgate_testkit::fixtures::global_model(name)
 }
 
 pub(crate) fn free_port() -> u16 {

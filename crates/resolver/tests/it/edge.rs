@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
-use tollgate_cache::{Config, Resolve, Tier};
+use tollgate_cache::{Config, Tier};
 use tollgate_entities::{ModelAlias, ModelAliases, PriceTier, TieredPricing};
-use tollgate_resolver::{ResolutionMethod, ResolutionOrder, ResolverConfig, ResolverError};
+use tollgate_resolver::{
+    ResolutionMethod, ResolutionOrder, Resolve, ResolverConfig, ResolverError,
+};
 use tollgate_testkit::fixtures;
 
 use crate::resolver_test;

@@ -14,3 +14,4 @@ mod edge;
 mod matrix;
 mod metrics_counts;
 mod planning;
+mod round_trip;
