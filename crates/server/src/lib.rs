@@ -16,6 +16,7 @@ mod config;
 mod demo;
 mod drain;
 mod error;
+mod gateway;
 mod ledger;
 mod listener;
 pub mod mock;
@@ -24,14 +25,14 @@ mod proxy;
 mod relay;
 mod request;
 mod server;
+mod sse;
 mod telemetry;
 mod upstream;
 
-pub use app::{
-    AppState, BuildError, Gateway, GatewayBuilder, Limits, install_crypto_provider, router,
-};
+pub use app::{AppState, Limits};
 pub use config::{Config, DEFAULT_BODY_LIMIT, DEFAULT_DATABASE_URL};
 pub use demo::{DEMO_CLAUDE_MODEL, DEMO_OPENAI_MODEL};
+pub use gateway::{BuildError, Gateway, GatewayBuilder, install_crypto_provider, router};
 pub use listener::{ServerLimits, default_max_connections, serve as serve_router};
 pub use server::{StartError, connect_database, deployment_cache_config, deployment_id, run};
 pub use telemetry::prometheus;

@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use tollgate_entities::{ApiFormat, TokenCounts};
 
 use crate::drain::DrainSignal;
+use crate::sse::{event_boundary, event_data};
 use crate::upstream::ByteStream;
 use tollgate_accounting::StreamUsage;
 
@@ -286,41 +287,6 @@ impl Relay {
     }
 }
 
-/// The `data:` lines of one event joined by newlines; `None` when it has none.
-pub(crate) fn event_data(event: &[u8]) -> Option<Vec<u8>> {
-    let mut data: Option<Vec<u8>> = None;
-    for line in event.split(|b| *b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if let Some(value) = line.strip_prefix(b"data:") {
-            let value = value.strip_prefix(b" ").unwrap_or(value);
-            let data = data.get_or_insert_with(Vec::new);
-            if !data.is_empty() {
-                data.push(b'\n');
-            }
-            data.extend_from_slice(value);
-        }
-    }
-    data
-}
-
-/// The end of the first complete event (before its blank line) and the start of the next.
-pub(crate) fn event_boundary(buffer: &[u8]) -> Option<(usize, usize)> {
-    let mut i = 0;
-    while i < buffer.len() {
-        if buffer[i] == b'\n' {
-            let mut j = i + 1;
-            if buffer.get(j) == Some(&b'\r') {
-                j += 1;
-            }
-            if buffer.get(j) == Some(&b'\n') {
-                return Some((i, j + 1));
-            }
-        }
-        i += 1;
-    }
-    None
-}
-
 /// Characters of answer text in one event: the string value of its first `"content":` (an
 /// OpenAI delta) or `"text":` (an Anthropic text delta), read without parsing the JSON. An
 /// escape sequence counts as one character.
@@ -360,15 +326,8 @@ mod tests {
     use futures_util::StreamExt;
     use tollgate_entities::ApiFormat;
 
-    use super::{RelaySettings, StreamEnd, event_boundary, spawn, text_chars};
+    use super::{RelaySettings, StreamEnd, spawn, text_chars};
     use crate::drain::Drain;
-
-    #[test]
-    fn boundaries_accept_lf_and_crlf() {
-        assert_eq!(event_boundary(b"data: 1\n\ndata: 2"), Some((7, 9)));
-        assert_eq!(event_boundary(b"data: 1\r\n\r\n"), Some((8, 11)));
-        assert_eq!(event_boundary(b"data: 1\n"), None);
-    }
 
     #[test]
     fn text_is_counted_without_parsing() {

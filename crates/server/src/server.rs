@@ -11,8 +11,8 @@ use tollgate_migrations::{Migrator, MigratorTraitReexport as _};
 use tollgate_resolver::ResolverConfig;
 use tollgate_stats::BusinessCalendar;
 
-use crate::app::{BuildError, Gateway};
 use crate::config::Config;
+use crate::gateway::{BuildError, Gateway};
 use crate::{demo, listener, telemetry};
 use tollgate_catalogue::SecretBox;
 use tollgate_catalogue::bootstrap_admin;

@@ -251,10 +251,10 @@ async fn first_event(
     let mut buffer = BytesMut::new();
     let mut scanned = 0;
     loop {
-        while let Some((event_end, next)) = crate::relay::event_boundary(&buffer[scanned..]) {
+        while let Some((event_end, next)) = crate::sse::event_boundary(&buffer[scanned..]) {
             let event = &buffer[scanned..scanned + event_end];
             scanned += next;
-            match crate::relay::event_data(event) {
+            match crate::sse::event_data(event) {
                 None => continue,
                 Some(data) if data == b"[DONE]" => return Ok((buffer.freeze(), body)),
                 Some(data) => {

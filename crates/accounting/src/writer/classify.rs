@@ -2,18 +2,20 @@
 //! record causes (a constraint, an encoding, a value out of range): the writer retries the
 //! first and isolates the record behind the second.
 
+use sea_orm::DbErr;
+#[cfg(any(feature = "sqlite", feature = "postgres", test))]
+use sea_orm::RuntimeErr;
+#[cfg(any(feature = "sqlite", feature = "postgres", test))]
 use sea_orm::sqlx::error::DatabaseError;
-use sea_orm::sqlx::postgres::PgDatabaseError;
-use sea_orm::sqlx::sqlite::SqliteError;
-use sea_orm::{DbErr, RuntimeErr};
 
 /// Whether `error` says nothing about the records written: a lost or refused connection, a
 /// pool timeout, an I/O failure, a server shutting down or out of resources, a serialization
 /// failure, a deadlock, a busy or locked SQLite file. Every other database error is a data
-/// error.
+/// error. Driver codes are read for the drivers whose feature is on (`sqlite`, `postgres`).
 pub(crate) fn is_transient(error: &DbErr) -> bool {
     match error {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        #[cfg(any(feature = "sqlite", feature = "postgres", test))]
         DbErr::Exec(RuntimeErr::SqlxError(error)) | DbErr::Query(RuntimeErr::SqlxError(error)) => {
             sqlx_is_transient(error)
         }
@@ -21,6 +23,7 @@ pub(crate) fn is_transient(error: &DbErr) -> bool {
     }
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres", test))]
 fn sqlx_is_transient(error: &sea_orm::sqlx::Error) -> bool {
     use sea_orm::sqlx::Error;
     match error {
@@ -36,11 +39,14 @@ fn sqlx_is_transient(error: &sea_orm::sqlx::Error) -> bool {
     }
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres", test))]
 fn database_is_transient(error: &dyn DatabaseError) -> bool {
-    if let Some(error) = error.try_downcast_ref::<PgDatabaseError>() {
+    #[cfg(any(feature = "postgres", test))]
+    if let Some(error) = error.try_downcast_ref::<sea_orm::sqlx::postgres::PgDatabaseError>() {
         return postgres_code_is_transient(error.code());
     }
-    if let Some(error) = error.try_downcast_ref::<SqliteError>() {
+    #[cfg(any(feature = "sqlite", test))]
+    if let Some(error) = error.try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>() {
         return error
             .code()
             .and_then(|code| code.parse::<i32>().ok())
@@ -52,6 +58,7 @@ fn database_is_transient(error: &dyn DatabaseError) -> bool {
 /// SQLSTATE classes 08 (connection), 53 (insufficient resources), 58 (system, I/O), the
 /// server shutting down or starting (57P01, 57P02, 57P03), serialization failure (40001),
 /// deadlock (40P01) and lock timeout (55P03).
+#[cfg(any(feature = "postgres", test))]
 fn postgres_code_is_transient(code: &str) -> bool {
     code.starts_with("08")
         || code.starts_with("53")
@@ -64,6 +71,7 @@ fn postgres_code_is_transient(code: &str) -> bool {
 
 /// Extended result codes whose primary code is a property of the file or the process, never
 /// of a record: BUSY, LOCKED, NOMEM, READONLY, IOERR, FULL, CANTOPEN, PROTOCOL.
+#[cfg(any(feature = "sqlite", test))]
 fn sqlite_code_is_transient(code: i32) -> bool {
     matches!(code & 0xff, 5 | 6 | 7 | 8 | 10 | 13 | 14 | 15)
 }

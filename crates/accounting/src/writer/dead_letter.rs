@@ -9,7 +9,7 @@ use sea_orm::{
 };
 use tollgate_entities::{new_id, now_utc, usage_dead_letters};
 
-use super::UsageRecord;
+use super::record::UsageRecord;
 
 /// The fallback file's name inside the dead-letter directory.
 pub(crate) const FILE_NAME: &str = "usage-dead-letters.ndjson";

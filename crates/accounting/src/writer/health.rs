@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::dead_letter::DeadLetterFile;
 
-/// State shared by the writer task, every [`super::UsageSender`] and the gauge ticker.
+/// State shared by the writer task, every `UsageSender` and the gauge ticker.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub written: AtomicU64,

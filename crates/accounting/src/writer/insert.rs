@@ -11,7 +11,7 @@ use sea_orm::{
 };
 use tollgate_entities::{api_keys, request_candidates, usage, users};
 
-use super::UsageRecord;
+use super::record::UsageRecord;
 
 /// Rows per multi-row `INSERT`. A batch is split into chunks of these sizes only, so each
 /// table sees at most five distinct statements and the drivers' prepared-statement caches

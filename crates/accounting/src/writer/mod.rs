@@ -10,6 +10,7 @@ mod classify;
 mod dead_letter;
 mod health;
 mod insert;
+mod record;
 mod replay;
 mod settle;
 #[cfg(test)]
@@ -21,11 +22,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use sea_orm::{DatabaseConnection, DbErr};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
-use tollgate_entities::{request_candidates, usage};
 
 pub use health::WriterHealth;
+pub use record::UsageRecord;
 pub use replay::{REPLAY_LIMIT, ReplayError, ReplayReport};
 
 use classify::is_transient;
@@ -70,15 +70,6 @@ impl Default for WriterConfig {
             stall_after: Duration::from_secs(60),
         }
     }
-}
-
-/// One request's rows.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct UsageRecord {
-    /// The `usage` row.
-    pub usage: usage::Model,
-    /// Its `request_candidates` rows.
-    pub candidates: Vec<request_candidates::Model>,
 }
 
 /// A queued record and when it was queued.

@@ -10,10 +10,10 @@ use sea_orm::{
 use serde::Serialize;
 use tollgate_entities::{now_utc, usage_dead_letters};
 
-use super::UsageRecord;
 use super::classify::is_transient;
 use super::dead_letter::{DeadLetterFile, ImportError};
 use super::insert::InsertTexts;
+use super::record::UsageRecord;
 use super::settle::{Fate, settle};
 
 /// Most dead letters one replay handles.

@@ -8,9 +8,9 @@ use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 use tollgate_entities::usage;
 
-use super::UsageRecord;
 use super::classify::is_transient;
 use super::insert::{InsertTexts, write_batch};
+use super::record::UsageRecord;
 
 /// What became of one record.
 #[derive(Debug, Clone)]

@@ -3,7 +3,6 @@
 //! caller key, never shared between callers.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -17,52 +16,6 @@ use tollgate_stats::StatsError;
 use super::AdminError;
 use super::extract::{Admin, AdminId, AdminQuery, Caller};
 use crate::app::AppState;
-
-/// How long a dashboard answer is reused for the same caller and query.
-const ANSWER_TTL: Duration = Duration::from_secs(5);
-/// Most answers kept.
-const ANSWER_CAPACITY: u64 = 10_000;
-
-/// Per-caller cache of rendered dashboard answers.
-#[derive(Clone)]
-pub(crate) struct DashboardCache {
-    answers: moka::future::Cache<String, Arc<serde_json::Value>>,
-}
-
-impl std::fmt::Debug for DashboardCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DashboardCache").finish_non_exhaustive()
-    }
-}
-
-impl Default for DashboardCache {
-    fn default() -> Self {
-        Self {
-            answers: moka::future::Cache::builder()
-                .max_capacity(ANSWER_CAPACITY)
-                .time_to_live(ANSWER_TTL)
-                .build(),
-        }
-    }
-}
-
-impl DashboardCache {
-    /// The answer for `key`, computing it with `compute` on a miss. Errors are not cached.
-    async fn answer<F, Fut>(
-        &self,
-        key: String,
-        compute: F,
-    ) -> Result<Arc<serde_json::Value>, AdminError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<serde_json::Value, AdminError>>,
-    {
-        self.answers
-            .try_get_with(key, async move { compute().await.map(Arc::new) })
-            .await
-            .map_err(|error: Arc<AdminError>| (*error).clone())
-    }
-}
 
 /// The dashboard routes.
 pub(crate) fn routes() -> Router<AppState> {

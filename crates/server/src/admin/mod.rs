@@ -3,6 +3,7 @@
 //! explainer, cache flush, and catalogue import and export. Every route needs an admin
 //! user's client key.
 
+pub(crate) mod answers;
 mod catalog_io;
 mod dashboard;
 mod dead_letters;
@@ -18,7 +19,7 @@ use axum::routing::{delete, get, patch, post};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, PrimaryKeyTrait, QueryFilter, QuerySelect};
 use tollgate_entities::models as model_rows;
 
-pub(crate) use dashboard::{DashboardCache, routes as dashboard_routes};
+pub(crate) use dashboard::routes as dashboard_routes;
 pub(crate) use error::AdminError;
 
 use crate::app::AppState;
