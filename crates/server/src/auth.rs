@@ -11,7 +11,7 @@ use tollgate_entities::{ApiFormat, UserRole, api_keys, users};
 
 use tollgate_catalogue::hash_client_key;
 
-use crate::error::{ApiError, ErrorKind};
+use crate::error::{ApiError, ErrorCode};
 
 /// Longest life of a cached client key: a deactivated key stops working within this time on
 /// every replica even without an invalidation.
@@ -121,7 +121,7 @@ pub(crate) async fn authenticate(
     format: ApiFormat,
     headers: &HeaderMap,
 ) -> Result<ClientIdentity, ApiError> {
-    let unauthorized = |message: &str| ApiError::new(ErrorKind::Authentication, format, message);
+    let unauthorized = |message: &str| ApiError::new(ErrorCode::InvalidApiKey, format, message);
     let Some(key) = presented_key(format, headers) else {
         return Err(unauthorized(match format {
             ApiFormat::OpenAi => "missing client key: send `Authorization: Bearer <key>`",
@@ -134,7 +134,11 @@ pub(crate) async fn authenticate(
         .await
         .map_err(|error| {
             tracing::error!(%error, "client key look-up failed");
-            ApiError::new(ErrorKind::Unavailable, format, "database unavailable")
+            ApiError::new(
+                ErrorCode::ServiceUnavailable,
+                format,
+                "database unavailable",
+            )
         })?;
     let Some(identity) = lookup.entry.found() else {
         return Err(unauthorized("invalid client key"));

@@ -1,87 +1,153 @@
-//! `ApiError`: the one error type of the HTTP layer, rendered in the shape of the endpoint
-//! that was called (OpenAI or Anthropic), with a stable code and a safe message.
+//! One error-code scheme for every HTTP answer: [`ErrorCode`] lists the stable codes with
+//! their statuses; [`ApiError`] renders one in the shape of the client endpoint called
+//! (OpenAI or Anthropic), `admin::AdminError` in the admin API's shape. Library errors reach
+//! both through [`Failure`], whose conversions log internals once and keep them out of the
+//! message.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use tollgate_entities::ApiFormat;
+use tollgate_resolver::ResolverError;
+use tollgate_stats::StatsError;
 
-/// What went wrong, as a stable machine-readable kind.
+/// Every stable error code of the client API (`/v1/*`) and the admin and dashboard APIs
+/// (`/api/*`), each with its one HTTP status. Clients match on [`ErrorCode::as_str`]; the
+/// strings never change meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ErrorKind {
-    /// Missing, unknown, inactive or expired client key.
-    Authentication,
-    /// Malformed body or parameters.
+pub(crate) enum ErrorCode {
+    /// 401 on `/v1`: missing, unknown, inactive or expired client key.
+    InvalidApiKey,
+    /// 401 on `/api`: no or an invalid admin key.
+    Unauthorized,
+    /// 403: a valid key without the right to do this.
+    Forbidden,
+    /// 400: malformed body or parameters.
     InvalidRequest,
-    /// Body over the limit.
-    PayloadTooLarge,
-    /// The client key's user has spent their `quota_usd`.
-    QuotaExceeded,
-    /// The model name resolves to no global model.
+    /// 422: a field has the wrong type, an unknown name or a value out of range.
+    InvalidField,
+    /// 413: body over the limit.
+    RequestTooLarge,
+    /// 402: the client key's user has spent their `quota_usd`.
+    InsufficientQuota,
+    /// 404: no row with that id.
+    NotFound,
+    /// 404: the model name resolves to no global model.
     ModelNotFound,
-    /// The model exists but no candidate can serve it.
-    NoCandidate,
-    /// Every upstream attempt failed.
-    Upstream,
-    /// A dependency (the database) is unavailable.
-    Unavailable,
-    /// A bug or an unexpected failure; details are logged, not sent.
-    Internal,
+    /// 409: the change conflicts with what is stored.
+    Conflict,
+    /// 503: the model exists but no candidate can serve it.
+    NoAvailableProvider,
+    /// 502: every upstream attempt failed.
+    UpstreamError,
+    /// 503: a dependency (the database, the catalogue, the statistics) is unavailable.
+    ServiceUnavailable,
+    /// 500: a bug or an unexpected failure; details are logged, not sent.
+    InternalError,
 }
 
-impl ErrorKind {
-    fn status(self) -> StatusCode {
+impl ErrorCode {
+    /// The HTTP status of the code.
+    pub(crate) fn status(self) -> StatusCode {
         match self {
-            Self::Authentication => StatusCode::UNAUTHORIZED,
+            Self::InvalidApiKey | Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
             Self::InvalidRequest => StatusCode::BAD_REQUEST,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::QuotaExceeded => StatusCode::PAYMENT_REQUIRED,
-            Self::ModelNotFound => StatusCode::NOT_FOUND,
-            Self::NoCandidate | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Upstream => StatusCode::BAD_GATEWAY,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::InvalidField => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::InsufficientQuota => StatusCode::PAYMENT_REQUIRED,
+            Self::NotFound | Self::ModelNotFound => StatusCode::NOT_FOUND,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::NoAvailableProvider | Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UpstreamError => StatusCode::BAD_GATEWAY,
+            Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable code: OpenAI's `error.code` on `/v1`, `error.code` on `/api`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidApiKey => "invalid_api_key",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidField => "invalid_field",
+            Self::RequestTooLarge => "request_too_large",
+            Self::InsufficientQuota => "insufficient_quota",
+            Self::NotFound => "not_found",
+            Self::ModelNotFound => "model_not_found",
+            Self::Conflict => "conflict",
+            Self::NoAvailableProvider => "no_available_provider",
+            Self::UpstreamError => "upstream_error",
+            Self::ServiceUnavailable => "service_unavailable",
+            Self::InternalError => "internal_error",
         }
     }
 
     /// OpenAI `error.type`.
     fn openai_type(self) -> &'static str {
         match self {
-            Self::Authentication => "authentication_error",
-            Self::InvalidRequest | Self::PayloadTooLarge | Self::ModelNotFound => {
-                "invalid_request_error"
-            }
-            Self::QuotaExceeded => "insufficient_quota",
-            Self::NoCandidate | Self::Unavailable => "service_unavailable",
-            Self::Upstream => "upstream_error",
-            Self::Internal => "internal_error",
-        }
-    }
-
-    /// OpenAI `error.code`: the stable code clients match on.
-    pub(crate) fn code(self) -> &'static str {
-        match self {
-            Self::Authentication => "invalid_api_key",
-            Self::InvalidRequest => "invalid_request",
-            Self::PayloadTooLarge => "request_too_large",
-            Self::QuotaExceeded => "insufficient_quota",
-            Self::ModelNotFound => "model_not_found",
-            Self::NoCandidate => "no_available_provider",
-            Self::Upstream => "upstream_error",
-            Self::Unavailable => "service_unavailable",
-            Self::Internal => "internal_error",
+            Self::InvalidApiKey | Self::Unauthorized | Self::Forbidden => "authentication_error",
+            Self::InsufficientQuota => "insufficient_quota",
+            Self::NoAvailableProvider | Self::ServiceUnavailable => "service_unavailable",
+            Self::UpstreamError => "upstream_error",
+            Self::InternalError => "internal_error",
+            _ => "invalid_request_error",
         }
     }
 
     /// Anthropic `error.type`.
     fn anthropic_type(self) -> &'static str {
         match self {
-            Self::Authentication => "authentication_error",
-            Self::InvalidRequest => "invalid_request_error",
-            Self::PayloadTooLarge => "request_too_large",
-            Self::QuotaExceeded => "billing_error",
-            Self::ModelNotFound => "not_found_error",
-            Self::NoCandidate | Self::Unavailable => "overloaded_error",
-            Self::Upstream | Self::Internal => "api_error",
+            Self::InvalidApiKey | Self::Unauthorized | Self::Forbidden => "authentication_error",
+            Self::RequestTooLarge => "request_too_large",
+            Self::InsufficientQuota => "billing_error",
+            Self::NotFound | Self::ModelNotFound => "not_found_error",
+            Self::NoAvailableProvider | Self::ServiceUnavailable => "overloaded_error",
+            Self::UpstreamError | Self::InternalError => "api_error",
+            _ => "invalid_request_error",
         }
+    }
+}
+
+/// What a library error means for the caller: a code and a message safe to show. The
+/// conversions log what the message leaves out, once, here.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub(crate) code: ErrorCode,
+    pub(crate) message: String,
+}
+
+impl Failure {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ResolverError> for Failure {
+    fn from(error: ResolverError) -> Self {
+        match error {
+            ResolverError::InvalidName { name, reason } => Self::new(
+                ErrorCode::InvalidRequest,
+                format!("invalid model name `{name}`: {reason}"),
+            ),
+            other => {
+                tracing::error!(error = %other, "routing plan failed");
+                Self::new(ErrorCode::ServiceUnavailable, "catalogue unavailable")
+            }
+        }
+    }
+}
+
+impl From<StatsError> for Failure {
+    fn from(error: StatsError) -> Self {
+        tracing::error!(%error, "statistics query failed");
+        Self::new(
+            ErrorCode::ServiceUnavailable,
+            "statistics are unavailable right now",
+        )
     }
 }
 
@@ -89,30 +155,36 @@ impl ErrorKind {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub(crate) struct ApiError {
-    kind: ErrorKind,
+    code: ErrorCode,
     message: String,
     format: ApiFormat,
 }
 
 impl ApiError {
-    /// An error of `kind` with a message safe to show to the client.
-    pub(crate) fn new(kind: ErrorKind, format: ApiFormat, message: impl Into<String>) -> Self {
+    /// An error of `code` with a message safe to show to the client.
+    pub(crate) fn new(code: ErrorCode, format: ApiFormat, message: impl Into<String>) -> Self {
         Self {
-            kind,
+            code,
             message: message.into(),
             format,
         }
     }
 
+    /// A library failure, rendered for `format`.
+    pub(crate) fn from_failure(format: ApiFormat, failure: impl Into<Failure>) -> Self {
+        let Failure { code, message } = failure.into();
+        Self::new(code, format, message)
+    }
+
     /// A 500 whose details are logged here and never sent.
     pub(crate) fn internal(format: ApiFormat, what: &str, error: &dyn std::fmt::Display) -> Self {
         tracing::error!(%error, what, "internal error");
-        Self::new(ErrorKind::Internal, format, "internal error")
+        Self::new(ErrorCode::InternalError, format, "internal error")
     }
 
     /// The HTTP status.
     pub(crate) fn status(&self) -> StatusCode {
-        self.kind.status()
+        self.code.status()
     }
 
     /// The error body in the endpoint's shape.
@@ -121,14 +193,14 @@ impl ApiError {
             ApiFormat::OpenAi => serde_json::json!({
                 "error": {
                     "message": self.message,
-                    "type": self.kind.openai_type(),
-                    "code": self.kind.code(),
+                    "type": self.code.openai_type(),
+                    "code": self.code.as_str(),
                 }
             }),
             ApiFormat::Claude => serde_json::json!({
                 "type": "error",
                 "error": {
-                    "type": self.kind.anthropic_type(),
+                    "type": self.code.anthropic_type(),
                     "message": self.message,
                 }
             }),
@@ -144,13 +216,68 @@ impl IntoResponse for ApiError {
 
 #[cfg(test)]
 mod tests {
-    use super::{ApiError, ErrorKind};
+    use super::{ApiError, ErrorCode, Failure};
     use tollgate_entities::ApiFormat;
+    use tollgate_resolver::ResolverError;
+
+    const ALL: [ErrorCode; 14] = [
+        ErrorCode::InvalidApiKey,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::InvalidRequest,
+        ErrorCode::InvalidField,
+        ErrorCode::RequestTooLarge,
+        ErrorCode::InsufficientQuota,
+        ErrorCode::NotFound,
+        ErrorCode::ModelNotFound,
+        ErrorCode::Conflict,
+        ErrorCode::NoAvailableProvider,
+        ErrorCode::UpstreamError,
+        ErrorCode::ServiceUnavailable,
+        ErrorCode::InternalError,
+    ];
+
+    #[test]
+    fn codes_are_distinct_and_statuses_match_their_class() {
+        let mut seen = std::collections::BTreeSet::new();
+        for code in ALL {
+            assert!(seen.insert(code.as_str()), "{} twice", code.as_str());
+            let status = code.status();
+            let server_side = matches!(
+                code,
+                ErrorCode::NoAvailableProvider
+                    | ErrorCode::UpstreamError
+                    | ErrorCode::ServiceUnavailable
+                    | ErrorCode::InternalError
+            );
+            assert_eq!(status.is_server_error(), server_side, "{code:?}");
+            assert_eq!(status.is_client_error(), !server_side, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn resolver_errors_keep_internals_out_of_the_message() {
+        let invalid = Failure::from(ResolverError::InvalidName {
+            name: "a\u{7f}".to_owned(),
+            reason: "contains a control character",
+        });
+        assert_eq!(invalid.code, ErrorCode::InvalidRequest);
+        assert!(
+            invalid.message.starts_with("invalid model name"),
+            "{}",
+            invalid.message
+        );
+        let down = Failure::from(ResolverError::catalogue(std::io::Error::other(
+            "password authentication failed for user secret",
+        )));
+        assert_eq!(down.code, ErrorCode::ServiceUnavailable);
+        assert_eq!(down.message, "catalogue unavailable");
+    }
 
     #[test]
     fn shapes_follow_the_endpoint_format() {
         let openai = ApiError::new(
-            ErrorKind::ModelNotFound,
+            ErrorCode::ModelNotFound,
             ApiFormat::OpenAi,
             "model `x` not found",
         );
@@ -158,7 +285,7 @@ mod tests {
         assert_eq!(openai.body()["error"]["code"], "model_not_found");
         assert_eq!(openai.body()["error"]["message"], "model `x` not found");
         let claude = ApiError::new(
-            ErrorKind::Authentication,
+            ErrorCode::InvalidApiKey,
             ApiFormat::Claude,
             "invalid client key",
         );

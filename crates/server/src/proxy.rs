@@ -15,11 +15,10 @@ use bytes::Bytes;
 use tollgate_entities::{
     ApiFormat, CandidateStatus, TokenCounts, UsageStatus, new_id, now_utc, request_candidates,
 };
-use tollgate_resolver::ResolverError;
 
 use crate::app::AppState;
 use crate::auth::{ClientIdentity, authenticate};
-use crate::error::{ApiError, ErrorKind};
+use crate::error::{ApiError, ErrorCode};
 use crate::ledger::{Attempts, Ending, RequestContext, Served, failed_ending, millis};
 use crate::relay::{self, RelaySettings, StreamEnd};
 use crate::request::{ClientRequest, parse_request, short};
@@ -176,7 +175,7 @@ async fn proxy(
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
-                ErrorKind::PayloadTooLarge,
+                ErrorCode::RequestTooLarge,
                 format,
                 format!(
                     "request body is larger than the limit of {} bytes",
@@ -185,7 +184,7 @@ async fn proxy(
             )
         } else {
             ApiError::new(
-                ErrorKind::InvalidRequest,
+                ErrorCode::InvalidRequest,
                 format,
                 format!("cannot read request body: {}", rejection.body_text()),
             )
@@ -219,28 +218,14 @@ async fn proxy(
         Ok(Some(found)) => found,
         Ok(None) => {
             let error = ApiError::new(
-                ErrorKind::ModelNotFound,
+                ErrorCode::ModelNotFound,
                 format,
                 format!("model `{}` not found", short(request.model.trim())),
             );
             ctx.record(None, &failed_ending(&error), Vec::new());
             return Err(error);
         }
-        Err(ResolverError::InvalidName { name, reason }) => {
-            return Err(ApiError::new(
-                ErrorKind::InvalidRequest,
-                format,
-                format!("invalid model name `{name}`: {reason}"),
-            ));
-        }
-        Err(error) => {
-            tracing::error!(%error, "routing plan failed");
-            return Err(ApiError::new(
-                ErrorKind::Unavailable,
-                format,
-                "catalogue unavailable",
-            ));
-        }
+        Err(error) => return Err(ApiError::from_failure(format, error)),
     };
     let global = &resolved.global_model;
     ctx.global_model = Some(global.name.clone());
@@ -384,12 +369,12 @@ async fn proxy(
     }
     let error = match &ledger.last {
         None => ApiError::new(
-            ErrorKind::NoCandidate,
+            ErrorCode::NoAvailableProvider,
             format,
             format!("no usable upstream for model `{}`", global.name),
         ),
         Some((_, message)) => ApiError::new(
-            ErrorKind::Upstream,
+            ErrorCode::UpstreamError,
             format,
             format!(
                 "all {} upstream attempts failed for model `{}` (last: {message})",
@@ -440,7 +425,7 @@ fn check_quota(
         return Ok(());
     }
     Err(ApiError::new(
-        ErrorKind::QuotaExceeded,
+        ErrorCode::InsufficientQuota,
         format,
         format!(
             "quota exceeded: this key's user has spent {:.4} of a {quota:.4} USD quota",

@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use tollgate_entities::ApiFormat;
 use tollgate_resolver::{ResolverError, normalize_model_name};
 
-use crate::error::{ApiError, ErrorKind};
+use crate::error::{ApiError, ErrorCode};
 
 /// The client's body: top-level fields kept raw (forwarded untouched), plus what the gateway
 /// reads.
@@ -29,7 +29,7 @@ pub(crate) struct ClientRequest {
 }
 
 pub(crate) fn parse_request(format: ApiFormat, body: &[u8]) -> Result<ClientRequest, ApiError> {
-    let invalid = |message: String| ApiError::new(ErrorKind::InvalidRequest, format, message);
+    let invalid = |message: String| ApiError::new(ErrorCode::InvalidRequest, format, message);
     let fields: BTreeMap<String, Box<RawValue>> =
         serde_json::from_slice(body).map_err(|error| {
             if error.is_data() {

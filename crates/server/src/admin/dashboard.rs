@@ -11,7 +11,6 @@ use axum::routing::get;
 use sea_orm::EntityTrait;
 use serde::Deserialize;
 use tollgate_entities::users;
-use tollgate_stats::StatsError;
 
 use super::AdminError;
 use super::extract::{Admin, AdminId, AdminQuery, Caller};
@@ -47,11 +46,6 @@ impl DaysQuery {
     }
 }
 
-fn stats_error(error: StatsError) -> AdminError {
-    tracing::error!(%error, "statistics query failed");
-    AdminError::unavailable("statistics are unavailable right now")
-}
-
 fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, AdminError> {
     serde_json::to_value(value)
         .map_err(|error| AdminError::internal("dashboard serialisation", &error))
@@ -66,7 +60,7 @@ pub(crate) async fn combined(
     let answer = state
         .dashboard()
         .answer(key, || async {
-            let combined = state.stats().combined().await.map_err(stats_error)?;
+            let combined = state.stats().combined().await.map_err(AdminError::from)?;
             to_json(&combined)
         })
         .await?;
@@ -89,7 +83,7 @@ pub(crate) async fn daily(
                 .stats()
                 .daily_series(days)
                 .await
-                .map_err(stats_error)?;
+                .map_err(AdminError::from)?;
             Ok(serde_json::json!({
                 "timezone": state.stats().calendar().zone_name(),
                 "days": to_json(&series)?,
@@ -128,7 +122,7 @@ pub(crate) async fn user_daily(
                 .stats()
                 .user_daily_series(&user_id, days)
                 .await
-                .map_err(stats_error)?;
+                .map_err(AdminError::from)?;
             Ok(serde_json::json!({
                 "user_id": user_id,
                 "timezone": state.stats().calendar().zone_name(),

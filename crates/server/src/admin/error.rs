@@ -2,24 +2,26 @@
 //! `{"error": {"code", "message", "field"}}` with a stable code; internals are logged, never
 //! sent.
 
+#[cfg(test)]
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sea_orm::{DbErr, SqlErr};
 
-/// An admin API failure with a status, a stable code and a message safe to show.
+use crate::error::{ErrorCode, Failure};
+
+/// An admin API failure with a stable code (which fixes the status, see [`ErrorCode`]) and a
+/// message safe to show.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub(crate) struct AdminError {
-    status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     field: Option<String>,
 }
 
 impl AdminError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
             field: None,
@@ -28,46 +30,41 @@ impl AdminError {
 
     /// 401: no or an invalid admin key.
     pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        Self::new(ErrorCode::Unauthorized, message)
     }
 
     /// 403: a valid key without the right to do this.
     pub(crate) fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        Self::new(ErrorCode::Forbidden, message)
     }
 
     /// 404 for `what` with `id`.
     pub(crate) fn not_found(what: &str, id: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} `{id}` not found"),
-        )
+        Self::new(ErrorCode::NotFound, format!("{what} `{id}` not found"))
     }
 
     /// 404 for a path segment that cannot be an id at all (NUL, control characters, too
     /// long, not UTF-8): it names no row, and is never handed to the database.
     pub(crate) fn invalid_id(shown: &str) -> Self {
         Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             format!("`{shown}` not found: it is not a valid id"),
         )
     }
 
     /// 409: the change conflicts with what is stored (a duplicate name).
     pub(crate) fn conflict(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, "conflict", message)
+        Self::new(ErrorCode::Conflict, message)
     }
 
     /// 400: the body is not JSON, or a query parameter is malformed.
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+        Self::new(ErrorCode::InvalidRequest, message)
     }
 
     /// 413: the body is over the limit.
     pub(crate) fn too_large(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "request_too_large", message)
+        Self::new(ErrorCode::RequestTooLarge, message)
     }
 
     /// 422: a field has the wrong type, an unknown name or a value out of range.
@@ -75,8 +72,7 @@ impl AdminError {
         let field = field.into();
         let message = message.into();
         Self {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "invalid_field",
+            code: ErrorCode::InvalidField,
             message: if field.is_empty() || message.starts_with(&field) {
                 message
             } else {
@@ -88,27 +84,26 @@ impl AdminError {
 
     /// 503: a dependency could not answer.
     pub(crate) fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "service_unavailable",
-            message,
-        )
+        Self::new(ErrorCode::ServiceUnavailable, message)
     }
 
     /// 500 whose details are logged here and never sent.
     pub(crate) fn internal(what: &str, error: &dyn std::fmt::Display) -> Self {
         tracing::error!(%error, what, "admin api internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "internal error",
-        )
+        Self::new(ErrorCode::InternalError, "internal error")
     }
 
     /// The HTTP status.
     #[cfg(test)]
     pub(crate) fn status(&self) -> StatusCode {
-        self.status
+        self.code.status()
+    }
+}
+
+impl<E: Into<Failure>> From<E> for AdminError {
+    fn from(error: E) -> Self {
+        let Failure { code, message } = error.into();
+        Self::new(code, message)
     }
 }
 
@@ -177,12 +172,12 @@ impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({
             "error": {
-                "code": self.code,
+                "code": self.code.as_str(),
                 "message": self.message,
                 "field": self.field,
             }
         });
-        (self.status, axum::Json(body)).into_response()
+        (self.code.status(), axum::Json(body)).into_response()
     }
 }
 

@@ -5,7 +5,6 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use tollgate_entities::ApiFormat;
-use tollgate_resolver::ResolverError;
 
 use super::AdminError;
 use super::extract::{Admin, AdminQuery};
@@ -77,10 +76,7 @@ pub(crate) async fn explain(
     let planned = resolver
         .plan(&query.model, api_format, query.client_key_id.as_deref())
         .await
-        .map_err(|error| match error {
-            ResolverError::InvalidName { .. } => AdminError::bad_request(error.to_string()),
-            other => AdminError::unavailable(format!("catalogue unavailable: {other}")),
-        })?;
+        .map_err(AdminError::from)?;
     let mut explanation = Explanation {
         model: query.model.trim().to_owned(),
         api_format,
