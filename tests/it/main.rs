@@ -26,3 +26,4 @@ mod gateway_support;
 mod json_columns;
 mod schema;
 mod tidy;
+mod tidy_modules;

@@ -59,15 +59,15 @@ const HTTP_CRATES: &[&str] = &["axum", "hyper", "hyper-util", "reqwest", "tower-
 const HTTP_PACKAGES: &[&str] = &["tollgate-server", "tollgate-gateway", "tollgate-e2e"];
 
 /// One workspace package, as `cargo metadata` describes it.
-struct Package {
-    name: String,
+pub(crate) struct Package {
+    pub(crate) name: String,
     /// The package folder relative to the workspace root, `/`-separated (`bins/gateway`).
-    folder: String,
+    pub(crate) folder: String,
     dependencies: Vec<Dependency>,
 }
 
 struct Dependency {
-    name: String,
+    pub(crate) name: String,
     /// `None` for a normal dependency, else `dev` or `build`.
     kind: Option<String>,
     features: Vec<String>,
@@ -105,7 +105,7 @@ impl Dependency {
     }
 }
 
-fn workspace() -> (PathBuf, Vec<Package>) {
+pub(crate) fn workspace() -> (PathBuf, Vec<Package>) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = std::process::Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--no-deps"])
@@ -160,7 +160,7 @@ fn workspace() -> (PathBuf, Vec<Package>) {
 }
 
 /// Fails with every collected problem, one a line.
-fn report(rule: &str, problems: &[String]) {
+pub(crate) fn report(rule: &str, problems: &[String]) {
     assert!(
         problems.is_empty(),
         "{rule}:\n{}\n(see the Invariants of docs/ARCHITECTURE.md)",
@@ -253,7 +253,7 @@ fn only_binaries_choose_a_database_driver() {
 }
 
 /// Every `.rs` file of the members' folders, `target/` left out, in a stable order.
-fn rust_files(root: &Path) -> Vec<PathBuf> {
+pub(crate) fn rust_files(root: &Path) -> Vec<PathBuf> {
     fn walk(folder: &Path, files: &mut Vec<PathBuf>) {
         let mut entries: Vec<_> = std::fs::read_dir(folder)
             .unwrap_or_else(|error| panic!("cannot list {}: {error}", folder.display()))
