@@ -15,10 +15,10 @@ use tollgate_resolver::Candidate;
 
 use crate::app::AppState;
 use crate::auth::ClientIdentity;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::relay::StreamEnd;
-use tollgate_accounting::UsageReading;
 use tollgate_accounting::UsageRecord;
+use tollgate_accounting::{UsageReading, within_quota};
 
 /// The candidate that answered (or was tried last), owned so a stream can keep it.
 #[derive(Clone)]
@@ -337,4 +337,30 @@ pub(crate) fn failed_ending(error: &ApiError) -> Ending {
         first_byte: None,
         notes: serde_json::Map::new(),
     }
+}
+
+/// 402 when the client key's user has spent their quota (`tollgate_accounting::within_quota`).
+pub(crate) fn check_quota(
+    state: &AppState,
+    format: ApiFormat,
+    identity: &ClientIdentity,
+) -> Result<(), ApiError> {
+    let Some(quota) = identity.quota_usd else {
+        return Ok(());
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let recent = state
+        .spend()
+        .spent_since(&identity.user_id, identity.loaded_at_unix, now);
+    if within_quota(Some(quota), identity.used_usd, recent) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorCode::InsufficientQuota,
+        format,
+        format!(
+            "quota exceeded: this key's user has spent {:.4} of a {quota:.4} USD quota",
+            identity.used_usd + recent
+        ),
+    ))
 }

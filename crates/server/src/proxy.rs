@@ -13,17 +13,19 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tollgate_entities::{
-    ApiFormat, CandidateStatus, TokenCounts, UsageStatus, new_id, now_utc, request_candidates,
+    ApiFormat, CandidateStatus, TokenCounts, UsageStatus, new_id, now_utc, provider_api_keys,
+    provider_endpoints, request_candidates,
 };
+use tollgate_resolver::Candidate;
 
 use crate::app::AppState;
-use crate::auth::{ClientIdentity, authenticate};
+use crate::auth::authenticate;
 use crate::error::{ApiError, ErrorCode};
-use crate::ledger::{Attempts, Ending, RequestContext, Served, failed_ending, millis};
+use crate::ledger::{Attempts, Ending, RequestContext, Served, check_quota, failed_ending, millis};
 use crate::relay::{self, RelaySettings, StreamEnd};
 use crate::request::{ClientRequest, parse_request, short};
 use crate::upstream::{Attempt, Outcome};
-use tollgate_accounting::{usage_from_body, within_quota};
+use tollgate_accounting::usage_from_body;
 
 /// `POST /v1/chat/completions`.
 pub(crate) async fn chat_completions(
@@ -161,6 +163,8 @@ fn upstream_response(
     response
 }
 
+/// Steps 1 to 5 of behaviour.md 4: admit the request, plan its candidates, try them in
+/// order, and settle the first answer (or the failure when none answers).
 async fn proxy(
     state: &AppState,
     format: ApiFormat,
@@ -172,55 +176,35 @@ async fn proxy(
 ) -> Result<Response, ApiError> {
     let created_at = now_utc();
     let identity = authenticate(state.conn(), state.cache(), format, headers).await?;
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                ErrorCode::RequestTooLarge,
-                format,
-                format!(
-                    "request body is larger than the limit of {} bytes",
-                    state.body_limit()
-                ),
-            )
-        } else {
-            ApiError::new(
-                ErrorCode::InvalidRequest,
-                format,
-                format!("cannot read request body: {}", rejection.body_text()),
-            )
-        }
-    })?;
-    let request = parse_request(format, &body)?;
-    let request_bytes = body.len();
-    drop(body);
+    let request = read_request(state, format, body)?;
     let mut ctx = RequestContext {
         state: state.clone(),
         format,
         request_id: request_id.to_owned(),
         identity,
-        model: request.model.clone(),
+        model: request.client.model.clone(),
         global_model: None,
-        is_stream: request.stream,
+        is_stream: request.client.stream,
         created_at,
         started,
-        request_bytes,
+        request_bytes: request.bytes,
         client_gone,
     };
     if let Err(error) = check_quota(state, format, &ctx.identity) {
         ctx.record(None, &failed_ending(&error), Vec::new());
         return Err(error);
     }
-    let planned = state
+    let (resolved, plan) = match state
         .resolver()
-        .plan(&request.model, format, Some(&ctx.identity.key_id))
-        .await;
-    let (resolved, plan) = match planned {
+        .plan(&request.client.model, format, Some(&ctx.identity.key_id))
+        .await
+    {
         Ok(Some(found)) => found,
         Ok(None) => {
             let error = ApiError::new(
                 ErrorCode::ModelNotFound,
                 format,
-                format!("model `{}` not found", short(request.model.trim())),
+                format!("model `{}` not found", short(request.client.model.trim())),
             );
             ctx.record(None, &failed_ending(&error), Vec::new());
             return Err(error);
@@ -239,34 +223,12 @@ async fn proxy(
                 .push(ctx.candidate_row(index, &candidate, CandidateStatus::Skipped));
             continue;
         };
-        let body = request
-            .upstream_body(candidate.upstream_model_name)
-            .map_err(|error| ApiError::internal(format, "serialising the upstream body", &error))?;
-        let attempt = Attempt {
-            http: state.http(),
-            format,
-            endpoint,
-            key,
-            secrets: state.secrets(),
-            client_headers: headers,
-            body,
-            stream: request.stream,
-            max_response_bytes: state.limits().max_response_bytes,
-        };
         let mut row = ctx.candidate_row(index, &candidate, CandidateStatus::Pending);
-        let mut drain = state.drain_signal();
         let outcome = ledger
-            .attempt(&mut row, async {
-                tokio::select! {
-                    biased;
-                    () = drain.cut() => Outcome::Failed {
-                        status: None,
-                        error_type: SHUTDOWN,
-                        message: "the gateway is shutting down".to_owned(),
-                    },
-                    outcome = attempt.run() => outcome,
-                }
-            })
+            .attempt(
+                &mut row,
+                attempt(&ctx, &request.client, headers, &candidate, endpoint, key)?,
+            )
             .await;
         metrics::counter!(
             "gateway_upstream_attempts_total",
@@ -275,163 +237,261 @@ async fn proxy(
         )
         .increment(1);
         let served = Served::of(&candidate, global);
-        match outcome {
-            Outcome::Whole {
+        match answered(
+            &ctx,
+            &request.client,
+            &mut ledger,
+            row,
+            served,
+            endpoint,
+            key,
+            outcome,
+        ) {
+            Step::Answer(response) => return Ok(response),
+            Step::Next => {}
+            Step::Stop => break,
+        }
+    }
+    Ok(exhausted(&ctx, ledger, &global.name))
+}
+
+/// A client request as read: the parsed body and its size.
+struct ReadRequest {
+    client: ClientRequest,
+    bytes: usize,
+}
+
+/// Step 2: the body within its limit, parsed (`model`, `stream`; the rest kept raw).
+fn read_request(
+    state: &AppState,
+    format: ApiFormat,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<ReadRequest, ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                ErrorCode::RequestTooLarge,
+                format,
+                format!(
+                    "request body is larger than the limit of {} bytes",
+                    state.body_limit()
+                ),
+            )
+        } else {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                format,
+                format!("cannot read request body: {}", rejection.body_text()),
+            )
+        }
+    })?;
+    Ok(ReadRequest {
+        client: parse_request(format, &body)?,
+        bytes: body.len(),
+    })
+}
+
+/// Step 4: one upstream attempt at `candidate`, given up when the shutdown cuts.
+fn attempt<'a>(
+    ctx: &'a RequestContext,
+    request: &ClientRequest,
+    headers: &'a HeaderMap,
+    candidate: &Candidate<'a>,
+    endpoint: &'a provider_endpoints::Model,
+    key: &'a provider_api_keys::Model,
+) -> Result<impl Future<Output = Outcome> + 'a, ApiError> {
+    let state = &ctx.state;
+    let body = request
+        .upstream_body(candidate.upstream_model_name)
+        .map_err(|error| ApiError::internal(ctx.format, "serialising the upstream body", &error))?;
+    let attempt = Attempt {
+        http: state.http(),
+        format: ctx.format,
+        endpoint,
+        key,
+        secrets: state.secrets(),
+        client_headers: headers,
+        body,
+        stream: request.stream,
+        max_response_bytes: state.limits().max_response_bytes,
+    };
+    let mut drain = state.drain_signal();
+    Ok(async move {
+        tokio::select! {
+            biased;
+            () = drain.cut() => Outcome::Failed {
+                status: None,
+                error_type: SHUTDOWN,
+                message: "the gateway is shutting down".to_owned(),
+            },
+            outcome = attempt.run() => outcome,
+        }
+    })
+}
+
+/// What the attempt loop does after one attempt.
+enum Step {
+    /// The request is answered (settled, or streaming with its row recorded at the end).
+    Answer(Response),
+    /// Try the next candidate.
+    Next,
+    /// Stop trying: the gateway is shutting down.
+    Stop,
+}
+
+/// Step 4's decision on one attempt's outcome: an answer (whole, streamed, or the
+/// upstream's own 4xx) ends the request; a failure falls back to the next candidate.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one attempt's whole context, passed once from the loop"
+)]
+fn answered(
+    ctx: &RequestContext,
+    request: &ClientRequest,
+    ledger: &mut Attempts,
+    row: request_candidates::Model,
+    served: Served,
+    endpoint: &provider_endpoints::Model,
+    key: &provider_api_keys::Model,
+    outcome: Outcome,
+) -> Step {
+    let (state, started) = (&ctx.state, ctx.started);
+    match outcome {
+        Outcome::Whole {
+            status,
+            content_type,
+            body,
+        } => {
+            state.resolver().key_health().record_success(&key.id);
+            ledger.finish(row, CandidateStatus::Success, Some(status.as_u16()), None);
+            let ending = Ending::answered(
                 status,
-                content_type,
-                body,
-            } => {
-                state.resolver().key_health().record_success(&key.id);
-                ledger.finish(row, CandidateStatus::Success, Some(status.as_u16()), None);
-                let ending = Ending::answered(
-                    status,
-                    usage_from_body(format, &body),
-                    started.elapsed(),
-                    ctx.client_gone.load(Ordering::Relaxed),
-                );
-                let response = upstream_response(status, content_type, Body::from(body));
-                return Ok(settle(&ctx, ledger, Some(&served), &ending, response));
-            }
-            Outcome::Stream {
+                usage_from_body(ctx.format, &body),
+                started.elapsed(),
+                ctx.client_gone.load(Ordering::Relaxed),
+            );
+            let response = upstream_response(status, content_type, Body::from(body));
+            Step::Answer(settle(ctx, ledger, Some(&served), &ending, response))
+        }
+        Outcome::Stream {
+            status,
+            content_type,
+            first,
+            rest,
+        } => {
+            state.resolver().key_health().record_success(&key.id);
+            ledger.finish(row, CandidateStatus::Streaming, Some(status.as_u16()), None);
+            observe_overhead(started, ledger.upstream_time);
+            let relayed = Relayed {
                 status,
                 content_type,
                 first,
                 rest,
-            } => {
-                state.resolver().key_health().record_success(&key.id);
-                ledger.finish(row, CandidateStatus::Streaming, Some(status.as_u16()), None);
-                observe_overhead(started, ledger.upstream_time);
-                let relayed = Relayed {
-                    status,
-                    content_type,
-                    first,
-                    rest,
-                    idle: endpoint_timeout(endpoint),
-                };
-                // The usage row is recorded when the stream ends (`stream_response`).
-                let mut response =
-                    stream_response(&ctx, &request, served.clone(), ledger.rows, relayed);
-                routing_headers(&mut response, Some(&served), ledger.count);
-                return Ok(response);
+                idle: endpoint_timeout(endpoint),
+            };
+            // The usage row is recorded when the stream ends (`stream_response`).
+            let rows = std::mem::take(&mut ledger.rows);
+            let mut response = stream_response(ctx, request, served.clone(), rows, relayed);
+            routing_headers(&mut response, Some(&served), ledger.count);
+            Step::Answer(response)
+        }
+        Outcome::ClientError {
+            status,
+            content_type,
+            body,
+        } => {
+            let message = format!("upstream answered {status}");
+            let failure = ("client_error", message.clone());
+            ledger.finish(
+                row,
+                CandidateStatus::Failed,
+                Some(status.as_u16()),
+                Some(failure),
+            );
+            let ending = Ending {
+                status: UsageStatus::Failed,
+                status_code: status.as_u16(),
+                error: Some(message),
+                tokens: TokenCounts::default(),
+                first_byte: Some(started.elapsed()),
+                notes: serde_json::Map::new(),
+            };
+            let response = upstream_response(status, content_type, Body::from(body));
+            Step::Answer(settle(ctx, ledger, Some(&served), &ending, response))
+        }
+        Outcome::Failed {
+            status,
+            error_type,
+            message,
+        } => {
+            let shutting_down = error_type == SHUTDOWN;
+            if !shutting_down {
+                state.resolver().key_health().record_failure(&key.id);
             }
-            Outcome::ClientError {
-                status,
-                content_type,
-                body,
-            } => {
-                let message = format!("upstream answered {status}");
-                let failure = ("client_error", message.clone());
-                ledger.finish(
-                    row,
-                    CandidateStatus::Failed,
-                    Some(status.as_u16()),
-                    Some(failure),
-                );
-                let ending = Ending {
-                    status: UsageStatus::Failed,
-                    status_code: status.as_u16(),
-                    error: Some(message),
-                    tokens: TokenCounts::default(),
-                    first_byte: Some(started.elapsed()),
-                    notes: serde_json::Map::new(),
-                };
-                let response = upstream_response(status, content_type, Body::from(body));
-                return Ok(settle(&ctx, ledger, Some(&served), &ending, response));
-            }
-            Outcome::Failed {
-                status,
+            tracing::warn!(
+                request_id = %ctx.request_id,
+                provider = %served.provider,
                 error_type,
-                message,
-            } => {
-                let shutting_down = error_type == SHUTDOWN;
-                if !shutting_down {
-                    state.resolver().key_health().record_failure(&key.id);
-                }
-                tracing::warn!(
-                    request_id = %ctx.request_id,
-                    provider = %candidate.provider.name,
-                    error_type,
-                    status,
-                    "upstream attempt failed; trying the next candidate"
-                );
-                ledger.finish(
-                    row,
-                    CandidateStatus::Failed,
-                    status,
-                    Some((error_type, message.clone())),
-                );
-                ledger.last = Some((served, message));
-                if shutting_down {
-                    break;
-                }
+                status,
+                "upstream attempt failed; trying the next candidate"
+            );
+            ledger.finish(
+                row,
+                CandidateStatus::Failed,
+                status,
+                Some((error_type, message.clone())),
+            );
+            ledger.last = Some((served, message));
+            if shutting_down {
+                Step::Stop
+            } else {
+                Step::Next
             }
         }
     }
+}
+
+/// Step 5: no candidate answered; the failure is settled like an answer.
+fn exhausted(ctx: &RequestContext, mut ledger: Attempts, global_name: &str) -> Response {
     let error = match &ledger.last {
         None => ApiError::new(
             ErrorCode::NoAvailableProvider,
-            format,
-            format!("no usable upstream for model `{}`", global.name),
+            ctx.format,
+            format!("no usable upstream for model `{global_name}`"),
         ),
         Some((_, message)) => ApiError::new(
             ErrorCode::UpstreamError,
-            format,
+            ctx.format,
             format!(
-                "all {} upstream attempts failed for model `{}` (last: {message})",
-                ledger.count, global.name
+                "all {} upstream attempts failed for model `{global_name}` (last: {message})",
+                ledger.count
             ),
         ),
     };
     let served = ledger.last.as_ref().map(|(served, _)| served.clone());
     let ending = failed_ending(&error);
-    Ok(settle(
-        &ctx,
-        ledger,
+    settle(
+        ctx,
+        &mut ledger,
         served.as_ref(),
         &ending,
         error.into_response(),
-    ))
+    )
 }
 
 /// The one settle step of a request that ends now: its usage row is recorded with its
 /// candidate rows, and the answer gets the routing headers.
 fn settle(
     ctx: &RequestContext,
-    ledger: Attempts,
+    ledger: &mut Attempts,
     served: Option<&Served>,
     ending: &Ending,
     mut response: Response,
 ) -> Response {
-    ctx.record(served, ending, ledger.rows);
+    ctx.record(served, ending, std::mem::take(&mut ledger.rows));
     routing_headers(&mut response, served, ledger.count);
     observe_overhead(ctx.started, ledger.upstream_time);
     response
-}
-
-/// 402 when the client key's user has spent their quota (see `quota`).
-fn check_quota(
-    state: &AppState,
-    format: ApiFormat,
-    identity: &ClientIdentity,
-) -> Result<(), ApiError> {
-    let Some(quota) = identity.quota_usd else {
-        return Ok(());
-    };
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let recent = state
-        .spend()
-        .spent_since(&identity.user_id, identity.loaded_at_unix, now);
-    if within_quota(Some(quota), identity.used_usd, recent) {
-        return Ok(());
-    }
-    Err(ApiError::new(
-        ErrorCode::InsufficientQuota,
-        format,
-        format!(
-            "quota exceeded: this key's user has spent {:.4} of a {quota:.4} USD quota",
-            identity.used_usd + recent
-        ),
-    ))
 }
 
 /// The `error_type` of an attempt cut by the shutdown.
