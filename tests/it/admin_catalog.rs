@@ -26,6 +26,17 @@ fn routing(explained: &Value) -> Value {
     })
 }
 
+/// An exported document with every upstream key's secret given again, as an import needs.
+fn give_upstream_secrets(document: &mut Value) {
+    for provider in document["providers"].as_array_mut().unwrap() {
+        for endpoint in provider["endpoints"].as_array_mut().unwrap() {
+            for key in endpoint["keys"].as_array_mut().unwrap() {
+                key["api_key"] = json!(UPSTREAM_SECRET);
+            }
+        }
+    }
+}
+
 db_test!(async fn export_then_import_reproduces_routing(db) {
     let gw = gateway(&db.conn);
     let root = admin(&db.conn, "root").await;
@@ -73,13 +84,7 @@ db_test!(async fn export_then_import_reproduces_routing(db) {
     assert_eq!(exported.status.as_u16(), 200, "{}", exported.text());
     assert!(!exported.text().contains(UPSTREAM_SECRET), "an export carries no upstream secret");
     let mut document = exported.json();
-    for provider in document["providers"].as_array_mut().unwrap() {
-        for endpoint in provider["endpoints"].as_array_mut().unwrap() {
-            for key in endpoint["keys"].as_array_mut().unwrap() {
-                key["api_key"] = json!(UPSTREAM_SECRET);
-            }
-        }
-    }
+    give_upstream_secrets(&mut document);
 
     let empty = TestDb::new(db.backend()).await;
     let gw2 = gateway(&empty.conn);
@@ -211,13 +216,7 @@ db_test!(async fn export_import_export_is_byte_identical(db) {
     assert_eq!(document["providers"][0]["endpoints"][1]["keys"].as_array().unwrap().len(), 2, "{document}");
     let expiries: Vec<&Value> = document["users"][0]["api_keys"].as_array().unwrap().iter().map(|key| &key["expires_at"]).collect();
     assert!(expiries.contains(&&json!("2030-01-02T03:04:05.123456Z")), "{document}");
-    for provider in document["providers"].as_array_mut().unwrap() {
-        for endpoint in provider["endpoints"].as_array_mut().unwrap() {
-            for key in endpoint["keys"].as_array_mut().unwrap() {
-                key["api_key"] = json!(UPSTREAM_SECRET);
-            }
-        }
-    }
+    give_upstream_secrets(&mut document);
 
     // The fresh database's admin has the same name as the first one's, so the import updates
     // it; its own fixture key is then the one row the first database does not have.

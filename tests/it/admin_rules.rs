@@ -59,217 +59,58 @@ fn document_field(field: &str) -> String {
 
 /// One bad value: where it goes (the admin API's field name), the value, and a fragment the
 /// shared message must contain.
+#[rustfmt::skip]
 fn cases() -> Vec<(Entity, &'static str, Value, &'static str)> {
     use Entity::{Endpoint, GlobalModel, Model, Provider, ProviderKey, User};
     let pricing = |tiers: Value| json!({ "tiers": tiers });
     vec![
-        // Names: control characters and NUL.
-        (
-            Provider,
-            "name",
-            json!("bad\u{1}name"),
-            "must not contain control characters",
-        ),
-        (
-            Provider,
-            "name",
-            json!("nul\u{0}"),
-            "must not contain control characters",
-        ),
-        (
-            User,
-            "username",
-            json!("tab\tname"),
-            "must not contain control characters",
-        ),
-        (
-            ProviderKey,
-            "name",
-            json!("k".repeat(256)),
-            "must be at most 255 bytes",
-        ),
-        (
-            GlobalModel,
-            "supported_capabilities",
-            json!(["chat", "\u{1}"]),
-            "must not contain control characters",
-        ),
+        // Names: control characters and NUL, lengths.
+        (Provider, "name", json!("bad\u{1}name"), "must not contain control characters"),
+        (Provider, "name", json!("nul\u{0}"), "must not contain control characters"),
+        (User, "username", json!("tab\tname"), "must not contain control characters"),
+        (ProviderKey, "name", json!("k".repeat(256)), "must be at most 255 bytes"),
+        (GlobalModel, "supported_capabilities", json!(["chat", "\u{1}"]), "must not contain control characters"),
         // Model names clients could not ask for (the resolver's rules).
         (GlobalModel, "name", json!("  "), "model name is empty"),
-        (
-            GlobalModel,
-            "name",
-            json!("g\u{7}"),
-            "model name contains control characters",
-        ),
-        (
-            GlobalModel,
-            "name",
-            json!("g".repeat(101)),
-            "must be at most 100 bytes",
-        ),
-        (
-            Model,
-            "provider_model_name",
-            json!("m".repeat(201)),
-            "model name is longer than 200 bytes",
-        ),
-        (
-            ProviderKey,
-            "allowed_models",
-            json!(["ok", "bad\u{0}"]),
-            "model name contains control characters",
-        ),
+        (GlobalModel, "name", json!("g\u{7}"), "model name contains control characters"),
+        (GlobalModel, "name", json!("g".repeat(101)), "must be at most 100 bytes"),
+        (Model, "provider_model_name", json!("m".repeat(201)), "model name is longer than 200 bytes"),
+        (ProviderKey, "allowed_models", json!(["ok", "bad\u{0}"]), "model name contains control characters"),
         // Upstream URLs and headers.
-        (
-            Endpoint,
-            "base_url",
-            json!("ftp://files.test"),
-            "is not an http(s) URL",
-        ),
-        (
-            Endpoint,
-            "base_url",
-            json!("https://"),
-            "is not an http(s) URL",
-        ),
-        (
-            Endpoint,
-            "base_url",
-            json!("mailto:ops@example.test"),
-            "is not an http(s) URL",
-        ),
-        (
-            Endpoint,
-            "base_url",
-            json!("https://x.test/\u{0}"),
-            "must not contain control characters",
-        ),
-        (
-            Endpoint,
-            "headers",
-            json!({"x org": "1"}),
-            "is not an HTTP header name",
-        ),
-        (
-            Endpoint,
-            "headers",
-            json!({"x-org": "a\r\nb"}),
-            "is not an HTTP header value",
-        ),
+        (Endpoint, "base_url", json!("ftp://files.test"), "is not an http(s) URL"),
+        (Endpoint, "base_url", json!("https://"), "is not an http(s) URL"),
+        (Endpoint, "base_url", json!("mailto:ops@example.test"), "is not an http(s) URL"),
+        (Endpoint, "base_url", json!("https://x.test/\u{0}"), "must not contain control characters"),
+        (Endpoint, "headers", json!({"x org": "1"}), "is not an HTTP header name"),
+        (Endpoint, "headers", json!({"x-org": "a\r\nb"}), "is not an HTTP header value"),
         // Integer bounds.
         (Endpoint, "timeout", json!(0), "0 is out of range 1..=3600"),
-        (
-            Endpoint,
-            "timeout",
-            json!(3601),
-            "3601 is out of range 1..=3600",
-        ),
-        (
-            Endpoint,
-            "max_retries",
-            json!(11),
-            "11 is out of range 0..=10",
-        ),
-        (
-            Provider,
-            "provider_priority",
-            json!(2_000_000),
-            "2000000 is out of range -1000000..=1000000",
-        ),
-        // Prices and multipliers: negative, huge.
-        (
-            Model,
-            "price_per_request",
-            json!(-1.0),
-            "-1.0 is not a finite number in 0..=1000",
-        ),
-        (
-            GlobalModel,
-            "default_price_per_request",
-            json!(1e300),
-            "1e300 is not a finite number in 0..=1000",
-        ),
-        (
-            ProviderKey,
-            "rate_multiplier",
-            json!(100.5),
-            "100.5 is not a finite number in 0..=100",
-        ),
+        (Endpoint, "timeout", json!(3601), "3601 is out of range 1..=3600"),
+        (Endpoint, "max_retries", json!(11), "11 is out of range 0..=10"),
+        (Provider, "provider_priority", json!(2_000_000), "2000000 is out of range -1000000..=1000000"),
+        // Prices and multipliers: negative, huge (NaN and infinities: the next test).
+        (Model, "price_per_request", json!(-1.0), "-1.0 is not a finite number in 0..=1000"),
+        (GlobalModel, "default_price_per_request", json!(1e300), "1e300 is not a finite number in 0..=1000"),
+        (ProviderKey, "rate_multiplier", json!(100.5), "100.5 is not a finite number in 0..=100"),
         // Pricing tiers.
-        (
-            GlobalModel,
-            "default_tiered_pricing",
-            pricing(json!([])),
-            "invalid tiered pricing",
-        ),
-        (
-            GlobalModel,
-            "default_tiered_pricing",
-            pricing(json!([{"input_price_per_1m": -1, "output_price_per_1m": 1}])),
-            "tier 0 field `input_price_per_1m`",
-        ),
-        (
-            Model,
-            "tiered_pricing",
-            pricing(json!([
-                {"up_to": 20, "input_price_per_1m": 1, "output_price_per_1m": 1},
-                {"up_to": 10, "input_price_per_1m": 1, "output_price_per_1m": 1},
-                {"up_to": null, "input_price_per_1m": 1, "output_price_per_1m": 1}
-            ])),
-            "tier 1 field `up_to`",
-        ),
-        (
-            Model,
-            "tiered_pricing",
-            pricing(json!([{"input_price_per_1m": 1, "output_price_per_1m": 1e300}])),
-            "tier 0 field `output_price_per_1m`",
-        ),
-        (
-            Model,
-            "provider_model_aliases",
-            json!([{"name": "a", "api_formats": ["GRPC"]}]),
-            "unknown api format `GRPC`",
-        ),
+        (GlobalModel, "default_tiered_pricing", pricing(json!([])), "invalid tiered pricing"),
+        (GlobalModel, "default_tiered_pricing", pricing(json!([{"input_price_per_1m": -1, "output_price_per_1m": 1}])), "tier 0 field `input_price_per_1m`"),
+        (Model, "tiered_pricing", pricing(json!([
+            {"up_to": 20, "input_price_per_1m": 1, "output_price_per_1m": 1},
+            {"up_to": 10, "input_price_per_1m": 1, "output_price_per_1m": 1},
+            {"up_to": null, "input_price_per_1m": 1, "output_price_per_1m": 1}
+        ])), "tier 1 field `up_to`"),
+        (Model, "tiered_pricing", pricing(json!([{"input_price_per_1m": 1, "output_price_per_1m": 1e300}])), "tier 0 field `output_price_per_1m`"),
+        (Model, "provider_model_aliases", json!([{"name": "a", "api_formats": ["GRPC"]}]), "unknown api format `GRPC`"),
         // Free-form JSON the database would refuse.
-        (
-            GlobalModel,
-            "config",
-            json!({"family": "f\u{0}"}),
-            "must not contain a NUL character",
-        ),
+        (GlobalModel, "config", json!({"family": "f\u{0}"}), "must not contain a NUL character"),
         // Secrets.
-        (
-            ProviderKey,
-            "api_key",
-            json!(" "),
-            "must be 1 to 4096 printable bytes",
-        ),
+        (ProviderKey, "api_key", json!(" "), "must be 1 to 4096 printable bytes"),
         // Users: e-mail and quota bounds.
-        (
-            User,
-            "email",
-            json!("not-an-email"),
-            "is not an e-mail address",
-        ),
-        (
-            User,
-            "email",
-            json!("a b@example.test"),
-            "is not an e-mail address",
-        ),
-        (
-            User,
-            "quota_usd",
-            json!(-1.0),
-            "-1.0 is not a finite number in 0..=1000000000",
-        ),
-        (
-            User,
-            "quota_usd",
-            json!(2e9),
-            "2000000000.0 is not a finite number in 0..=1000000000",
-        ),
+        (User, "email", json!("not-an-email"), "is not an e-mail address"),
+        (User, "email", json!("a b@example.test"), "is not an e-mail address"),
+        (User, "quota_usd", json!(-1.0), "-1.0 is not a finite number in 0..=1000000000"),
+        (User, "quota_usd", json!(2e9), "2000000000.0 is not a finite number in 0..=1000000000"),
     ]
 }
 

@@ -17,7 +17,7 @@ use crate::document::{
 };
 use crate::error::CatalogError;
 use crate::keys::hash_client_key;
-use crate::rules;
+use crate::rules::{self, Invalid};
 use crate::secret::Secret;
 use crate::secret_box::SecretBox;
 use crate::write::{
@@ -85,6 +85,11 @@ fn entry<'a>(at: &'a str, spelled: &'a [(&str, &str)]) -> impl Fn(CatalogError) 
     }
 }
 
+/// A rule broken by a field of the entry at `at`, checked by the document itself.
+fn broken(at: &str) -> impl Fn(Invalid) -> CatalogError {
+    move |error| entry(at, &[])(error.into())
+}
+
 fn invalid(at: String, reason: impl Into<String>) -> CatalogError {
     CatalogError::Invalid {
         at,
@@ -143,8 +148,7 @@ impl<C: ConnectionTrait> Applier<'_, C> {
         name: &str,
         known: &mut BTreeMap<String, String>,
     ) -> Result<String, CatalogError> {
-        let name = rules::model_name("global_model", name, 100)
-            .map_err(|error| invalid(format!("{at}.{}", error.field), error.reason))?;
+        let name = rules::model_name("global_model", name, 100).map_err(broken(at))?;
         if let Some(id) = known.get(name.as_str()) {
             return Ok(id.clone());
         }
@@ -210,8 +214,7 @@ impl<C: ConnectionTrait> Applier<'_, C> {
         endpoint_id: &str,
         spec: &ProviderKeySpec,
     ) -> Result<(), CatalogError> {
-        let name = rules::name("name", &spec.name, 255)
-            .map_err(|error| invalid(format!("{at}.{}", error.field), error.reason))?;
+        let name = rules::name("name", &spec.name, 255).map_err(broken(at))?;
         let (plaintext, spelled) = match (&spec.api_key, &spec.api_key_env) {
             (Some(secret), None) => (secret.clone(), &[][..]),
             (None, Some(var)) if !is_env_name(var) => {
@@ -269,8 +272,7 @@ impl<C: ConnectionTrait> Applier<'_, C> {
         user_id: &str,
         spec: &ClientKeySpec,
     ) -> Result<(), CatalogError> {
-        let name = rules::name("name", &spec.name, 255)
-            .map_err(|error| invalid(format!("{at}.{}", error.field), error.reason))?;
+        let name = rules::name("name", &spec.name, 255).map_err(broken(at))?;
         let key_hash = match (&spec.key, &spec.key_hash) {
             (Some(key), None) if !key.expose().trim().is_empty() => {
                 hash_client_key(key.expose().trim())

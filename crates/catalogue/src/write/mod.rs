@@ -77,14 +77,38 @@ enum Slot<R, P> {
     Update(R),
 }
 
-impl<R, P> Target<R, P> {
-    /// Where the write goes, given the row a [`Target::Named`] names (`None` for the other
-    /// variants, whose caller looks nothing up).
-    fn slot(self, named: Option<R>) -> Slot<R, P> {
-        match (self, named) {
-            (Self::New(parent), _) | (Self::Named(parent), None) => Slot::Insert(parent),
-            (Self::Stored(row), _) | (Self::Named(_), Some(row)) => Slot::Update(row),
+impl<R, P> Slot<R, P> {
+    /// The stored row an update changes.
+    fn stored(&self) -> Option<&R> {
+        match self {
+            Self::Insert(_) => None,
+            Self::Update(row) => Some(row),
         }
+    }
+}
+
+impl<R, P> Target<R, P> {
+    /// Where the write goes. The row of a [`Target::Named`] is the row of `E` matching
+    /// `named(parent)`, a condition on its unique columns (built, and looked up, for that
+    /// variant only).
+    async fn slot<E, C, K>(
+        self,
+        conn: &C,
+        named: impl FnOnce(&P) -> Result<K, Invalid>,
+    ) -> Result<Slot<R, P>, CatalogError>
+    where
+        E: EntityTrait<Model = R>,
+        C: ConnectionTrait,
+        K: IntoCondition,
+    {
+        Ok(match self {
+            Self::New(parent) => Slot::Insert(parent),
+            Self::Stored(row) => Slot::Update(row),
+            Self::Named(parent) => match E::find().filter(named(&parent)?).one(conn).await? {
+                Some(row) => Slot::Update(row),
+                None => Slot::Insert(parent),
+            },
+        })
     }
 }
 
@@ -243,14 +267,6 @@ async fn key_hashes<C: ConnectionTrait>(conn: &C, user_id: &str) -> Result<Vec<S
         .into_tuple()
         .all(conn)
         .await
-}
-
-/// The stored row of `E` matching `condition`.
-async fn find<E: EntityTrait, C: ConnectionTrait>(
-    conn: &C,
-    condition: impl IntoCondition,
-) -> Result<Option<E::Model>, CatalogError> {
-    Ok(E::find().filter(condition).one(conn).await?)
 }
 
 /// A [`CatalogError::Conflict`] with `conflict`'s message when a row of `E` other than

@@ -10,7 +10,7 @@ use tollgate_entities::{
 };
 
 use super::{
-    Slot, Stale, Store, Target, Written, check, ensure_unique, find, models_where, required, set,
+    Slot, Stale, Store, Target, Written, check, ensure_unique, models_where, required, set,
 };
 use crate::error::CatalogError;
 use crate::rules::{self, Invalid};
@@ -118,19 +118,19 @@ pub(crate) async fn upsert_global_model<C: ConnectionTrait>(
     let supported_capabilities = check(supported_capabilities, |values| {
         rules::capabilities("supported_capabilities", &values)
     })?;
-    let named = match &target {
-        Target::Named(()) => {
-            let name = required("name", name.as_deref())?;
-            find::<global_models::Entity, _>(conn, global_models::Column::Name.eq(name)).await?
-        }
-        _ => None,
-    };
-    match target.slot(named) {
+    let named = |(): &()| Ok(global_models::Column::Name.eq(required("name", name.as_deref())?));
+    let slot = target
+        .slot::<global_models::Entity, _, _>(conn, named)
+        .await?;
+    if let Some(name) = &name {
+        let except = slot.stored().map(|row| row.id.as_str());
+        unique_global_name(conn, name, except).await?;
+    }
+    match slot {
         Slot::Insert(()) => {
             let name = required("name", name)?;
             let default_tiered_pricing =
                 required("default_tiered_pricing", default_tiered_pricing)?;
-            unique_global_name(conn, &name, None).await?;
             let now = now_utc();
             let row = global_models::Model {
                 id: new_id(),
@@ -152,9 +152,6 @@ pub(crate) async fn upsert_global_model<C: ConnectionTrait>(
             ))
         }
         Slot::Update(before) => {
-            if let Some(name) = &name {
-                unique_global_name(conn, name, Some(&before.id)).await?;
-            }
             let mut row = before.clone().into_active_model();
             set(&mut row.name, name);
             set(&mut row.display_name, display_name);
@@ -302,17 +299,13 @@ pub(crate) async fn upsert_model<C: ConnectionTrait>(
         let reason = format!("global model `{id}` does not exist");
         return Err(Invalid::new("global_model_id", reason).into());
     }
-    let named = match &target {
-        Target::Named(provider_id) => {
-            let name = required("provider_model_name", name.as_deref())?;
-            let condition = sea_orm::Condition::all()
-                .add(models::Column::ProviderId.eq(*provider_id))
-                .add(models::Column::ProviderModelName.eq(name));
-            find::<models::Entity, _>(conn, condition).await?
-        }
-        _ => None,
+    let named = |provider_id: &&str| {
+        let name = required("provider_model_name", name.as_deref())?;
+        Ok(sea_orm::Condition::all()
+            .add(models::Column::ProviderId.eq(*provider_id))
+            .add(models::Column::ProviderModelName.eq(name)))
     };
-    match target.slot(named) {
+    match target.slot::<models::Entity, _, _>(conn, named).await? {
         Slot::Insert(provider_id) => {
             let name = required("provider_model_name", name)?;
             unique_model_name(conn, provider_id, &name, None).await?;

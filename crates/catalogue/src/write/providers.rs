@@ -10,7 +10,7 @@ use tollgate_entities::{
 };
 
 use super::{
-    Slot, Stale, Store, Target, Written, check, ensure_unique, find, models_where, required, set,
+    Slot, Stale, Store, Target, Written, check, ensure_unique, models_where, required, set,
 };
 use crate::error::CatalogError;
 use crate::rules;
@@ -109,17 +109,15 @@ pub(crate) async fn upsert_provider<C: ConnectionTrait>(
     if let Some(Some(config)) = &config {
         rules::json("config", config)?;
     }
-    let named = match &target {
-        Target::Named(()) => {
-            let name = required("name", name.as_deref())?;
-            find::<providers::Entity, _>(conn, providers::Column::Name.eq(name)).await?
-        }
-        _ => None,
-    };
-    match target.slot(named) {
+    let named = |(): &()| Ok(providers::Column::Name.eq(required("name", name.as_deref())?));
+    let slot = target.slot::<providers::Entity, _, _>(conn, named).await?;
+    if let Some(name) = &name {
+        let except = slot.stored().map(|row| row.id.as_str());
+        unique_provider_name(conn, name, except).await?;
+    }
+    match slot {
         Slot::Insert(()) => {
             let name = required("name", name)?;
-            unique_provider_name(conn, &name, None).await?;
             let now = now_utc();
             let row = providers::Model {
                 id: new_id(),
@@ -139,9 +137,6 @@ pub(crate) async fn upsert_provider<C: ConnectionTrait>(
             ))
         }
         Slot::Update(before) => {
-            if let Some(name) = &name {
-                unique_provider_name(conn, name, Some(&before.id)).await?;
-            }
             let id = before.id.clone();
             let mut row = before.into_active_model();
             set(&mut row.name, name);
@@ -231,13 +226,11 @@ pub(crate) async fn upsert_endpoint<C: ConnectionTrait>(
             .add(provider_endpoints::Column::ProviderId.eq(provider_id))
             .add(provider_endpoints::Column::ApiFormat.eq(format))
     };
-    let named = match &target {
-        Target::Named((provider_id, format)) => {
-            find::<provider_endpoints::Entity, _>(conn, at(provider_id, *format)).await?
-        }
-        _ => None,
-    };
-    match target.slot(named) {
+    let named = |&(provider_id, format): &(&str, ApiFormat)| Ok(at(provider_id, format));
+    match target
+        .slot::<provider_endpoints::Entity, _, _>(conn, named)
+        .await?
+    {
         Slot::Insert((provider_id, api_format)) => {
             let base_url = required("base_url", base_url)?;
             ensure_unique::<provider_endpoints::Entity, _>(
@@ -357,16 +350,15 @@ pub(crate) async fn upsert_provider_key<C: ConnectionTrait>(
             rules::allowed_models("allowed_models", &models)
         })
     })?;
-    let named = match &target {
-        Target::Named(endpoint_id) => {
-            let condition = sea_orm::Condition::all()
-                .add(provider_api_keys::Column::EndpointId.eq(*endpoint_id))
-                .add(provider_api_keys::Column::Name.eq(required("name", name.as_deref())?));
-            find::<provider_api_keys::Entity, _>(conn, condition).await?
-        }
-        _ => None,
+    let named = |endpoint_id: &&str| {
+        Ok(sea_orm::Condition::all()
+            .add(provider_api_keys::Column::EndpointId.eq(*endpoint_id))
+            .add(provider_api_keys::Column::Name.eq(required("name", name.as_deref())?)))
     };
-    match target.slot(named) {
+    match target
+        .slot::<provider_api_keys::Entity, _, _>(conn, named)
+        .await?
+    {
         Slot::Insert(endpoint_id) => {
             let now = now_utc();
             let row = provider_api_keys::Model {

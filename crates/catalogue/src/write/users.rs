@@ -6,9 +6,7 @@ use sea_orm::{
 use serde::Deserialize;
 use tollgate_entities::{UserRole, api_keys, insert_row, new_id, now_utc, users};
 
-use super::{
-    Slot, Stale, Store, Target, Written, check, ensure_unique, find, key_hashes, required, set,
-};
+use super::{Slot, Stale, Store, Target, Written, check, ensure_unique, key_hashes, required, set};
 use crate::error::CatalogError;
 use crate::rules;
 
@@ -95,19 +93,20 @@ pub(crate) async fn upsert_user<C: ConnectionTrait>(
         rules::USER_USD.check_optional("quota_usd", quota)
     })?;
     let used_usd = check(used_usd, |used| rules::USER_USD.check("used_usd", used))?;
-    let named = match &target {
-        Target::Named(()) => {
-            let username = required("username", username.as_deref())?;
-            find::<users::Entity, _>(conn, users::Column::Username.eq(username)).await?
-        }
-        _ => None,
-    };
-    match target.slot(named) {
+    let named =
+        |(): &()| Ok(users::Column::Username.eq(required("username", username.as_deref())?));
+    let slot = target.slot::<users::Entity, _, _>(conn, named).await?;
+    let except = slot.stored().map(|row| row.id.as_str());
+    if let Some(username) = &username {
+        unique_user(conn, users::Column::Username, username, except).await?;
+    }
+    if let Some(email) = &email {
+        unique_user(conn, users::Column::Email, email, except).await?;
+    }
+    match slot {
         Slot::Insert(()) => {
             let username = required("username", username)?;
             let email = required("email", email)?;
-            unique_user(conn, users::Column::Username, &username, None).await?;
-            unique_user(conn, users::Column::Email, &email, None).await?;
             let now = now_utc();
             let row = users::Model {
                 id: new_id(),
@@ -129,12 +128,6 @@ pub(crate) async fn upsert_user<C: ConnectionTrait>(
         }
         Slot::Update(before) => {
             let id = before.id.clone();
-            if let Some(username) = &username {
-                unique_user(conn, users::Column::Username, username, Some(&id)).await?;
-            }
-            if let Some(email) = &email {
-                unique_user(conn, users::Column::Email, email, Some(&id)).await?;
-            }
             let mut row = before.into_active_model();
             set(&mut row.username, username);
             set(&mut row.email, email);
@@ -195,15 +188,14 @@ pub(crate) async fn upsert_client_key<C: ConnectionTrait>(
     let name = check(name, |name| rules::name("name", &name, 255))?;
     let key_hash = check(key_hash, |hash| rules::key_hash("key_hash", &hash))?;
     let expires_at = expires_at.map(|at| at.map(tollgate_entities::truncate_to_micros));
-    let (owner, named) = match &target {
-        Target::Named(user_id) => {
-            let hash = required("key_hash", key_hash.as_deref())?;
-            let found = find::<api_keys::Entity, _>(conn, api_keys::Column::KeyHash.eq(hash));
-            (Some((*user_id).to_owned()), found.await?)
-        }
-        _ => (None, None),
+    // A named key moves to the user it is named under.
+    let owner = match &target {
+        Target::Named(user_id) => Some((*user_id).to_owned()),
+        _ => None,
     };
-    match target.slot(named) {
+    let named =
+        |_: &&str| Ok(api_keys::Column::KeyHash.eq(required("key_hash", key_hash.as_deref())?));
+    match target.slot::<api_keys::Entity, _, _>(conn, named).await? {
         Slot::Insert(user_id) => {
             let now = now_utc();
             let row = api_keys::Model {
