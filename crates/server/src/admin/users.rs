@@ -76,7 +76,7 @@ async fn find_user(state: &AppState, id: &str) -> Result<users::Model, AdminErro
 }
 
 /// The gateway's state is where the catalogue lives: its database, its upstream-key box, its
-/// resolver, and the client-key look-ups of [`ClientKeyByHash`].
+/// resolver, and the client-key look-ups of `ClientKeyByHash`.
 impl Store for AppState {
     fn conn(&self) -> &DatabaseConnection {
         AppState::conn(self)
