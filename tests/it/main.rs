@@ -11,6 +11,7 @@ mod admin_catalog;
 mod admin_dashboard;
 mod admin_hostile;
 mod admin_matrix;
+mod admin_rules;
 mod admin_support;
 mod fault_upstream;
 mod gateway_catalog;

@@ -180,6 +180,19 @@ pub fn secret<'a>(field: &str, value: &'a str) -> Result<&'a str, Invalid> {
     Ok(trimmed)
 }
 
+/// A client key's stored hash: 64 hex digits, trimmed and lowercased.
+pub fn key_hash(field: &str, value: &str) -> Result<String, Invalid> {
+    let hash = value.trim().to_ascii_lowercase();
+    if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(hash)
+    } else {
+        Err(Invalid::new(
+            field,
+            format!("`{}` is not a hex SHA-256 (64 hex digits)", shown(&hash)),
+        ))
+    }
+}
+
 /// Validated tiered pricing: the error names the tier, the field and the value.
 pub fn pricing(field: &str, value: &TieredPricing) -> Result<(), Invalid> {
     value.validate().map_err(|error| match error {

@@ -113,6 +113,20 @@ impl From<tollgate_catalogue::Invalid> for AdminError {
     }
 }
 
+impl From<tollgate_catalogue::CatalogError> for AdminError {
+    /// A broken rule is 422 naming the field, a taken name 409; a document that cannot be read
+    /// is 400.
+    fn from(error: tollgate_catalogue::CatalogError) -> Self {
+        use tollgate_catalogue::CatalogError;
+        match error {
+            CatalogError::Invalid { at, reason } => Self::invalid_field(at, reason),
+            CatalogError::Conflict(message) => Self::conflict(message),
+            CatalogError::Database(error) => Self::from(error),
+            other => Self::bad_request(other.to_string()),
+        }
+    }
+}
+
 impl From<DbErr> for AdminError {
     /// Constraint violations are the client's conflict (409); a value the database refuses
     /// as data (too long, NUL, out of range, NULL) is the client's too (422); a lost

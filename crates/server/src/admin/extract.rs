@@ -6,7 +6,6 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer};
 use tollgate_entities::{ApiFormat, UserRole};
 
 use super::AdminError;
@@ -179,18 +178,10 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AdminEr
     Ok(value)
 }
 
-/// For PATCH bodies: distinguishes an absent field (`None`) from an explicit `null`
-/// (`Some(None)`). Use with `#[serde(default, deserialize_with = "nullable")]`.
-pub(crate) fn nullable<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    T: Deserialize<'de>,
-    D: Deserializer<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
 #[cfg(test)]
 mod tests {
+    use serde::Deserialize;
+
     use super::*;
 
     #[derive(Debug, Deserialize)]
@@ -198,8 +189,9 @@ mod tests {
     struct Body {
         #[expect(dead_code, reason = "parsed only")]
         name: String,
-        #[serde(default, deserialize_with = "nullable")]
-        quota: Option<Option<f64>>,
+        #[serde(default)]
+        #[expect(dead_code, reason = "parsed only")]
+        quota: Option<f64>,
     }
 
     #[test]
@@ -236,22 +228,5 @@ mod tests {
             assert_eq!(error.status().as_u16(), 422, "{error}");
             assert!(error.to_string().contains("quota"), "{error}");
         }
-    }
-
-    #[test]
-    fn nullable_tells_absent_from_null() {
-        assert_eq!(parse_json::<Body>(br#"{"name": "a"}"#).unwrap().quota, None);
-        assert_eq!(
-            parse_json::<Body>(br#"{"name": "a", "quota": null}"#)
-                .unwrap()
-                .quota,
-            Some(None)
-        );
-        assert_eq!(
-            parse_json::<Body>(br#"{"name": "a", "quota": 2.5}"#)
-                .unwrap()
-                .quota,
-            Some(Some(2.5))
-        );
     }
 }

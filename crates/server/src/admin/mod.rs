@@ -16,8 +16,7 @@ mod users;
 
 use axum::Router;
 use axum::routing::{delete, get, patch, post};
-use sea_orm::{ColumnTrait, Condition, EntityTrait, PrimaryKeyTrait, QueryFilter, QuerySelect};
-use tollgate_entities::models as model_rows;
+use sea_orm::{EntityTrait, PrimaryKeyTrait};
 
 pub(crate) use dashboard::routes as dashboard_routes;
 pub(crate) use error::AdminError;
@@ -92,30 +91,6 @@ pub(crate) fn routes() -> Router<AppState> {
         )
 }
 
-/// Every model of a provider (active or not): what a provider change invalidates.
-async fn provider_models(
-    state: &AppState,
-    provider_id: &str,
-) -> Result<Vec<model_rows::Model>, AdminError> {
-    Ok(model_rows::Entity::find()
-        .filter(model_rows::Column::ProviderId.eq(provider_id))
-        .all(state.conn())
-        .await?)
-}
-
-/// An endpoint or key of `provider_id` changed: replan every global model it serves.
-async fn routes_changed_for_provider(
-    state: &AppState,
-    provider_id: &str,
-) -> Result<(), AdminError> {
-    let models = provider_models(state, provider_id).await?;
-    state
-        .resolver()
-        .routes_changed(models.iter().map(|m| m.global_model_id.as_str()))
-        .await;
-    Ok(())
-}
-
 /// The row `id` of entity `E`, or a 404 naming `what` and the id.
 async fn find_or_404<E>(state: &AppState, what: &str, id: &str) -> Result<E::Model, AdminError>
 where
@@ -126,26 +101,4 @@ where
         .one(state.conn())
         .await?
         .ok_or_else(|| AdminError::not_found(what, id))
-}
-
-/// A 409 with `conflict`'s message when a row of `E` other than `except` matches
-/// `condition` (the unique constraint would refuse the write anyway; this names the value).
-async fn ensure_unique<E: EntityTrait>(
-    state: &AppState,
-    id_column: E::Column,
-    condition: Condition,
-    except: Option<&str>,
-    conflict: impl FnOnce() -> String,
-) -> Result<(), AdminError> {
-    let clash: Option<String> = E::find()
-        .filter(condition)
-        .select_only()
-        .column(id_column)
-        .into_tuple()
-        .one(state.conn())
-        .await?;
-    match clash {
-        Some(id) if Some(id.as_str()) != except => Err(AdminError::conflict(conflict())),
-        _ => Ok(()),
-    }
 }

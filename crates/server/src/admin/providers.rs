@@ -4,21 +4,18 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
-use tollgate_entities::insert_row;
+use tollgate_catalogue::{
+    self as catalogue, EndpointFields, ProviderFields, ProviderKeyFields, Secret, Target,
+};
 use tollgate_entities::{
-    AllowedModels, ApiFormat, BillingType, Headers, JsonObject, new_id, now_utc, provider_api_keys,
+    AllowedModels, ApiFormat, BillingType, Headers, JsonObject, provider_api_keys,
     provider_endpoints, providers,
 };
 
-use tollgate_catalogue::rules as validate;
-
-use super::extract::{Admin, AdminId, AdminJson, nullable};
-use super::{AdminError, ensure_unique, find_or_404, provider_models, routes_changed_for_provider};
+use super::extract::{Admin, AdminId, AdminJson};
+use super::{AdminError, find_or_404};
 use crate::app::AppState;
 
 fn default_true() -> bool {
@@ -42,38 +39,21 @@ pub(crate) struct ProviderCreate {
     config: Option<JsonObject>,
 }
 
-/// `PATCH /api/admin/providers/{id}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ProviderUpdate {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    display_name: Option<String>,
-    #[serde(default)]
-    billing_type: Option<BillingType>,
-    #[serde(default)]
-    provider_priority: Option<i32>,
-    #[serde(default)]
-    is_active: Option<bool>,
-    #[serde(default, deserialize_with = "nullable")]
-    config: Option<Option<JsonObject>>,
+impl From<ProviderCreate> for ProviderFields {
+    fn from(body: ProviderCreate) -> Self {
+        Self {
+            name: Some(body.name),
+            display_name: body.display_name,
+            billing_type: body.billing_type,
+            provider_priority: body.provider_priority,
+            is_active: Some(body.is_active),
+            config: Some(body.config),
+        }
+    }
 }
 
 async fn find_provider(state: &AppState, id: &str) -> Result<providers::Model, AdminError> {
     find_or_404::<providers::Entity>(state, "provider", id).await
-}
-
-async fn ensure_unique_provider_name(
-    state: &AppState,
-    name: &str,
-    except: Option<&str>,
-) -> Result<(), AdminError> {
-    let condition = Condition::all().add(providers::Column::Name.eq(name));
-    ensure_unique::<providers::Entity>(state, providers::Column::Id, condition, except, || {
-        format!("a provider named `{name}` already exists")
-    })
-    .await
 }
 
 /// `GET /api/admin/providers`: every provider by priority, then name.
@@ -104,31 +84,7 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     AdminJson(body): AdminJson<ProviderCreate>,
 ) -> Result<Response, AdminError> {
-    let name = validate::name("name", &body.name, 100)?;
-    let priority =
-        validate::PRIORITY.check("provider_priority", body.provider_priority.unwrap_or(100))?;
-    let config = body
-        .config
-        .map(|config| validate::json("config", &config).map(|()| config))
-        .transpose()?;
-    ensure_unique_provider_name(&state, &name, None).await?;
-    let now = now_utc();
-    let row = providers::Model {
-        id: new_id(),
-        display_name: match body.display_name {
-            Some(display) => validate::name("display_name", &display, 255)?,
-            None => name.clone(),
-        },
-        name,
-        billing_type: body.billing_type.unwrap_or(BillingType::PayAsYouGo),
-        provider_priority: priority,
-        is_active: body.is_active,
-        config,
-        created_at: now,
-        updated_at: now,
-    };
-    let stored = insert_row(state.conn(), row).await?;
-    // A new provider has no models yet: nothing cached can depend on it.
+    let stored = catalogue::write_provider(&state, Target::New(()), body.into()).await?;
     Ok((StatusCode::CREATED, Json(stored)).into_response())
 }
 
@@ -137,38 +93,12 @@ pub(crate) async fn update(
     _: Admin,
     State(state): State<AppState>,
     AdminId(id): AdminId,
-    AdminJson(body): AdminJson<ProviderUpdate>,
+    AdminJson(body): AdminJson<ProviderFields>,
 ) -> Result<Json<providers::Model>, AdminError> {
     let before = find_provider(&state, &id).await?;
-    let mut active = before.clone().into_active_model();
-    if let Some(name) = body.name {
-        let name = validate::name("name", &name, 100)?;
-        ensure_unique_provider_name(&state, &name, Some(&id)).await?;
-        active.name = Set(name);
-    }
-    if let Some(display) = body.display_name {
-        active.display_name = Set(validate::name("display_name", &display, 255)?);
-    }
-    if let Some(billing) = body.billing_type {
-        active.billing_type = Set(billing);
-    }
-    if let Some(priority) = body.provider_priority {
-        active.provider_priority = Set(validate::PRIORITY.check("provider_priority", priority)?);
-    }
-    if let Some(is_active) = body.is_active {
-        active.is_active = Set(is_active);
-    }
-    if let Some(config) = body.config {
-        if let Some(object) = &config {
-            validate::json("config", object)?;
-        }
-        active.config = Set(config);
-    }
-    active.updated_at = Set(now_utc());
-    let after = active.update(state.conn()).await?;
-    let models = provider_models(&state, &id).await?;
-    state.resolver().provider_changed(&models).await;
-    Ok(Json(after))
+    Ok(Json(
+        catalogue::write_provider(&state, Target::Stored(before), body).await?,
+    ))
 }
 
 /// `DELETE /api/admin/providers/{id}`: cascades to its endpoints, keys and models.
@@ -177,13 +107,8 @@ pub(crate) async fn delete(
     State(state): State<AppState>,
     AdminId(id): AdminId,
 ) -> Result<StatusCode, AdminError> {
-    find_provider(&state, &id).await?;
-    // Read what the cascade removes before it happens: those are the keys to invalidate.
-    let models = provider_models(&state, &id).await?;
-    providers::Entity::delete_by_id(id)
-        .exec(state.conn())
-        .await?;
-    state.resolver().provider_changed(&models).await;
+    let before = find_provider(&state, &id).await?;
+    catalogue::delete_provider(&state, before).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -203,25 +128,16 @@ pub(crate) struct EndpointCreate {
     is_active: bool,
 }
 
-/// `PATCH /api/admin/endpoints/{id}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct EndpointUpdate {
-    #[serde(default)]
-    base_url: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
-    headers: Option<Option<Headers>>,
-    #[serde(default)]
-    timeout: Option<i32>,
-    #[serde(default)]
-    max_retries: Option<i32>,
-    #[serde(default)]
-    is_active: Option<bool>,
-}
-
-fn checked_headers(headers: Headers) -> Result<Headers, AdminError> {
-    validate::headers("headers", &headers.0)?;
-    Ok(headers)
+impl From<EndpointCreate> for EndpointFields {
+    fn from(body: EndpointCreate) -> Self {
+        Self {
+            base_url: Some(body.base_url),
+            headers: Some(body.headers),
+            timeout: body.timeout,
+            max_retries: body.max_retries,
+            is_active: Some(body.is_active),
+        }
+    }
 }
 
 async fn find_endpoint(
@@ -254,32 +170,8 @@ pub(crate) async fn create_endpoint(
     AdminJson(body): AdminJson<EndpointCreate>,
 ) -> Result<Response, AdminError> {
     find_provider(&state, &id).await?;
-    let clash = provider_endpoints::Entity::find()
-        .filter(provider_endpoints::Column::ProviderId.eq(id.as_str()))
-        .filter(provider_endpoints::Column::ApiFormat.eq(body.api_format))
-        .one(state.conn())
-        .await?;
-    if clash.is_some() {
-        return Err(AdminError::conflict(format!(
-            "provider `{id}` already has a {} endpoint",
-            body.api_format
-        )));
-    }
-    let now = now_utc();
-    let row = provider_endpoints::Model {
-        id: new_id(),
-        provider_id: id.clone(),
-        api_format: body.api_format,
-        base_url: validate::base_url("base_url", &body.base_url)?,
-        headers: body.headers.map(checked_headers).transpose()?,
-        timeout: validate::TIMEOUT_SECS.check("timeout", body.timeout.unwrap_or(300))?,
-        max_retries: validate::MAX_RETRIES.check("max_retries", body.max_retries.unwrap_or(1))?,
-        is_active: body.is_active,
-        created_at: now,
-        updated_at: now,
-    };
-    let stored = insert_row(state.conn(), row).await?;
-    routes_changed_for_provider(&state, &id).await?;
+    let target = Target::New((id.as_str(), body.api_format));
+    let stored = catalogue::write_endpoint(&state, target, body.into()).await?;
     Ok((StatusCode::CREATED, Json(stored)).into_response())
 }
 
@@ -288,30 +180,12 @@ pub(crate) async fn update_endpoint(
     _: Admin,
     State(state): State<AppState>,
     AdminId(id): AdminId,
-    AdminJson(body): AdminJson<EndpointUpdate>,
+    AdminJson(body): AdminJson<EndpointFields>,
 ) -> Result<Json<provider_endpoints::Model>, AdminError> {
     let before = find_endpoint(&state, &id).await?;
-    let provider_id = before.provider_id.clone();
-    let mut active = before.into_active_model();
-    if let Some(url) = body.base_url {
-        active.base_url = Set(validate::base_url("base_url", &url)?);
-    }
-    if let Some(headers) = body.headers {
-        active.headers = Set(headers.map(checked_headers).transpose()?);
-    }
-    if let Some(timeout) = body.timeout {
-        active.timeout = Set(validate::TIMEOUT_SECS.check("timeout", timeout)?);
-    }
-    if let Some(retries) = body.max_retries {
-        active.max_retries = Set(validate::MAX_RETRIES.check("max_retries", retries)?);
-    }
-    if let Some(is_active) = body.is_active {
-        active.is_active = Set(is_active);
-    }
-    active.updated_at = Set(now_utc());
-    let after = active.update(state.conn()).await?;
-    routes_changed_for_provider(&state, &provider_id).await?;
-    Ok(Json(after))
+    Ok(Json(
+        catalogue::write_endpoint(&state, Target::Stored(before), body).await?,
+    ))
 }
 
 /// `DELETE /api/admin/endpoints/{id}`: cascades to its keys.
@@ -321,10 +195,7 @@ pub(crate) async fn delete_endpoint(
     AdminId(id): AdminId,
 ) -> Result<StatusCode, AdminError> {
     let before = find_endpoint(&state, &id).await?;
-    provider_endpoints::Entity::delete_by_id(id)
-        .exec(state.conn())
-        .await?;
-    routes_changed_for_provider(&state, &before.provider_id).await?;
+    catalogue::delete_endpoint(&state, before).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -379,7 +250,7 @@ impl ProviderKeyView {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ProviderKeyCreate {
-    api_key: String,
+    api_key: Secret,
     name: String,
     #[serde(default)]
     rate_multiplier: Option<f64>,
@@ -391,26 +262,21 @@ pub(crate) struct ProviderKeyCreate {
     is_active: bool,
 }
 
-/// `PATCH /api/admin/provider-keys/{id}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ProviderKeyUpdate {
-    #[serde(default)]
-    api_key: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    rate_multiplier: Option<f64>,
-    #[serde(default)]
-    internal_priority: Option<i32>,
-    #[serde(default, deserialize_with = "nullable")]
-    allowed_models: Option<Option<Vec<String>>>,
-    #[serde(default)]
-    is_active: Option<bool>,
+impl From<ProviderKeyCreate> for ProviderKeyFields {
+    fn from(body: ProviderKeyCreate) -> Self {
+        Self {
+            api_key: Some(body.api_key),
+            name: Some(body.name),
+            rate_multiplier: body.rate_multiplier,
+            internal_priority: body.internal_priority,
+            allowed_models: Some(body.allowed_models),
+            is_active: Some(body.is_active),
+        }
+    }
 }
 
-async fn provider_of_endpoint(state: &AppState, endpoint_id: &str) -> Result<String, AdminError> {
-    Ok(find_endpoint(state, endpoint_id).await?.provider_id)
+async fn find_key(state: &AppState, id: &str) -> Result<provider_api_keys::Model, AdminError> {
+    find_or_404::<provider_api_keys::Entity>(state, "provider key", id).await
 }
 
 /// `GET /api/admin/endpoints/{id}/keys`.
@@ -440,29 +306,9 @@ pub(crate) async fn create_key(
     AdminId(id): AdminId,
     AdminJson(body): AdminJson<ProviderKeyCreate>,
 ) -> Result<Response, AdminError> {
-    let provider_id = provider_of_endpoint(&state, &id).await?;
-    let now = now_utc();
-    let row = provider_api_keys::Model {
-        id: new_id(),
-        endpoint_id: id,
-        api_key: state
-            .secrets()
-            .seal(validate::secret("api_key", &body.api_key)?),
-        name: validate::name("name", &body.name, 255)?,
-        rate_multiplier: validate::RATE_MULTIPLIER
-            .check("rate_multiplier", body.rate_multiplier.unwrap_or(1.0))?,
-        internal_priority: validate::PRIORITY
-            .check("internal_priority", body.internal_priority.unwrap_or(50))?,
-        allowed_models: body
-            .allowed_models
-            .map(|models| validate::allowed_models("allowed_models", &models))
-            .transpose()?,
-        is_active: body.is_active,
-        created_at: now,
-        updated_at: now,
-    };
-    let stored = insert_row(state.conn(), row).await?;
-    routes_changed_for_provider(&state, &provider_id).await?;
+    find_endpoint(&state, &id).await?;
+    let stored =
+        catalogue::write_provider_key(&state, Target::New(id.as_str()), body.into()).await?;
     Ok((
         StatusCode::CREATED,
         Json(ProviderKeyView::new(&state, stored)),
@@ -475,38 +321,10 @@ pub(crate) async fn update_key(
     _: Admin,
     State(state): State<AppState>,
     AdminId(id): AdminId,
-    AdminJson(body): AdminJson<ProviderKeyUpdate>,
+    AdminJson(body): AdminJson<ProviderKeyFields>,
 ) -> Result<Json<ProviderKeyView>, AdminError> {
-    let before = provider_api_keys::Entity::find_by_id(id.clone())
-        .one(state.conn())
-        .await?
-        .ok_or_else(|| AdminError::not_found("provider key", &id))?;
-    let provider_id = provider_of_endpoint(&state, &before.endpoint_id).await?;
-    let mut active = before.into_active_model();
-    if let Some(key) = body.api_key {
-        active.api_key = Set(state.secrets().seal(validate::secret("api_key", &key)?));
-    }
-    if let Some(name) = body.name {
-        active.name = Set(validate::name("name", &name, 255)?);
-    }
-    if let Some(multiplier) = body.rate_multiplier {
-        active.rate_multiplier =
-            Set(validate::RATE_MULTIPLIER.check("rate_multiplier", multiplier)?);
-    }
-    if let Some(priority) = body.internal_priority {
-        active.internal_priority = Set(validate::PRIORITY.check("internal_priority", priority)?);
-    }
-    if let Some(models) = body.allowed_models {
-        active.allowed_models = Set(models
-            .map(|models| validate::allowed_models("allowed_models", &models))
-            .transpose()?);
-    }
-    if let Some(is_active) = body.is_active {
-        active.is_active = Set(is_active);
-    }
-    active.updated_at = Set(now_utc());
-    let after = active.update(state.conn()).await?;
-    routes_changed_for_provider(&state, &provider_id).await?;
+    let before = find_key(&state, &id).await?;
+    let after = catalogue::write_provider_key(&state, Target::Stored(before), body).await?;
     Ok(Json(ProviderKeyView::new(&state, after)))
 }
 
@@ -516,15 +334,8 @@ pub(crate) async fn delete_key(
     State(state): State<AppState>,
     AdminId(id): AdminId,
 ) -> Result<StatusCode, AdminError> {
-    let before = provider_api_keys::Entity::find_by_id(id.clone())
-        .one(state.conn())
-        .await?
-        .ok_or_else(|| AdminError::not_found("provider key", &id))?;
-    let provider_id = provider_of_endpoint(&state, &before.endpoint_id).await?;
-    provider_api_keys::Entity::delete_by_id(id)
-        .exec(state.conn())
-        .await?;
-    routes_changed_for_provider(&state, &provider_id).await?;
+    let before = find_key(&state, &id).await?;
+    catalogue::delete_provider_key(&state, before).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,0 +1,408 @@
+//! Applying a catalogue document: every entry goes through the write path of
+//! [`crate::write`] as a [`Target::Named`] upsert (the row with its name is updated, or one is
+//! inserted), all in one transaction. An error names the entry and the field as the document
+//! spells them.
+
+use std::collections::BTreeMap;
+
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
+};
+use serde::Serialize;
+use tollgate_entities::{global_models, providers, users};
+
+use crate::document::{
+    CatalogFile, ClientKeySpec, EndpointSpec, GlobalModelSpec, ModelSpec, ProviderKeySpec,
+    ProviderSpec, UserSpec,
+};
+use crate::error::CatalogError;
+use crate::keys::hash_client_key;
+use crate::rules::{self, Invalid};
+use crate::secret::Secret;
+use crate::secret_box::SecretBox;
+use crate::write::{
+    ClientKeyFields, EndpointFields, GlobalModelFields, ModelFields, ProviderFields,
+    ProviderKeyFields, Target, UserFields, Written, upsert_client_key, upsert_endpoint,
+    upsert_global_model, upsert_model, upsert_provider, upsert_provider_key, upsert_user,
+};
+
+/// What an apply did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CatalogSummary {
+    /// Rows inserted.
+    pub created: usize,
+    /// Rows updated.
+    pub updated: usize,
+}
+
+/// Applies `file` to the database in one transaction. Nothing cached is invalidated: a
+/// document can touch any row, so the caller drops every cached model entry once this
+/// returns (the admin import and the gateway's start both flush).
+pub async fn apply_catalog(
+    conn: &DatabaseConnection,
+    file: &CatalogFile,
+    secrets: &SecretBox,
+) -> Result<CatalogSummary, CatalogError> {
+    let txn = conn.begin().await?;
+    let mut applier = Applier {
+        conn: &txn,
+        secrets,
+        summary: CatalogSummary::default(),
+    };
+    applier.apply(file).await?;
+    let summary = applier.summary;
+    txn.commit().await?;
+    Ok(summary)
+}
+
+/// Names the entry at `at` in an error of its write: a field becomes `{at}.{field}`, spelled
+/// as the document spells it (`spelled` maps the write's field names that differ), and a
+/// conflict names the entry.
+fn entry<'a>(at: &'a str, spelled: &'a [(&str, &str)]) -> impl Fn(CatalogError) -> CatalogError {
+    move |error| match error {
+        CatalogError::Invalid { at: field, reason } => {
+            let field = spelled
+                .iter()
+                .find_map(|(written, document)| {
+                    let rest = field.strip_prefix(written)?;
+                    (rest.is_empty() || rest.starts_with(['.', '[']))
+                        .then(|| format!("{document}{rest}"))
+                })
+                .unwrap_or(field);
+            CatalogError::Invalid {
+                at: if field.is_empty() {
+                    at.to_owned()
+                } else {
+                    format!("{at}.{field}")
+                },
+                reason,
+            }
+        }
+        CatalogError::Conflict(reason) => {
+            CatalogError::Conflict(format!("catalogue entry {at}: {reason}"))
+        }
+        other => other,
+    }
+}
+
+/// A rule broken by a field of the entry at `at`, checked by the document itself.
+fn broken(at: &str) -> impl Fn(Invalid) -> CatalogError {
+    move |error| entry(at, &[])(error.into())
+}
+
+fn invalid(at: String, reason: impl Into<String>) -> CatalogError {
+    CatalogError::Invalid {
+        at,
+        reason: reason.into(),
+    }
+}
+
+/// Whether `name` can name an environment variable: not empty, no `=` and no control
+/// characters (NUL included), so the look-up itself cannot fail or panic.
+fn is_env_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains('=') && !name.chars().any(char::is_control)
+}
+
+struct Applier<'a, C> {
+    conn: &'a C,
+    secrets: &'a SecretBox,
+    summary: CatalogSummary,
+}
+
+impl<C: ConnectionTrait> Applier<'_, C> {
+    /// Counts a write made inside the transaction and hands out its row.
+    fn count<R>(&mut self, written: Written<R>) -> R {
+        let (row, created) = written.skip_invalidation();
+        if created {
+            self.summary.created += 1;
+        } else {
+            self.summary.updated += 1;
+        }
+        row
+    }
+
+    async fn apply(&mut self, file: &CatalogFile) -> Result<(), CatalogError> {
+        let mut global_ids: BTreeMap<String, String> = BTreeMap::new();
+        for (i, spec) in file.global_models.iter().enumerate() {
+            let at = format!("global_models[{i}]");
+            let written = upsert_global_model(self.conn, Target::Named(()), spec.fields())
+                .await
+                .map_err(entry(&at, &[]))?;
+            let row = self.count(written);
+            global_ids.insert(row.name, row.id);
+        }
+        for (i, spec) in file.providers.iter().enumerate() {
+            self.provider(&format!("providers[{i}]"), spec, &mut global_ids)
+                .await?;
+        }
+        for (i, spec) in file.users.iter().enumerate() {
+            self.user(&format!("users[{i}]"), spec).await?;
+        }
+        Ok(())
+    }
+
+    /// The id of the global model named `name` (in the document or stored).
+    async fn global_id(
+        &self,
+        at: &str,
+        name: &str,
+        known: &mut BTreeMap<String, String>,
+    ) -> Result<String, CatalogError> {
+        let name = rules::model_name("global_model", name, 100).map_err(broken(at))?;
+        if let Some(id) = known.get(name.as_str()) {
+            return Ok(id.clone());
+        }
+        let row = global_models::Entity::find()
+            .filter(global_models::Column::Name.eq(name.as_str()))
+            .one(self.conn)
+            .await?
+            .ok_or_else(|| invalid(at.to_owned(), format!("unknown global model `{name}`")))?;
+        known.insert(name, row.id.clone());
+        Ok(row.id)
+    }
+
+    async fn provider(
+        &mut self,
+        at: &str,
+        spec: &ProviderSpec,
+        global_ids: &mut BTreeMap<String, String>,
+    ) -> Result<(), CatalogError> {
+        let written = upsert_provider(self.conn, Target::Named(()), spec.fields())
+            .await
+            .map_err(entry(at, &[("provider_priority", "priority")]))?;
+        let provider: providers::Model = self.count(written);
+        for (i, endpoint) in spec.endpoints.iter().enumerate() {
+            self.endpoint(&format!("{at}.endpoints[{i}]"), &provider.id, endpoint)
+                .await?;
+        }
+        for (i, model) in spec.models.iter().enumerate() {
+            let at = format!("{at}.models[{i}]");
+            let global_id = self.global_id(&at, &model.global_model, global_ids).await?;
+            let written = upsert_model(
+                self.conn,
+                Target::Named(&provider.id),
+                model.fields(global_id),
+            )
+            .await
+            .map_err(entry(&at, &[("provider_model_aliases", "aliases")]))?;
+            self.count(written);
+        }
+        Ok(())
+    }
+
+    async fn endpoint(
+        &mut self,
+        at: &str,
+        provider_id: &str,
+        spec: &EndpointSpec,
+    ) -> Result<(), CatalogError> {
+        let target = Target::Named((provider_id, spec.api_format));
+        let written = upsert_endpoint(self.conn, target, spec.fields())
+            .await
+            .map_err(entry(at, &[]))?;
+        let endpoint = self.count(written);
+        for (i, key) in spec.keys.iter().enumerate() {
+            self.provider_key(&format!("{at}.keys[{i}]"), &endpoint.id, key)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn provider_key(
+        &mut self,
+        at: &str,
+        endpoint_id: &str,
+        spec: &ProviderKeySpec,
+    ) -> Result<(), CatalogError> {
+        let name = rules::name("name", &spec.name, 255).map_err(broken(at))?;
+        let (plaintext, spelled) = match (&spec.api_key, &spec.api_key_env) {
+            (Some(secret), None) => (secret.clone(), &[][..]),
+            (None, Some(var)) if !is_env_name(var) => {
+                return Err(invalid(
+                    format!("{at}.api_key_env"),
+                    format!(
+                        "`{}` is not an environment variable name",
+                        rules::shown(var)
+                    ),
+                ));
+            }
+            (None, Some(var)) => match std::env::var(var) {
+                Ok(value) => (Secret::new(value), &[("api_key", "api_key_env")][..]),
+                Err(_) => {
+                    return Err(invalid(
+                        format!("{at}.api_key_env"),
+                        format!("environment variable `{var}` is not set"),
+                    ));
+                }
+            },
+            _ => {
+                return Err(invalid(
+                    at.to_owned(),
+                    format!("key `{name}` needs exactly one of api_key and api_key_env"),
+                ));
+            }
+        };
+        let written = upsert_provider_key(
+            self.conn,
+            self.secrets,
+            Target::Named(endpoint_id),
+            spec.fields(plaintext),
+        )
+        .await
+        .map_err(entry(at, spelled))?;
+        self.count(written);
+        Ok(())
+    }
+
+    async fn user(&mut self, at: &str, spec: &UserSpec) -> Result<(), CatalogError> {
+        let written = upsert_user(self.conn, Target::Named(()), spec.fields())
+            .await
+            .map_err(entry(at, &[]))?;
+        let user: users::Model = self.count(written);
+        for (i, key) in spec.api_keys.iter().enumerate() {
+            self.client_key(&format!("{at}.api_keys[{i}]"), &user.id, key)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn client_key(
+        &mut self,
+        at: &str,
+        user_id: &str,
+        spec: &ClientKeySpec,
+    ) -> Result<(), CatalogError> {
+        let name = rules::name("name", &spec.name, 255).map_err(broken(at))?;
+        let key_hash = match (&spec.key, &spec.key_hash) {
+            (Some(key), None) if !key.expose().trim().is_empty() => {
+                hash_client_key(key.expose().trim())
+            }
+            (None, Some(hash)) => hash.clone(),
+            _ => {
+                return Err(invalid(
+                    at.to_owned(),
+                    format!("client key `{name}` needs exactly one of key and key_hash"),
+                ));
+            }
+        };
+        let expires_at = spec
+            .expires_at
+            .as_deref()
+            .map(|raw| {
+                time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+                    .map_err(|e| {
+                        invalid(
+                            format!("{at}.expires_at"),
+                            format!("`{}` is not RFC 3339: {e}", rules::shown(raw)),
+                        )
+                    })
+            })
+            .transpose()?;
+        let fields = ClientKeyFields {
+            name: Some(spec.name.clone()),
+            key_hash: Some(key_hash),
+            is_active: Some(spec.is_active),
+            expires_at: Some(expires_at),
+        };
+        let written = upsert_client_key(self.conn, Target::Named(user_id), fields)
+            .await
+            .map_err(entry(at, &[]))?;
+        self.count(written);
+        Ok(())
+    }
+}
+
+/// Each entry of the document writes every field the document has, so applying it again
+/// changes nothing and a value taken out of it returns to its default; fields the document
+/// does not have (a provider's `config`, a model's capability flags) keep their value.
+impl GlobalModelSpec {
+    fn fields(&self) -> GlobalModelFields {
+        GlobalModelFields {
+            name: Some(self.name.clone()),
+            display_name: Some(
+                self.display_name
+                    .clone()
+                    .unwrap_or_else(|| self.name.clone()),
+            ),
+            default_tiered_pricing: Some(self.default_tiered_pricing.clone()),
+            default_price_per_request: Some(self.default_price_per_request),
+            supported_capabilities: Some(self.supported_capabilities.clone()),
+            config: Some(self.config.clone()),
+            is_active: Some(self.is_active),
+        }
+    }
+}
+
+impl ProviderSpec {
+    fn fields(&self) -> ProviderFields {
+        ProviderFields {
+            name: Some(self.name.clone()),
+            display_name: Some(
+                self.display_name
+                    .clone()
+                    .unwrap_or_else(|| self.name.clone()),
+            ),
+            billing_type: Some(self.billing_type),
+            provider_priority: Some(self.priority),
+            is_active: Some(self.is_active),
+            config: None,
+        }
+    }
+}
+
+impl EndpointSpec {
+    fn fields(&self) -> EndpointFields {
+        EndpointFields {
+            base_url: Some(self.base_url.clone()),
+            headers: Some(self.headers.clone().map(tollgate_entities::Headers)),
+            timeout: Some(self.timeout),
+            max_retries: Some(self.max_retries),
+            is_active: Some(self.is_active),
+        }
+    }
+}
+
+impl ProviderKeySpec {
+    fn fields(&self, api_key: Secret) -> ProviderKeyFields {
+        ProviderKeyFields {
+            api_key: Some(api_key),
+            name: Some(self.name.clone()),
+            rate_multiplier: Some(self.rate_multiplier),
+            internal_priority: Some(self.internal_priority),
+            allowed_models: Some(self.allowed_models.clone()),
+            is_active: Some(self.is_active),
+        }
+    }
+}
+
+impl ModelSpec {
+    fn fields(&self, global_model_id: String) -> ModelFields {
+        ModelFields {
+            global_model_id: Some(global_model_id),
+            provider_model_name: Some(self.provider_model_name.clone()),
+            provider_model_aliases: Some(self.aliases.clone().map(|aliases| aliases.0)),
+            price_per_request: Some(self.price_per_request),
+            tiered_pricing: Some(self.tiered_pricing.clone()),
+            is_active: Some(self.is_active),
+            ..ModelFields::default()
+        }
+    }
+}
+
+impl UserSpec {
+    fn fields(&self) -> UserFields {
+        UserFields {
+            username: Some(self.username.clone()),
+            // The default address follows the name; it obeys the e-mail rule like any other.
+            email: Some(
+                self.email
+                    .clone()
+                    .unwrap_or_else(|| format!("{}@localhost", self.username.trim())),
+            ),
+            role: Some(self.role),
+            is_active: Some(self.is_active),
+            quota_usd: Some(self.quota_usd),
+            used_usd: None,
+        }
+    }
+}

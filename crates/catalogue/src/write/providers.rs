@@ -1,0 +1,393 @@
+//! Providers, their endpoints and their upstream keys: one upsert and one delete each.
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
+};
+use serde::Deserialize;
+use tollgate_entities::{
+    ApiFormat, BillingType, Headers, JsonObject, insert_row, new_id, now_utc, provider_api_keys,
+    provider_endpoints, providers,
+};
+
+use super::{
+    Slot, Stale, Store, Target, Written, check, ensure_unique, models_where, required, set,
+};
+use crate::error::CatalogError;
+use crate::rules;
+use crate::secret::Secret;
+use crate::secret_box::SecretBox;
+
+/// A provider's fields, also the body of `PATCH /api/admin/providers/{id}`. Absent fields
+/// keep their value; a new provider defaults to its name as `display_name`,
+/// `pay_as_you_go`, priority 100, active and no `config`. `null` clears `config`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProviderFields {
+    /// Unique name, at most 100 bytes.
+    pub name: Option<String>,
+    /// Display name, at most 255 bytes.
+    pub display_name: Option<String>,
+    /// Billing type.
+    pub billing_type: Option<BillingType>,
+    /// Lower is preferred.
+    pub provider_priority: Option<i32>,
+    /// Active.
+    pub is_active: Option<bool>,
+    /// Free-form configuration object.
+    #[serde(deserialize_with = "super::nullable")]
+    pub config: Option<Option<JsonObject>>,
+}
+
+/// Writes a provider (a new one changes nothing cached; an update invalidates its models'
+/// entries) and returns the stored row.
+pub async fn write_provider(
+    store: &impl Store,
+    target: Target<providers::Model>,
+    fields: ProviderFields,
+) -> Result<providers::Model, CatalogError> {
+    upsert_provider(store.conn(), target, fields)
+        .await?
+        .invalidate(store)
+        .await
+}
+
+/// Deletes a provider with its endpoints, keys and models (the database cascades), then
+/// invalidates its models' entries.
+pub async fn delete_provider(
+    store: &impl Store,
+    row: providers::Model,
+) -> Result<(), CatalogError> {
+    // Read what the cascade removes before it happens: those are the keys to invalidate.
+    let models = models_where(
+        store.conn(),
+        tollgate_entities::models::Column::ProviderId.eq(&row.id),
+    )
+    .await?;
+    providers::Entity::delete_by_id(row.id)
+        .exec(store.conn())
+        .await?;
+    Stale::ProviderModels(models).run(store).await?;
+    Ok(())
+}
+
+async fn unique_provider_name<C: ConnectionTrait>(
+    conn: &C,
+    name: &str,
+    except: Option<&str>,
+) -> Result<(), CatalogError> {
+    ensure_unique::<providers::Entity, _>(
+        conn,
+        providers::Column::Id,
+        providers::Column::Name.eq(name),
+        except,
+        || format!("a provider named `{name}` already exists"),
+    )
+    .await
+}
+
+/// The provider upsert: [`Target::Named`] goes by `name`.
+pub(crate) async fn upsert_provider<C: ConnectionTrait>(
+    conn: &C,
+    target: Target<providers::Model>,
+    fields: ProviderFields,
+) -> Result<Written<providers::Model>, CatalogError> {
+    let ProviderFields {
+        name,
+        display_name,
+        billing_type,
+        provider_priority,
+        is_active,
+        config,
+    } = fields;
+    let name = check(name, |name| rules::name("name", &name, 100))?;
+    let display_name = check(display_name, |display| {
+        rules::name("display_name", &display, 255)
+    })?;
+    let provider_priority = check(provider_priority, |priority| {
+        rules::PRIORITY.check("provider_priority", priority)
+    })?;
+    if let Some(Some(config)) = &config {
+        rules::json("config", config)?;
+    }
+    let named = |(): &()| Ok(providers::Column::Name.eq(required("name", name.as_deref())?));
+    let slot = target.slot::<providers::Entity, _, _>(conn, named).await?;
+    if let Some(name) = &name {
+        let except = slot.stored().map(|row| row.id.as_str());
+        unique_provider_name(conn, name, except).await?;
+    }
+    match slot {
+        Slot::Insert(()) => {
+            let name = required("name", name)?;
+            let now = now_utc();
+            let row = providers::Model {
+                id: new_id(),
+                display_name: display_name.unwrap_or_else(|| name.clone()),
+                name,
+                billing_type: billing_type.unwrap_or(BillingType::PayAsYouGo),
+                provider_priority: provider_priority.unwrap_or(100),
+                is_active: is_active.unwrap_or(true),
+                config: config.flatten(),
+                created_at: now,
+                updated_at: now,
+            };
+            // A new provider has no models yet: nothing cached can depend on it.
+            Ok(Written::created(
+                insert_row(conn, row).await?,
+                Stale::Nothing,
+            ))
+        }
+        Slot::Update(before) => {
+            let id = before.id.clone();
+            let mut row = before.into_active_model();
+            set(&mut row.name, name);
+            set(&mut row.display_name, display_name);
+            set(&mut row.billing_type, billing_type);
+            set(&mut row.provider_priority, provider_priority);
+            set(&mut row.is_active, is_active);
+            set(&mut row.config, config);
+            row.updated_at = Set(now_utc());
+            Ok(Written::updated(
+                row.update(conn).await?,
+                Stale::Provider(id),
+            ))
+        }
+    }
+}
+
+/// An endpoint's fields, also the body of `PATCH /api/admin/endpoints/{id}` (its
+/// `api_format` is part of the [`Target`] and cannot change). Absent fields keep their value;
+/// a new endpoint needs `base_url` and defaults to no headers, a 300 s timeout, 1 retry and
+/// active. `null` clears `headers`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EndpointFields {
+    /// An absolute `http(s)` URL; a trailing `/` is dropped.
+    pub base_url: Option<String>,
+    /// Extra headers sent upstream.
+    #[serde(deserialize_with = "super::nullable")]
+    pub headers: Option<Option<Headers>>,
+    /// Timeout in seconds, 1 to 3600.
+    pub timeout: Option<i32>,
+    /// Retries, 0 to 10.
+    pub max_retries: Option<i32>,
+    /// Active.
+    pub is_active: Option<bool>,
+}
+
+/// Writes an endpoint under (provider id, format) and replans the routes of every global
+/// model its provider serves; returns the stored row.
+pub async fn write_endpoint(
+    store: &impl Store,
+    target: Target<provider_endpoints::Model, (&str, ApiFormat)>,
+    fields: EndpointFields,
+) -> Result<provider_endpoints::Model, CatalogError> {
+    upsert_endpoint(store.conn(), target, fields)
+        .await?
+        .invalidate(store)
+        .await
+}
+
+/// Deletes an endpoint with its keys (the database cascades), then replans its provider's
+/// routes.
+pub async fn delete_endpoint(
+    store: &impl Store,
+    row: provider_endpoints::Model,
+) -> Result<(), CatalogError> {
+    provider_endpoints::Entity::delete_by_id(row.id)
+        .exec(store.conn())
+        .await?;
+    Stale::ProviderRoutes(row.provider_id).run(store).await?;
+    Ok(())
+}
+
+/// The endpoint upsert: [`Target::Named`] goes by provider and format.
+pub(crate) async fn upsert_endpoint<C: ConnectionTrait>(
+    conn: &C,
+    target: Target<provider_endpoints::Model, (&str, ApiFormat)>,
+    fields: EndpointFields,
+) -> Result<Written<provider_endpoints::Model>, CatalogError> {
+    let EndpointFields {
+        base_url,
+        headers,
+        timeout,
+        max_retries,
+        is_active,
+    } = fields;
+    let base_url = check(base_url, |url| rules::base_url("base_url", &url))?;
+    if let Some(Some(headers)) = &headers {
+        rules::headers("headers", &headers.0)?;
+    }
+    let timeout = check(timeout, |secs| rules::TIMEOUT_SECS.check("timeout", secs))?;
+    let max_retries = check(max_retries, |retries| {
+        rules::MAX_RETRIES.check("max_retries", retries)
+    })?;
+    let at = |provider_id: &str, format: ApiFormat| {
+        sea_orm::Condition::all()
+            .add(provider_endpoints::Column::ProviderId.eq(provider_id))
+            .add(provider_endpoints::Column::ApiFormat.eq(format))
+    };
+    let named = |&(provider_id, format): &(&str, ApiFormat)| Ok(at(provider_id, format));
+    match target
+        .slot::<provider_endpoints::Entity, _, _>(conn, named)
+        .await?
+    {
+        Slot::Insert((provider_id, api_format)) => {
+            let base_url = required("base_url", base_url)?;
+            ensure_unique::<provider_endpoints::Entity, _>(
+                conn,
+                provider_endpoints::Column::Id,
+                at(provider_id, api_format),
+                None,
+                || format!("provider `{provider_id}` already has a {api_format} endpoint"),
+            )
+            .await?;
+            let now = now_utc();
+            let row = provider_endpoints::Model {
+                id: new_id(),
+                provider_id: provider_id.to_owned(),
+                api_format,
+                base_url,
+                headers: headers.flatten(),
+                timeout: timeout.unwrap_or(300),
+                max_retries: max_retries.unwrap_or(1),
+                is_active: is_active.unwrap_or(true),
+                created_at: now,
+                updated_at: now,
+            };
+            let stored = insert_row(conn, row).await?;
+            let stale = Stale::ProviderRoutes(stored.provider_id.clone());
+            Ok(Written::created(stored, stale))
+        }
+        Slot::Update(before) => {
+            let provider_id = before.provider_id.clone();
+            let mut row = before.into_active_model();
+            set(&mut row.base_url, base_url);
+            set(&mut row.headers, headers);
+            set(&mut row.timeout, timeout);
+            set(&mut row.max_retries, max_retries);
+            set(&mut row.is_active, is_active);
+            row.updated_at = Set(now_utc());
+            let stale = Stale::ProviderRoutes(provider_id);
+            Ok(Written::updated(row.update(conn).await?, stale))
+        }
+    }
+}
+
+/// An upstream key's fields, also the body of `PATCH /api/admin/provider-keys/{id}`. Absent
+/// fields keep their value; a new key needs `api_key` and `name` and defaults to a rate
+/// multiplier of 1.0, priority 50, every model and active. `null` clears `allowed_models`
+/// (all models).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProviderKeyFields {
+    /// The secret, sealed before it is stored; never shown again.
+    pub api_key: Option<Secret>,
+    /// Name, at most 255 bytes.
+    pub name: Option<String>,
+    /// List-to-actual cost multiplier, 0 (free) to 100.
+    pub rate_multiplier: Option<f64>,
+    /// Lower is tried first.
+    pub internal_priority: Option<i32>,
+    /// Model names the key may serve.
+    #[serde(deserialize_with = "super::nullable")]
+    pub allowed_models: Option<Option<Vec<String>>>,
+    /// Active.
+    pub is_active: Option<bool>,
+}
+
+/// Writes an upstream key under an endpoint id, its secret sealed by the store, and replans
+/// the routes of every global model its provider serves; returns the stored row.
+pub async fn write_provider_key(
+    store: &impl Store,
+    target: Target<provider_api_keys::Model, &str>,
+    fields: ProviderKeyFields,
+) -> Result<provider_api_keys::Model, CatalogError> {
+    upsert_provider_key(store.conn(), store.secrets(), target, fields)
+        .await?
+        .invalidate(store)
+        .await
+}
+
+/// Deletes an upstream key, then replans its provider's routes.
+pub async fn delete_provider_key(
+    store: &impl Store,
+    row: provider_api_keys::Model,
+) -> Result<(), CatalogError> {
+    provider_api_keys::Entity::delete_by_id(row.id)
+        .exec(store.conn())
+        .await?;
+    Stale::EndpointRoutes(row.endpoint_id).run(store).await?;
+    Ok(())
+}
+
+/// The upstream key upsert: [`Target::Named`] goes by endpoint and `name`.
+pub(crate) async fn upsert_provider_key<C: ConnectionTrait>(
+    conn: &C,
+    secrets: &SecretBox,
+    target: Target<provider_api_keys::Model, &str>,
+    fields: ProviderKeyFields,
+) -> Result<Written<provider_api_keys::Model>, CatalogError> {
+    let ProviderKeyFields {
+        api_key,
+        name,
+        rate_multiplier,
+        internal_priority,
+        allowed_models,
+        is_active,
+    } = fields;
+    let api_key = check(api_key, |key| {
+        rules::secret("api_key", key.expose()).map(|key| secrets.seal(key))
+    })?;
+    let name = check(name, |name| rules::name("name", &name, 255))?;
+    let rate_multiplier = check(rate_multiplier, |multiplier| {
+        rules::RATE_MULTIPLIER.check("rate_multiplier", multiplier)
+    })?;
+    let internal_priority = check(internal_priority, |priority| {
+        rules::PRIORITY.check("internal_priority", priority)
+    })?;
+    let allowed_models = check(allowed_models, |models| {
+        check(models, |models| {
+            rules::allowed_models("allowed_models", &models)
+        })
+    })?;
+    let named = |endpoint_id: &&str| {
+        Ok(sea_orm::Condition::all()
+            .add(provider_api_keys::Column::EndpointId.eq(*endpoint_id))
+            .add(provider_api_keys::Column::Name.eq(required("name", name.as_deref())?)))
+    };
+    match target
+        .slot::<provider_api_keys::Entity, _, _>(conn, named)
+        .await?
+    {
+        Slot::Insert(endpoint_id) => {
+            let now = now_utc();
+            let row = provider_api_keys::Model {
+                id: new_id(),
+                endpoint_id: endpoint_id.to_owned(),
+                api_key: required("api_key", api_key)?,
+                name: required("name", name)?,
+                rate_multiplier: rate_multiplier.unwrap_or(1.0),
+                internal_priority: internal_priority.unwrap_or(50),
+                allowed_models: allowed_models.flatten(),
+                is_active: is_active.unwrap_or(true),
+                created_at: now,
+                updated_at: now,
+            };
+            let stored = insert_row(conn, row).await?;
+            let stale = Stale::EndpointRoutes(stored.endpoint_id.clone());
+            Ok(Written::created(stored, stale))
+        }
+        Slot::Update(before) => {
+            let stale = Stale::EndpointRoutes(before.endpoint_id.clone());
+            let mut row = before.into_active_model();
+            set(&mut row.api_key, api_key);
+            set(&mut row.name, name);
+            set(&mut row.rate_multiplier, rate_multiplier);
+            set(&mut row.internal_priority, internal_priority);
+            set(&mut row.allowed_models, allowed_models);
+            set(&mut row.is_active, is_active);
+            row.updated_at = Set(now_utc());
+            Ok(Written::updated(row.update(conn).await?, stale))
+        }
+    }
+}

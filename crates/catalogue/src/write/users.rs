@@ -1,0 +1,236 @@
+//! Users and their client keys: one upsert each, and the user delete.
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
+};
+use serde::Deserialize;
+use tollgate_entities::{UserRole, api_keys, insert_row, new_id, now_utc, users};
+
+use super::{Slot, Stale, Store, Target, Written, check, ensure_unique, key_hashes, required, set};
+use crate::error::CatalogError;
+use crate::rules;
+
+/// A user's fields, also the body of `PATCH /api/admin/users/{id}`. Absent fields keep their
+/// value; a new user needs `username` and `email` and defaults to role `user`, active, no
+/// quota and nothing spent. `null` clears `quota_usd` (unlimited).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UserFields {
+    /// Unique user name, at most 100 bytes.
+    pub username: Option<String>,
+    /// Unique e-mail address.
+    pub email: Option<String>,
+    /// Role.
+    pub role: Option<UserRole>,
+    /// Active.
+    pub is_active: Option<bool>,
+    /// Quota in USD, 0 to 1e9.
+    #[serde(deserialize_with = "super::nullable")]
+    pub quota_usd: Option<Option<f64>>,
+    /// The spend counted against the quota, e.g. back to 0 for a new period.
+    pub used_usd: Option<f64>,
+}
+
+/// Writes a user; an update drops the cached look-ups of every key of it, so a deactivation,
+/// demotion or quota change applies to the next request. Returns the stored row.
+pub async fn write_user(
+    store: &impl Store,
+    target: Target<users::Model>,
+    fields: UserFields,
+) -> Result<users::Model, CatalogError> {
+    upsert_user(store.conn(), target, fields)
+        .await?
+        .invalidate(store)
+        .await
+}
+
+/// Deletes a user with its client keys (the database cascades; usage rows keep their numbers
+/// with the user reference cleared), then drops the cached look-ups of those keys.
+pub async fn delete_user(store: &impl Store, row: users::Model) -> Result<(), CatalogError> {
+    // Read the keys the cascade removes before it happens, forget them after it committed:
+    // forgetting first would let a look-up in between cache a key again, alive for its TTL.
+    let hashes = key_hashes(store.conn(), &row.id).await?;
+    users::Entity::delete_by_id(row.id)
+        .exec(store.conn())
+        .await?;
+    Stale::ClientKeys(hashes).run(store).await?;
+    Ok(())
+}
+
+async fn unique_user(
+    conn: &impl ConnectionTrait,
+    column: users::Column,
+    value: &str,
+    except: Option<&str>,
+) -> Result<(), CatalogError> {
+    let field = match column {
+        users::Column::Email => "email",
+        _ => "username",
+    };
+    ensure_unique::<users::Entity, _>(conn, users::Column::Id, column.eq(value), except, || {
+        format!("a user with {field} `{value}` already exists")
+    })
+    .await
+}
+
+/// The user upsert: [`Target::Named`] goes by `username`.
+pub(crate) async fn upsert_user<C: ConnectionTrait>(
+    conn: &C,
+    target: Target<users::Model>,
+    fields: UserFields,
+) -> Result<Written<users::Model>, CatalogError> {
+    let UserFields {
+        username,
+        email,
+        role,
+        is_active,
+        quota_usd,
+        used_usd,
+    } = fields;
+    let username = check(username, |name| rules::name("username", &name, 100))?;
+    let email = check(email, |email| rules::email("email", &email))?;
+    let quota_usd = check(quota_usd, |quota| {
+        rules::USER_USD.check_optional("quota_usd", quota)
+    })?;
+    let used_usd = check(used_usd, |used| rules::USER_USD.check("used_usd", used))?;
+    let named =
+        |(): &()| Ok(users::Column::Username.eq(required("username", username.as_deref())?));
+    let slot = target.slot::<users::Entity, _, _>(conn, named).await?;
+    let except = slot.stored().map(|row| row.id.as_str());
+    if let Some(username) = &username {
+        unique_user(conn, users::Column::Username, username, except).await?;
+    }
+    if let Some(email) = &email {
+        unique_user(conn, users::Column::Email, email, except).await?;
+    }
+    match slot {
+        Slot::Insert(()) => {
+            let username = required("username", username)?;
+            let email = required("email", email)?;
+            let now = now_utc();
+            let row = users::Model {
+                id: new_id(),
+                email,
+                username,
+                role: role.unwrap_or(UserRole::User),
+                is_active: is_active.unwrap_or(true),
+                quota_usd: quota_usd.flatten(),
+                used_usd: used_usd.unwrap_or(0.0),
+                total_usd: 0.0,
+                created_at: now,
+                updated_at: now,
+            };
+            // A new user has no keys yet: nothing cached can depend on it.
+            Ok(Written::created(
+                insert_row(conn, row).await?,
+                Stale::Nothing,
+            ))
+        }
+        Slot::Update(before) => {
+            let id = before.id.clone();
+            let mut row = before.into_active_model();
+            set(&mut row.username, username);
+            set(&mut row.email, email);
+            set(&mut row.role, role);
+            set(&mut row.is_active, is_active);
+            set(&mut row.quota_usd, quota_usd);
+            set(&mut row.used_usd, used_usd);
+            row.updated_at = Set(now_utc());
+            Ok(Written::updated(
+                row.update(conn).await?,
+                Stale::UserKeys(id),
+            ))
+        }
+    }
+}
+
+/// A client key's fields. Absent fields keep their value; a new key needs `name` and
+/// `key_hash` and defaults to active without expiry. `Some(None)` clears `expires_at`.
+#[derive(Debug, Clone, Default)]
+pub struct ClientKeyFields {
+    /// Name, at most 255 bytes.
+    pub name: Option<String>,
+    /// Hex SHA-256 of the plaintext ([`crate::hash_client_key`]); the plaintext is never
+    /// stored.
+    pub key_hash: Option<String>,
+    /// Active.
+    pub is_active: Option<bool>,
+    /// Expiry (kept to whole microseconds, as every backend stores it).
+    pub expires_at: Option<Option<time::OffsetDateTime>>,
+}
+
+/// Writes a client key under a user id (a [`Target::Named`] key is found by its hash,
+/// whichever user holds it, and moves to that user); an update drops the key's cached
+/// look-up. Returns the stored row.
+pub async fn write_client_key(
+    store: &impl Store,
+    target: Target<api_keys::Model, &str>,
+    fields: ClientKeyFields,
+) -> Result<api_keys::Model, CatalogError> {
+    upsert_client_key(store.conn(), target, fields)
+        .await?
+        .invalidate(store)
+        .await
+}
+
+/// The client key upsert: [`Target::Named`] goes by `key_hash`.
+pub(crate) async fn upsert_client_key<C: ConnectionTrait>(
+    conn: &C,
+    target: Target<api_keys::Model, &str>,
+    fields: ClientKeyFields,
+) -> Result<Written<api_keys::Model>, CatalogError> {
+    let ClientKeyFields {
+        name,
+        key_hash,
+        is_active,
+        expires_at,
+    } = fields;
+    let name = check(name, |name| rules::name("name", &name, 255))?;
+    let key_hash = check(key_hash, |hash| rules::key_hash("key_hash", &hash))?;
+    let expires_at = expires_at.map(|at| at.map(tollgate_entities::truncate_to_micros));
+    // A named key moves to the user it is named under.
+    let owner = match &target {
+        Target::Named(user_id) => Some((*user_id).to_owned()),
+        _ => None,
+    };
+    let named =
+        |_: &&str| Ok(api_keys::Column::KeyHash.eq(required("key_hash", key_hash.as_deref())?));
+    match target.slot::<api_keys::Entity, _, _>(conn, named).await? {
+        Slot::Insert(user_id) => {
+            let now = now_utc();
+            let row = api_keys::Model {
+                id: new_id(),
+                user_id: user_id.to_owned(),
+                key_hash: required("key_hash", key_hash)?,
+                name: required("name", name)?,
+                is_active: is_active.unwrap_or(true),
+                expires_at: expires_at.flatten(),
+                total_requests: 0,
+                total_cost_usd: 0.0,
+                last_used_at: None,
+                created_at: now,
+                updated_at: now,
+            };
+            // An unknown key's cached "missing" lives a few seconds only (the key TTLs).
+            Ok(Written::created(
+                insert_row(conn, row).await?,
+                Stale::Nothing,
+            ))
+        }
+        Slot::Update(before) => {
+            let mut hashes = vec![before.key_hash.clone()];
+            hashes.extend(key_hash.clone().filter(|hash| *hash != before.key_hash));
+            let mut row = before.into_active_model();
+            set(&mut row.user_id, owner);
+            set(&mut row.key_hash, key_hash);
+            set(&mut row.name, name);
+            set(&mut row.is_active, is_active);
+            set(&mut row.expires_at, expires_at);
+            row.updated_at = Set(now_utc());
+            Ok(Written::updated(
+                row.update(conn).await?,
+                Stale::ClientKeys(hashes),
+            ))
+        }
+    }
+}
