@@ -8,13 +8,12 @@ use sea_orm::DatabaseConnection;
 use tollgate_entities::{ApiFormat, BillingType, PriceTier, TieredPricing, UserRole};
 
 use crate::mock::{MockUpstream, MockUsage};
-use crate::server::StartError;
 use tollgate_catalogue::Secret;
 use tollgate_catalogue::SecretBox;
 use tollgate_catalogue::generate_client_key;
 use tollgate_catalogue::{
-    CatalogFile, ClientKeySpec, EndpointSpec, GlobalModelSpec, ModelSpec, ProviderKeySpec,
-    ProviderSpec, UserSpec, apply_catalog,
+    CatalogError, CatalogFile, ClientKeySpec, EndpointSpec, GlobalModelSpec, ModelSpec,
+    ProviderKeySpec, ProviderSpec, UserSpec, apply_catalog,
 };
 
 /// The OpenAI-format demo model.
@@ -87,12 +86,23 @@ fn model(global_model: &str, provider_model_name: &str) -> ModelSpec {
     }
 }
 
+/// Why the demo could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The mock upstream could not listen.
+    #[error("cannot start the mock upstream: {0}")]
+    Mock(#[source] std::io::Error),
+    /// The demo catalogue could not be applied.
+    #[error("cannot apply the demo catalogue: {0}")]
+    Catalogue(#[from] CatalogError),
+}
+
 /// Starts the mock and applies the demo catalogue with a fresh client key.
 pub(crate) async fn start(
     conn: &DatabaseConnection,
     secrets: &SecretBox,
-) -> Result<Demo, StartError> {
-    let mock = MockUpstream::start().await.map_err(StartError::Demo)?;
+) -> Result<Demo, DemoError> {
+    let mock = MockUpstream::start().await.map_err(DemoError::Mock)?;
     mock.set(|behaviour| {
         behaviour.chunk_delay = Duration::from_millis(40);
         behaviour.chunks = 5;

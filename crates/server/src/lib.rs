@@ -31,7 +31,7 @@ mod upstream;
 
 pub use app::{AppState, Limits};
 pub use config::{Config, DEFAULT_BODY_LIMIT, DEFAULT_DATABASE_URL};
-pub use demo::{DEMO_CLAUDE_MODEL, DEMO_OPENAI_MODEL};
+pub use demo::{DEMO_CLAUDE_MODEL, DEMO_OPENAI_MODEL, DemoError};
 pub use gateway::{BuildError, Gateway, GatewayBuilder, install_crypto_provider, router};
 pub use listener::{ServerLimits, default_max_connections, serve as serve_router};
 pub use server::{StartError, connect_database, deployment_cache_config, deployment_id, run};

@@ -12,6 +12,7 @@ use tollgate_resolver::ResolverConfig;
 use tollgate_stats::BusinessCalendar;
 
 use crate::config::Config;
+use crate::demo::DemoError;
 use crate::gateway::{BuildError, Gateway};
 use crate::{demo, listener, telemetry};
 use tollgate_catalogue::SecretBox;
@@ -44,9 +45,9 @@ pub enum StartError {
     /// The `--catalog` file is unreadable, invalid or could not be applied.
     #[error("--catalog: {0}")]
     Catalog(#[from] CatalogError),
-    /// The demo mock upstream could not start.
-    #[error("--demo: cannot start the mock upstream: {0}")]
-    Demo(std::io::Error),
+    /// The demo could not start.
+    #[error("--demo: {0}")]
+    Demo(#[from] DemoError),
     /// The business time zone cannot be loaded.
     #[error("invalid TOLLGATE_TIMEZONE (--timezone): {0}")]
     Timezone(String),

@@ -9,7 +9,7 @@ use tollgate_entities::{
     new_id, now_utc,
 };
 
-use super::{
+use super::common::{
     Slot, Stale, Store, Target, Written, check, ensure_unique, models_where, required, set,
 };
 use crate::error::CatalogError;
@@ -29,7 +29,7 @@ pub struct GlobalModelFields {
     /// Default prices.
     pub default_tiered_pricing: Option<TieredPricing>,
     /// Default price per request, 0 to 1000 USD.
-    #[serde(deserialize_with = "super::nullable")]
+    #[serde(deserialize_with = "super::common::nullable")]
     pub default_price_per_request: Option<Option<f64>>,
     /// Capability names.
     pub supported_capabilities: Option<Vec<String>>,
@@ -188,35 +188,35 @@ pub struct ModelFields {
     /// The name the provider's API expects, unique per provider, at most 200 bytes.
     pub provider_model_name: Option<String>,
     /// Alternative upstream names.
-    #[serde(deserialize_with = "super::nullable")]
+    #[serde(deserialize_with = "super::common::nullable")]
     pub provider_model_aliases: Option<Option<Vec<ModelAlias>>>,
     /// Own price per request, 0 to 1000 USD.
-    #[serde(deserialize_with = "super::nullable")]
+    #[serde(deserialize_with = "super::common::nullable")]
     pub price_per_request: Option<Option<f64>>,
     /// Own prices.
-    #[serde(deserialize_with = "super::nullable")]
+    #[serde(deserialize_with = "super::common::nullable")]
     pub tiered_pricing: Option<Option<TieredPricing>>,
     /// Accepts images.
-    #[serde(deserialize_with = "super::nullable")]
+    #[serde(deserialize_with = "super::common::nullable")]
     pub supports_vision: Option<Option<bool>>,
     /// Supports tool calls.
-    #[serde(deserialize_with = "super::nullable")]
+    #[serde(deserialize_with = "super::common::nullable")]
     pub supports_function_calling: Option<Option<bool>>,
     /// Can stream.
-    #[serde(deserialize_with = "super::nullable")]
+    #[serde(deserialize_with = "super::common::nullable")]
     pub supports_streaming: Option<Option<bool>>,
     /// Supports extended thinking.
-    #[serde(deserialize_with = "super::nullable")]
+    #[serde(deserialize_with = "super::common::nullable")]
     pub supports_extended_thinking: Option<Option<bool>>,
     /// Generates images.
-    #[serde(deserialize_with = "super::nullable")]
+    #[serde(deserialize_with = "super::common::nullable")]
     pub supports_image_generation: Option<Option<bool>>,
     /// Active.
     pub is_active: Option<bool>,
     /// Available.
     pub is_available: Option<bool>,
     /// Free-form configuration object.
-    #[serde(deserialize_with = "super::nullable")]
+    #[serde(deserialize_with = "super::common::nullable")]
     pub config: Option<Option<JsonObject>>,
 }
 

@@ -9,7 +9,7 @@ use tollgate_entities::{
     provider_endpoints, providers,
 };
 
-use super::{
+use super::common::{
     Slot, Stale, Store, Target, Written, check, ensure_unique, models_where, required, set,
 };
 use crate::error::CatalogError;
@@ -34,7 +34,7 @@ pub struct ProviderFields {
     /// Active.
     pub is_active: Option<bool>,
     /// Free-form configuration object.
-    #[serde(deserialize_with = "super::nullable")]
+    #[serde(deserialize_with = "super::common::nullable")]
     pub config: Option<Option<JsonObject>>,
 }
 
@@ -164,7 +164,7 @@ pub struct EndpointFields {
     /// An absolute `http(s)` URL; a trailing `/` is dropped.
     pub base_url: Option<String>,
     /// Extra headers sent upstream.
-    #[serde(deserialize_with = "super::nullable")]
+    #[serde(deserialize_with = "super::common::nullable")]
     pub headers: Option<Option<Headers>>,
     /// Timeout in seconds, 1 to 3600.
     pub timeout: Option<i32>,
@@ -289,7 +289,7 @@ pub struct ProviderKeyFields {
     /// Lower is tried first.
     pub internal_priority: Option<i32>,
     /// Model names the key may serve.
-    #[serde(deserialize_with = "super::nullable")]
+    #[serde(deserialize_with = "super::common::nullable")]
     pub allowed_models: Option<Option<Vec<String>>>,
     /// Active.
     pub is_active: Option<bool>,

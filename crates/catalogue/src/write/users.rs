@@ -6,7 +6,9 @@ use sea_orm::{
 use serde::Deserialize;
 use tollgate_entities::{UserRole, api_keys, insert_row, new_id, now_utc, users};
 
-use super::{Slot, Stale, Store, Target, Written, check, ensure_unique, key_hashes, required, set};
+use super::common::{
+    Slot, Stale, Store, Target, Written, check, ensure_unique, key_hashes, required, set,
+};
 use crate::error::CatalogError;
 use crate::rules;
 
@@ -25,7 +27,7 @@ pub struct UserFields {
     /// Active.
     pub is_active: Option<bool>,
     /// Quota in USD, 0 to 1e9.
-    #[serde(deserialize_with = "super::nullable")]
+    #[serde(deserialize_with = "super::common::nullable")]
     pub quota_usd: Option<Option<f64>>,
     /// The spend counted against the quota, e.g. back to 0 for a new period.
     pub used_usd: Option<f64>,

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use tollgate_catalogue::{CatalogFile, CatalogSummary, apply_catalog, export_catalog};
 
-use super::AdminError;
+use super::error::AdminError;
 use super::extract::{Admin, AdminJson};
 use crate::app::AppState;
 

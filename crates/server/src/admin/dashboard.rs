@@ -12,7 +12,7 @@ use sea_orm::EntityTrait;
 use serde::Deserialize;
 use tollgate_entities::users;
 
-use super::AdminError;
+use super::error::AdminError;
 use super::extract::{Admin, AdminId, AdminQuery, Caller};
 use crate::app::AppState;
 

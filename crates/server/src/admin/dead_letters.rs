@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Deserialize;
 use tollgate_entities::usage_dead_letters;
 
-use super::AdminError;
+use super::error::AdminError;
 use super::extract::{Admin, AdminQuery, parse_json};
 use crate::app::AppState;
 use tollgate_accounting::{REPLAY_LIMIT, ReplayError, ReplayReport};

@@ -6,7 +6,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use tollgate_entities::ApiFormat;
 
-use super::AdminError;
+use super::error::AdminError;
 use super::extract::{Admin, AdminQuery};
 use super::providers::mask;
 use crate::app::AppState;

@@ -5,10 +5,11 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
+use sea_orm::{EntityTrait, PrimaryKeyTrait};
 use serde::de::DeserializeOwned;
 use tollgate_entities::{ApiFormat, UserRole};
 
-use super::AdminError;
+use super::error::AdminError;
 use crate::app::AppState;
 use crate::auth::{ClientIdentity, authenticate};
 use tollgate_catalogue::rules as validate;
@@ -176,6 +177,22 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AdminEr
         .end()
         .map_err(|error| AdminError::bad_request(format!("malformed JSON: {error}")))?;
     Ok(value)
+}
+
+/// The row `id` of entity `E`, or a 404 naming `what` and the id.
+pub(super) async fn find_or_404<E>(
+    state: &AppState,
+    what: &str,
+    id: &str,
+) -> Result<E::Model, AdminError>
+where
+    E: EntityTrait,
+    <E::PrimaryKey as PrimaryKeyTrait>::ValueType: From<String>,
+{
+    E::find_by_id(id.to_owned())
+        .one(state.conn())
+        .await?
+        .ok_or_else(|| AdminError::not_found(what, id))
 }
 
 #[cfg(test)]

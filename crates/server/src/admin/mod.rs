@@ -16,10 +16,8 @@ mod users;
 
 use axum::Router;
 use axum::routing::{delete, get, patch, post};
-use sea_orm::{EntityTrait, PrimaryKeyTrait};
 
 pub(crate) use dashboard::routes as dashboard_routes;
-pub(crate) use error::AdminError;
 
 use crate::app::AppState;
 
@@ -89,16 +87,4 @@ pub(crate) fn routes() -> Router<AppState> {
             "/api/admin/usage/dead-letters/replay",
             post(dead_letters::replay),
         )
-}
-
-/// The row `id` of entity `E`, or a 404 naming `what` and the id.
-async fn find_or_404<E>(state: &AppState, what: &str, id: &str) -> Result<E::Model, AdminError>
-where
-    E: EntityTrait,
-    <E::PrimaryKey as PrimaryKeyTrait>::ValueType: From<String>,
-{
-    E::find_by_id(id.to_owned())
-        .one(state.conn())
-        .await?
-        .ok_or_else(|| AdminError::not_found(what, id))
 }

@@ -12,8 +12,8 @@ use tollgate_entities::{
     GlobalModelConfig, JsonObject, ModelAlias, TieredPricing, global_models, models, providers,
 };
 
-use super::extract::{Admin, AdminId, AdminIds, AdminJson};
-use super::{AdminError, find_or_404};
+use super::error::AdminError;
+use super::extract::{Admin, AdminId, AdminIds, AdminJson, find_or_404};
 use crate::app::AppState;
 
 fn default_true() -> bool {

@@ -14,8 +14,8 @@ use tollgate_entities::{
     provider_endpoints, providers,
 };
 
-use super::extract::{Admin, AdminId, AdminJson};
-use super::{AdminError, find_or_404};
+use super::error::AdminError;
+use super::extract::{Admin, AdminId, AdminJson, find_or_404};
 use crate::app::AppState;
 
 fn default_true() -> bool {

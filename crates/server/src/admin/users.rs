@@ -14,8 +14,8 @@ use tollgate_catalogue::{
 use tollgate_entities::{UserRole, users};
 use tollgate_resolver::Resolver;
 
-use super::extract::{Admin, AdminId, AdminJson};
-use super::{AdminError, find_or_404};
+use super::error::AdminError;
+use super::extract::{Admin, AdminId, AdminJson, find_or_404};
 use crate::app::AppState;
 use crate::auth::ClientKeyByHash;
 
