@@ -15,6 +15,9 @@ mod json;
 mod pricing;
 mod sanitize;
 
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
+
 pub mod api_keys;
 pub mod global_models;
 pub mod models;

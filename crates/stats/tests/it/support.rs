@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, IntoActiveModel};
 use time::{Date, Duration, OffsetDateTime};
 use tollgate_entities::{
-    CandidateStatus, UsageStatus, new_id, request_candidates, stats_daily, stats_daily_model,
+    CandidateStatus, UsageStatus, request_candidates, stats_daily, stats_daily_model,
     stats_user_daily, usage, users,
 };
 use tollgate_stats::{BusinessCalendar, BusinessDay, DayStats, ModelStats, UserStats};
@@ -131,26 +131,11 @@ pub(crate) fn candidate(
     created_at: OffsetDateTime,
 ) -> request_candidates::Model {
     request_candidates::Model {
-        id: new_id(),
-        request_id: request_id.to_owned(),
-        user_id: None,
-        api_key_id: None,
         candidate_index,
         retry_index,
-        provider_id: None,
-        endpoint_id: None,
-        key_id: None,
-        status,
         skip_reason: (status == CandidateStatus::Skipped).then(|| "circuit_open".to_owned()),
-        is_cached: false,
-        status_code: None,
-        error_type: None,
-        error_message: None,
         latency_ms: Some(10),
-        extra_data: None,
-        created_at,
-        started_at: None,
-        finished_at: None,
+        ..fixtures::candidate_row(request_id, status, created_at)
     }
 }
 
