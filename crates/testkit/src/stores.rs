@@ -3,7 +3,7 @@
 
 use std::fmt::Debug;
 
-use tollgate_cache::{Cache, CacheKey, Config, CounterKey, Entry, Tier};
+use tollgate_cache::{Cache, CacheKey, Config, CounterKey, Entry, Lookup, Tier};
 
 /// The three stores behind the cache's one interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,15 +72,7 @@ where
     K: CacheKey + Debug,
     K::Value: PartialEq + Debug,
 {
-    let stored = Entry::Found(value.clone());
-    writer
-        .set(&key, stored)
-        .await
-        .unwrap_or_else(|error| panic!("{kind:?}: cannot store {key:?}: {error}"));
-    let lookup = reader
-        .get(&key)
-        .await
-        .unwrap_or_else(|| panic!("{kind:?}: {key:?} not found"));
+    let lookup = store_and_read(writer, reader, kind, &key, Entry::Found(value.clone())).await;
     assert_eq!(lookup.entry, Entry::Found(value), "{kind:?}: {key:?}");
     let expected = if kind == Kind::InProcess {
         Tier::L1
@@ -100,15 +92,26 @@ where
     K: CacheKey + Debug,
     K::Value: PartialEq + Debug,
 {
-    writer
-        .set(&key, Entry::Missing)
-        .await
-        .unwrap_or_else(|error| panic!("{kind:?}: cannot store {key:?} as missing: {error}"));
-    let lookup = reader
-        .get(&key)
-        .await
-        .unwrap_or_else(|| panic!("{kind:?}: {key:?} not found"));
+    let lookup = store_and_read(writer, reader, kind, &key, Entry::Missing).await;
     assert_eq!(lookup.entry, Entry::Missing, "{kind:?}");
+}
+
+/// Stores `entry` under `key` through `writer` and reads it back through `reader`.
+async fn store_and_read<K: CacheKey + Debug>(
+    writer: &Cache,
+    reader: &Cache,
+    kind: Kind,
+    key: &K,
+    entry: Entry<K::Value>,
+) -> Lookup<K::Value> {
+    writer
+        .set(key, entry)
+        .await
+        .unwrap_or_else(|error| panic!("{kind:?}: cannot store {key:?}: {error}"));
+    reader
+        .get(key)
+        .await
+        .unwrap_or_else(|| panic!("{kind:?}: {key:?} not found"))
 }
 
 /// A hit counter starts absent, reads 1 once initialised and counts on from there, as seen
