@@ -2,7 +2,8 @@
 //! timestamps and foreign keys the same way.
 
 use sea_orm_migration::prelude::{
-    ColumnDef, ForeignKey, ForeignKeyAction, ForeignKeyCreateStatement, Index, IndexCreateStatement,
+    ColumnDef, DbErr, ForeignKey, ForeignKeyAction, ForeignKeyCreateStatement, Index,
+    IndexCreateStatement, SchemaManager, Table,
 };
 use sea_orm_migration::schema::{string_len, string_len_null, timestamp_with_time_zone};
 
@@ -31,8 +32,26 @@ pub(crate) fn updated_at() -> ColumnDef {
     timestamp_with_time_zone("updated_at")
 }
 
+/// A foreign key `table.column -> target.id` whose rows go with the target row.
+pub(crate) fn cascade(
+    table: &'static str,
+    column: &'static str,
+    target: &'static str,
+) -> ForeignKeyCreateStatement {
+    fk(table, column, target, ForeignKeyAction::Cascade)
+}
+
+/// A foreign key `table.column -> target.id` that is cleared when the target row goes.
+pub(crate) fn set_null(
+    table: &'static str,
+    column: &'static str,
+    target: &'static str,
+) -> ForeignKeyCreateStatement {
+    fk(table, column, target, ForeignKeyAction::SetNull)
+}
+
 /// A foreign key `table.column -> target.id` with the given delete action.
-pub(crate) fn fk(
+fn fk(
     table: &'static str,
     column: &'static str,
     target: &'static str,
@@ -69,4 +88,28 @@ pub(crate) fn index(table: &'static str, columns: &[&'static str]) -> IndexCreat
         index.col(*column);
     }
     index.take()
+}
+
+/// Creates each of `indexes` (plain indexes, after their tables), in order.
+pub(crate) async fn create_indexes(
+    manager: &SchemaManager<'_>,
+    indexes: impl IntoIterator<Item = IndexCreateStatement>,
+) -> Result<(), DbErr> {
+    for index in indexes {
+        manager.create_index(index).await?;
+    }
+    Ok(())
+}
+
+/// Drops each of `tables`, in order (dependent tables first).
+pub(crate) async fn drop_tables(
+    manager: &SchemaManager<'_>,
+    tables: &[&'static str],
+) -> Result<(), DbErr> {
+    for table in tables {
+        manager
+            .drop_table(Table::drop().table(*table).take())
+            .await?;
+    }
+    Ok(())
 }

@@ -2,14 +2,16 @@
 //! and models.
 
 use sea_orm_migration::prelude::{
-    DbErr, DeriveMigrationName, ForeignKeyAction, MigrationTrait, SchemaManager, Table, async_trait,
+    DbErr, DeriveMigrationName, MigrationTrait, SchemaManager, Table, async_trait,
 };
 use sea_orm_migration::schema::{
-    boolean, double, double_null, integer, json_binary, json_binary_null, string, string_len, text,
-    timestamp_with_time_zone_null,
+    boolean, boolean_null, double, double_null, integer, json_binary, json_binary_null, string,
+    string_len, text, timestamp_with_time_zone_null,
 };
 
-use crate::columns::{created_at, fk, id, id_ref, index, unique, updated_at};
+use crate::columns::{
+    cascade, create_indexes, created_at, drop_tables, id, id_ref, index, unique, updated_at,
+};
 
 /// Creates the catalogue.
 #[derive(DeriveMigrationName)]
@@ -64,18 +66,11 @@ impl MigrationTrait for Migration {
                     .col(created_at())
                     .col(updated_at())
                     .index(&mut unique("api_keys", &["key_hash"]))
-                    .foreign_key(&mut fk(
-                        "api_keys",
-                        "user_id",
-                        "users",
-                        ForeignKeyAction::Cascade,
-                    ))
+                    .foreign_key(&mut cascade("api_keys", "user_id", "users"))
                     .take(),
             )
             .await?;
-        manager
-            .create_index(index("api_keys", &["user_id"]))
-            .await?;
+        create_indexes(manager, [index("api_keys", &["user_id"])]).await?;
 
         manager
             .create_table(
@@ -113,11 +108,10 @@ impl MigrationTrait for Migration {
                         "provider_endpoints",
                         &["provider_id", "api_format"],
                     ))
-                    .foreign_key(&mut fk(
+                    .foreign_key(&mut cascade(
                         "provider_endpoints",
                         "provider_id",
                         "providers",
-                        ForeignKeyAction::Cascade,
                     ))
                     .take(),
             )
@@ -137,18 +131,15 @@ impl MigrationTrait for Migration {
                     .col(boolean("is_active").default(true))
                     .col(created_at())
                     .col(updated_at())
-                    .foreign_key(&mut fk(
+                    .foreign_key(&mut cascade(
                         "provider_api_keys",
                         "endpoint_id",
                         "provider_endpoints",
-                        ForeignKeyAction::Cascade,
                     ))
                     .take(),
             )
             .await?;
-        manager
-            .create_index(index("provider_api_keys", &["endpoint_id"]))
-            .await?;
+        create_indexes(manager, [index("provider_api_keys", &["endpoint_id"])]).await?;
 
         manager
             .create_table(
@@ -181,19 +172,11 @@ impl MigrationTrait for Migration {
                     .col(json_binary_null("provider_model_aliases"))
                     .col(double_null("price_per_request"))
                     .col(json_binary_null("tiered_pricing"))
-                    .col(sea_orm_migration::schema::boolean_null("supports_vision"))
-                    .col(sea_orm_migration::schema::boolean_null(
-                        "supports_function_calling",
-                    ))
-                    .col(sea_orm_migration::schema::boolean_null(
-                        "supports_streaming",
-                    ))
-                    .col(sea_orm_migration::schema::boolean_null(
-                        "supports_extended_thinking",
-                    ))
-                    .col(sea_orm_migration::schema::boolean_null(
-                        "supports_image_generation",
-                    ))
+                    .col(boolean_null("supports_vision"))
+                    .col(boolean_null("supports_function_calling"))
+                    .col(boolean_null("supports_streaming"))
+                    .col(boolean_null("supports_extended_thinking"))
+                    .col(boolean_null("supports_image_generation"))
                     .col(boolean("is_active").default(true))
                     .col(boolean("is_available").default(true))
                     .col(json_binary_null("config"))
@@ -203,36 +186,23 @@ impl MigrationTrait for Migration {
                         "models",
                         &["provider_id", "provider_model_name"],
                     ))
-                    .foreign_key(&mut fk(
-                        "models",
-                        "provider_id",
-                        "providers",
-                        ForeignKeyAction::Cascade,
-                    ))
-                    .foreign_key(&mut fk(
-                        "models",
-                        "global_model_id",
-                        "global_models",
-                        ForeignKeyAction::Cascade,
-                    ))
+                    .foreign_key(&mut cascade("models", "provider_id", "providers"))
+                    .foreign_key(&mut cascade("models", "global_model_id", "global_models"))
                     .take(),
             )
             .await?;
-        manager
-            .create_index(index("models", &["global_model_id"]))
-            .await?;
-        manager
-            .create_index(index("models", &["provider_model_name"]))
-            .await?;
+        create_indexes(
+            manager,
+            [
+                index("models", &["global_model_id"]),
+                index("models", &["provider_model_name"]),
+            ],
+        )
+        .await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in TABLES {
-            manager
-                .drop_table(Table::drop().table(table).take())
-                .await?;
-        }
-        Ok(())
+        drop_tables(manager, &TABLES).await
     }
 }

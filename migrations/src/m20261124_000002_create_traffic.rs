@@ -2,14 +2,14 @@
 //! routing candidate and attempt).
 
 use sea_orm_migration::prelude::{
-    DbErr, DeriveMigrationName, ForeignKeyAction, MigrationTrait, SchemaManager, Table, async_trait,
+    DbErr, DeriveMigrationName, MigrationTrait, SchemaManager, Table, async_trait,
 };
 use sea_orm_migration::schema::{
     boolean, double, double_null, integer, integer_null, json_binary_null, string_len,
     string_len_null, text_null, timestamp_with_time_zone, timestamp_with_time_zone_null,
 };
 
-use crate::columns::{fk, id, id_ref_null, index, unique};
+use crate::columns::{create_indexes, drop_tables, id, id_ref_null, index, set_null, unique};
 
 /// Creates `usage` and `request_candidates`.
 #[derive(DeriveMigrationName)]
@@ -80,49 +80,30 @@ impl MigrationTrait for Migration {
             .col(json_binary_null("request_metadata"))
             .col(timestamp_with_time_zone("created_at"))
             .index(&mut unique("usage", &["request_id"]))
-            .foreign_key(&mut fk(
-                "usage",
-                "user_id",
-                "users",
-                ForeignKeyAction::SetNull,
-            ))
-            .foreign_key(&mut fk(
-                "usage",
-                "api_key_id",
-                "api_keys",
-                ForeignKeyAction::SetNull,
-            ))
-            .foreign_key(&mut fk(
-                "usage",
-                "provider_id",
-                "providers",
-                ForeignKeyAction::SetNull,
-            ))
-            .foreign_key(&mut fk(
+            .foreign_key(&mut set_null("usage", "user_id", "users"))
+            .foreign_key(&mut set_null("usage", "api_key_id", "api_keys"))
+            .foreign_key(&mut set_null("usage", "provider_id", "providers"))
+            .foreign_key(&mut set_null(
                 "usage",
                 "provider_endpoint_id",
                 "provider_endpoints",
-                ForeignKeyAction::SetNull,
             ))
-            .foreign_key(&mut fk(
+            .foreign_key(&mut set_null(
                 "usage",
                 "provider_api_key_id",
                 "provider_api_keys",
-                ForeignKeyAction::SetNull,
             ));
         manager.create_table(usage.take()).await?;
-        manager
-            .create_index(index("usage", &["created_at"]))
-            .await?;
-        manager
-            .create_index(index("usage", &["user_id", "created_at"]))
-            .await?;
-        manager
-            .create_index(index("usage", &["api_key_id", "created_at"]))
-            .await?;
-        manager
-            .create_index(index("usage", &["provider", "model", "created_at"]))
-            .await?;
+        create_indexes(
+            manager,
+            [
+                index("usage", &["created_at"]),
+                index("usage", &["user_id", "created_at"]),
+                index("usage", &["api_key_id", "created_at"]),
+                index("usage", &["provider", "model", "created_at"]),
+            ],
+        )
+        .await?;
 
         manager
             .create_table(
@@ -155,21 +136,18 @@ impl MigrationTrait for Migration {
                     .take(),
             )
             .await?;
-        manager
-            .create_index(index("request_candidates", &["request_id"]))
-            .await?;
-        manager
-            .create_index(index("request_candidates", &["created_at"]))
-            .await?;
+        create_indexes(
+            manager,
+            [
+                index("request_candidates", &["request_id"]),
+                index("request_candidates", &["created_at"]),
+            ],
+        )
+        .await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in ["request_candidates", "usage"] {
-            manager
-                .drop_table(Table::drop().table(table).take())
-                .await?;
-        }
-        Ok(())
+        drop_tables(manager, &["request_candidates", "usage"]).await
     }
 }

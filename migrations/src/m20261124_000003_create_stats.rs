@@ -2,14 +2,13 @@
 //! `stats_user_daily` and the single-row `stats_summary`.
 
 use sea_orm_migration::prelude::{
-    DbErr, DeriveMigrationName, Expr, ExprTrait, ForeignKeyAction, MigrationTrait, SchemaManager,
-    Table, async_trait,
+    DbErr, DeriveMigrationName, Expr, ExprTrait, MigrationTrait, SchemaManager, Table, async_trait,
 };
 use sea_orm_migration::schema::{
     big_integer, double, integer, string_len, timestamp_with_time_zone,
 };
 
-use crate::columns::{created_at, fk, id, id_ref, unique, updated_at};
+use crate::columns::{cascade, created_at, drop_tables, id, id_ref, unique, updated_at};
 
 /// Creates the statistics tables.
 #[derive(DeriveMigrationName)]
@@ -94,12 +93,7 @@ impl MigrationTrait for Migration {
             .col(created_at())
             .col(updated_at())
             .index(&mut unique("stats_user_daily", &["user_id", "date"]))
-            .foreign_key(&mut fk(
-                "stats_user_daily",
-                "user_id",
-                "users",
-                ForeignKeyAction::Cascade,
-            ));
+            .foreign_key(&mut cascade("stats_user_daily", "user_id", "users"));
         manager.create_table(per_user.take()).await?;
 
         let mut summary = Table::create();
@@ -140,16 +134,15 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in [
-            "stats_summary",
-            "stats_user_daily",
-            "stats_daily_model",
-            "stats_daily",
-        ] {
-            manager
-                .drop_table(Table::drop().table(table).take())
-                .await?;
-        }
-        Ok(())
+        drop_tables(
+            manager,
+            &[
+                "stats_summary",
+                "stats_user_daily",
+                "stats_daily_model",
+                "stats_daily",
+            ],
+        )
+        .await
     }
 }

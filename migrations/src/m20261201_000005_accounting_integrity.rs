@@ -7,7 +7,7 @@ use sea_orm_migration::prelude::{
 };
 use sea_orm_migration::schema::{json_binary, string_len, text, timestamp_with_time_zone_null};
 
-use crate::columns::{created_at, id, index};
+use crate::columns::{create_indexes, created_at, drop_tables, id, index};
 
 /// Creates `usage_dead_letters` and `tollgate_meta`.
 #[derive(DeriveMigrationName)]
@@ -29,9 +29,7 @@ impl MigrationTrait for Migration {
                     .take(),
             )
             .await?;
-        manager
-            .create_index(index("usage_dead_letters", &["request_id"]))
-            .await?;
+        create_indexes(manager, [index("usage_dead_letters", &["request_id"])]).await?;
         manager
             .create_table(
                 Table::create()
@@ -45,11 +43,6 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table("tollgate_meta").take())
-            .await?;
-        manager
-            .drop_table(Table::drop().table("usage_dead_letters").take())
-            .await
+        drop_tables(manager, &["tollgate_meta", "usage_dead_letters"]).await
     }
 }

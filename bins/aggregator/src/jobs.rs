@@ -58,23 +58,26 @@ pub(crate) async fn summary(stats: &Aggregator) -> anyhow::Result<()> {
 
 /// `today`.
 pub(crate) async fn today(stats: &Aggregator, json: bool) -> anyhow::Result<()> {
-    let today = stats.today_live().await?;
-    let text = if json {
-        serde_json::to_string_pretty(&today)?
-    } else {
-        output::today_table(&today)
-    };
-    println!("{}", text.trim_end());
-    Ok(())
+    print(&stats.today_live().await?, json, output::today_table)
 }
 
 /// `show`.
 pub(crate) async fn show(stats: &Aggregator, days: u32, json: bool) -> anyhow::Result<()> {
-    let series = stats.daily_series(days).await?;
+    print(&stats.daily_series(days).await?, json, |series| {
+        output::daily_table(series)
+    })
+}
+
+/// Prints `value` as pretty JSON, or as the table `table` makes of it.
+fn print<T: serde::Serialize>(
+    value: &T,
+    json: bool,
+    table: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
     let text = if json {
-        serde_json::to_string_pretty(&series)?
+        serde_json::to_string_pretty(value)?
     } else {
-        output::daily_table(&series)
+        table(value)
     };
     println!("{}", text.trim_end());
     Ok(())

@@ -72,26 +72,10 @@ fn benches(c: &mut Criterion) {
         negative_ttl: Duration::from_secs(60),
         ..Config::default()
     };
-    let now = OffsetDateTime::now_utc();
-    let model = Row {
-        id: uuid::Uuid::new_v4().to_string(),
-        provider_id: uuid::Uuid::new_v4().to_string(),
-        global_model_id: uuid::Uuid::new_v4().to_string(),
-        provider_model_name: "claude-sonnet-4-20250514".to_owned(),
-        provider_model_aliases: None,
-        price_per_request: None,
-        tiered_pricing: None,
-        supports_vision: None,
-        supports_function_calling: None,
-        supports_streaming: None,
-        supports_extended_thinking: None,
-        supports_image_generation: None,
-        is_active: true,
-        is_available: true,
-        config: None,
-        created_at: now,
-        updated_at: now,
-    };
+    // The testkit's `models` row, decoded into the mirror: the cached JSON is the row's own.
+    let id = || uuid::Uuid::new_v4().to_string();
+    let row = tollgate_testkit::fixtures::model(&id(), &id(), "claude-sonnet-4-20250514");
+    let model: Row = serde_json::from_value(serde_json::to_value(row).unwrap()).unwrap();
     let key = RowById(model.id.clone());
 
     let in_process = Cache::in_process(config.clone()).unwrap();

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Capabilities, GlobalModelConfig, TieredPricing};
 
 /// A row of `global_models`.
+#[sea_orm::model]
 #[expect(
     missing_docs,
     reason = "columns are documented in shared/spec/schema.md"
@@ -35,20 +36,9 @@ pub struct Model {
     pub created_at: TimeDateTimeWithTimeZone,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: TimeDateTimeWithTimeZone,
-}
-
-/// Relations of `global_models`.
-#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
     /// Providers' implementations.
-    #[sea_orm(has_many = "super::models::Entity")]
-    Models,
-}
-
-impl Related<super::models::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Models.def()
-    }
+    #[sea_orm(has_many)]
+    pub models: HasMany<super::models::Entity>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -6,6 +6,10 @@
 //!
 //! Row types are the sea-orm `Model`s of each entity module; they derive `Serialize` and
 //! `Deserialize`, so the cache stores them as plain read-only snapshots.
+//!
+//! Entities use sea-orm 2's dense format (`#[sea_orm::model]`): relations are fields of the
+//! `Model` declaration (`BelongsTo`, `HasMany`), from which the macro derives the `Relation`
+//! enum and the `Related` impls; the `Model` itself keeps only the columns.
 
 mod cost;
 mod enums;
@@ -14,6 +18,9 @@ mod insert;
 mod json;
 mod pricing;
 mod sanitize;
+
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 
 pub mod api_keys;
 pub mod global_models;

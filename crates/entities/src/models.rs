@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::{JsonObject, ModelAliases, TieredPricing};
 
 /// A row of `models`.
+#[sea_orm::model]
 #[expect(
     missing_docs,
     reason = "columns are documented in shared/spec/schema.md"
@@ -47,39 +48,12 @@ pub struct Model {
     pub created_at: TimeDateTimeWithTimeZone,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: TimeDateTimeWithTimeZone,
-}
-
-/// Relations of `models`.
-#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
     /// The provider serving it.
-    #[sea_orm(
-        belongs_to = "super::providers::Entity",
-        from = "Column::ProviderId",
-        to = "super::providers::Column::Id",
-        on_delete = "Cascade"
-    )]
-    Provider,
+    #[sea_orm(belongs_to, from = "provider_id", to = "id", on_delete = "Cascade")]
+    pub provider: BelongsTo<super::providers::Entity>,
     /// The global model it implements.
-    #[sea_orm(
-        belongs_to = "super::global_models::Entity",
-        from = "Column::GlobalModelId",
-        to = "super::global_models::Column::Id",
-        on_delete = "Cascade"
-    )]
-    GlobalModel,
-}
-
-impl Related<super::providers::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Provider.def()
-    }
-}
-
-impl Related<super::global_models::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::GlobalModel.def()
-    }
+    #[sea_orm(belongs_to, from = "global_model_id", to = "id", on_delete = "Cascade")]
+    pub global_model: BelongsTo<super::global_models::Entity>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

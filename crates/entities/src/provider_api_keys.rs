@@ -9,6 +9,7 @@ use crate::AllowedModels;
 ///
 /// `Debug` is derived, so never log a whole row: `api_key` is the upstream secret (encrypted
 /// at rest when an encryption key is configured).
+#[sea_orm::model]
 #[expect(
     missing_docs,
     reason = "columns are documented in shared/spec/schema.md"
@@ -40,25 +41,9 @@ pub struct Model {
     pub created_at: TimeDateTimeWithTimeZone,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: TimeDateTimeWithTimeZone,
-}
-
-/// Relations of `provider_api_keys`.
-#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
     /// The owning endpoint.
-    #[sea_orm(
-        belongs_to = "super::provider_endpoints::Entity",
-        from = "Column::EndpointId",
-        to = "super::provider_endpoints::Column::Id",
-        on_delete = "Cascade"
-    )]
-    Endpoint,
-}
-
-impl Related<super::provider_endpoints::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Endpoint.def()
-    }
+    #[sea_orm(belongs_to, from = "endpoint_id", to = "id", on_delete = "Cascade")]
+    pub endpoint: BelongsTo<super::provider_endpoints::Entity>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::{ApiFormat, Headers};
 
 /// A row of `provider_endpoints`.
+#[sea_orm::model]
 #[expect(
     missing_docs,
     reason = "columns are documented in shared/spec/schema.md"
@@ -35,34 +36,12 @@ pub struct Model {
     pub created_at: TimeDateTimeWithTimeZone,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: TimeDateTimeWithTimeZone,
-}
-
-/// Relations of `provider_endpoints`.
-#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
     /// The owning provider.
-    #[sea_orm(
-        belongs_to = "super::providers::Entity",
-        from = "Column::ProviderId",
-        to = "super::providers::Column::Id",
-        on_delete = "Cascade"
-    )]
-    Provider,
+    #[sea_orm(belongs_to, from = "provider_id", to = "id", on_delete = "Cascade")]
+    pub provider: BelongsTo<super::providers::Entity>,
     /// The endpoint's upstream keys.
-    #[sea_orm(has_many = "super::provider_api_keys::Entity")]
-    Keys,
-}
-
-impl Related<super::providers::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Provider.def()
-    }
-}
-
-impl Related<super::provider_api_keys::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Keys.def()
-    }
+    #[sea_orm(has_many)]
+    pub keys: HasMany<super::provider_api_keys::Entity>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

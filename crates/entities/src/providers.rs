@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::{BillingType, JsonObject};
 
 /// A row of `providers`.
+#[sea_orm::model]
 #[expect(
     missing_docs,
     reason = "columns are documented in shared/spec/schema.md"
@@ -32,29 +33,12 @@ pub struct Model {
     pub created_at: TimeDateTimeWithTimeZone,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: TimeDateTimeWithTimeZone,
-}
-
-/// Relations of `providers`.
-#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
     /// The provider's endpoints.
-    #[sea_orm(has_many = "super::provider_endpoints::Entity")]
-    Endpoints,
+    #[sea_orm(has_many)]
+    pub endpoints: HasMany<super::provider_endpoints::Entity>,
     /// The provider's models.
-    #[sea_orm(has_many = "super::models::Entity")]
-    Models,
-}
-
-impl Related<super::provider_endpoints::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Endpoints.def()
-    }
-}
-
-impl Related<super::models::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::Models.def()
-    }
+    #[sea_orm(has_many)]
+    pub models: HasMany<super::models::Entity>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

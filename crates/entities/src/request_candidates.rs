@@ -7,6 +7,9 @@ use crate::sanitize::{fit_column, fit_json_column, fit_optional_column};
 use crate::{CandidateStatus, JsonObject};
 
 /// A row of `request_candidates`.
+///
+/// No navigable relations: rows are written once and read by grouped statistics queries.
+#[sea_orm::model]
 #[expect(
     missing_docs,
     reason = "columns are documented in shared/spec/schema.md"
@@ -55,10 +58,6 @@ pub struct Model {
     #[serde(with = "time::serde::rfc3339::option")]
     pub finished_at: Option<TimeDateTimeWithTimeZone>,
 }
-
-/// No navigable relations: rows are written once and read by grouped statistics queries.
-#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 

@@ -125,7 +125,7 @@ mod tests {
     use sea_orm::{ColumnTrait, IdenStatic, Iterable, ModelTrait, Value};
 
     use super::{MAX_TEXT_CHARS, column_max_chars, fit_json, fit_text};
-    use crate::{CandidateStatus, JsonObject, UsageStatus, now_utc, request_candidates, usage};
+    use crate::{CandidateStatus, JsonObject, fixtures, now_utc, request_candidates, usage};
 
     #[test]
     fn text_loses_nul_and_is_cut_at_a_character() {
@@ -173,78 +173,11 @@ mod tests {
     }
 
     fn usage_row() -> usage::Model {
-        usage::Model {
-            id: "id".to_owned(),
-            user_id: None,
-            api_key_id: None,
-            request_id: "r".to_owned(),
-            provider: "p".to_owned(),
-            model: "m".to_owned(),
-            global_model: None,
-            target_model: None,
-            provider_id: None,
-            provider_endpoint_id: None,
-            provider_api_key_id: None,
-            input_tokens: 0,
-            output_tokens: 0,
-            total_tokens: 0,
-            cache_creation_input_tokens: 0,
-            cache_read_input_tokens: 0,
-            input_cost_usd: 0.0,
-            output_cost_usd: 0.0,
-            cache_creation_cost_usd: 0.0,
-            cache_read_cost_usd: 0.0,
-            cache_cost_usd: 0.0,
-            request_cost_usd: 0.0,
-            total_cost_usd: 0.0,
-            actual_input_cost_usd: 0.0,
-            actual_output_cost_usd: 0.0,
-            actual_cache_creation_cost_usd: 0.0,
-            actual_cache_read_cost_usd: 0.0,
-            actual_request_cost_usd: 0.0,
-            actual_total_cost_usd: 0.0,
-            rate_multiplier: 1.0,
-            input_price_per_1m: 0.0,
-            output_price_per_1m: 0.0,
-            cache_creation_price_per_1m: 0.0,
-            cache_read_price_per_1m: 0.0,
-            price_per_request: None,
-            request_type: "chat".to_owned(),
-            api_format: "OPENAI".to_owned(),
-            is_stream: false,
-            status_code: None,
-            error_message: None,
-            response_time_ms: None,
-            first_byte_time_ms: None,
-            status: UsageStatus::Completed,
-            request_metadata: None,
-            created_at: now_utc(),
-        }
+        fixtures::usage_row("m", now_utc())
     }
 
     fn candidate_row() -> request_candidates::Model {
-        request_candidates::Model {
-            id: "id".to_owned(),
-            request_id: "r".to_owned(),
-            user_id: None,
-            api_key_id: None,
-            candidate_index: 0,
-            retry_index: 0,
-            provider_id: None,
-            endpoint_id: None,
-            key_id: None,
-            status: CandidateStatus::Failed,
-            skip_reason: None,
-            is_cached: false,
-            status_code: None,
-            error_type: None,
-            error_message: None,
-            latency_ms: None,
-            extra_data: None,
-            created_at: now_utc(),
-            started_at: None,
-            finished_at: None,
-        }
+        fixtures::candidate_row("r", CandidateStatus::Failed, now_utc())
     }
 
     /// A dirty value for a column of at most `max_chars` characters: a NUL, then more

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 pub const SINGLETON_ID: &str = "00000000-0000-0000-0000-000000000001";
 
 /// The row of `stats_summary`.
+#[sea_orm::model]
 #[expect(
     missing_docs,
     reason = "columns are documented in shared/spec/schema.md"
@@ -41,9 +42,5 @@ pub struct Model {
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: TimeDateTimeWithTimeZone,
 }
-
-/// No relations.
-#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}

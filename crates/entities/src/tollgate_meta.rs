@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 pub const DEPLOYMENT_ID: &str = "deployment_id";
 
 /// A row of `tollgate_meta`.
+#[sea_orm::model]
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "tollgate_meta")]
 pub struct Model {
@@ -25,9 +26,5 @@ pub struct Model {
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: TimeDateTimeWithTimeZone,
 }
-
-/// No relations.
-#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -9,6 +9,10 @@ use crate::sanitize::{
 use crate::{JsonObject, UsageStatus};
 
 /// A row of `usage`.
+///
+/// `usage` has no navigable relations: its foreign keys are `SET NULL` references kept for
+/// integrity, and statistics read it with grouped queries rather than joins.
+#[sea_orm::model]
 #[expect(
     missing_docs,
     reason = "columns are documented in shared/spec/schema.md"
@@ -87,11 +91,6 @@ pub struct Model {
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: TimeDateTimeWithTimeZone,
 }
-
-/// `usage` has no navigable relations: its foreign keys are `SET NULL` references kept for
-/// integrity, and statistics read it with grouped queries rather than joins.
-#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::UserRole;
 
 /// A row of `users`.
+#[sea_orm::model]
 #[expect(
     missing_docs,
     reason = "columns are documented in shared/spec/schema.md"
@@ -33,20 +34,9 @@ pub struct Model {
     pub created_at: TimeDateTimeWithTimeZone,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: TimeDateTimeWithTimeZone,
-}
-
-/// Relations of `users`.
-#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
     /// The user's client keys.
-    #[sea_orm(has_many = "super::api_keys::Entity")]
-    ApiKeys,
-}
-
-impl Related<super::api_keys::Entity> for Entity {
-    fn to() -> RelationDef {
-        Relation::ApiKeys.def()
-    }
+    #[sea_orm(has_many)]
+    pub api_keys: HasMany<super::api_keys::Entity>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -7,15 +7,11 @@
 //! Without a file it uses a temporary one; an empty catalogue is seeded with two providers
 //! serving `gpt-4o` so there is something to resolve.
 
-use sea_orm::{
-    ActiveModelTrait, Database, DatabaseConnection, EntityTrait, IntoActiveModel, PaginatorTrait,
-};
-use tollgate_entities::{
-    ApiFormat, BillingType, Capabilities, GlobalModelConfig, TieredPricing, global_models, models,
-    new_id, now_utc, provider_api_keys, provider_endpoints, providers,
-};
+use sea_orm::{Database, DatabaseConnection, EntityTrait, PaginatorTrait};
+use tollgate_entities::{ApiFormat, Capabilities, TieredPricing, global_models, insert_row};
 use tollgate_migrations::{Migrator, MigratorTraitReexport as _};
 use tollgate_resolver::Resolver;
+use tollgate_testkit::fixtures;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -73,105 +69,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Two providers serving `gpt-4o`. The rows start from the testkit's fixtures (complete
+/// rows with defaults); an embedder fills every column of `shared/spec/schema.md` itself.
 async fn seed(conn: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
-    let now = now_utc();
-    let global = global_models::Model {
-        id: new_id(),
-        name: "gpt-4o".into(),
-        display_name: "GPT-4o".into(),
-        default_price_per_request: None,
-        default_tiered_pricing: TieredPricing::fixed(2.5, 10.0),
-        supported_capabilities: Capabilities(vec!["vision".into()]),
-        config: GlobalModelConfig::default(),
-        is_active: true,
-        usage_count: 0,
-        created_at: now,
-        updated_at: now,
-    };
-    global
-        .clone()
-        .into_active_model()
-        .reset_all()
-        .insert(conn)
-        .await?;
+    let mut global = fixtures::global_model("gpt-4o");
+    global.display_name = "GPT-4o".into();
+    global.default_tiered_pricing = TieredPricing::fixed(2.5, 10.0);
+    global.supported_capabilities = Capabilities(vec!["vision".into()]);
+    let global = insert_row(conn, global).await?;
     for (name, priority, upstream) in [
         ("primary", 10, "gpt-4o-2024-08-06"),
         ("backup", 20, "gpt-4o"),
     ] {
-        let provider = providers::Model {
-            id: new_id(),
-            name: name.into(),
-            display_name: name.into(),
-            billing_type: BillingType::PayAsYouGo,
-            provider_priority: priority,
-            is_active: true,
-            config: None,
-            created_at: now,
-            updated_at: now,
-        };
-        provider
-            .clone()
-            .into_active_model()
-            .reset_all()
-            .insert(conn)
-            .await?;
-        let endpoint = provider_endpoints::Model {
-            id: new_id(),
-            provider_id: provider.id.clone(),
-            api_format: ApiFormat::OpenAi,
-            base_url: format!("https://{name}.example/v1"),
-            headers: None,
-            timeout: 300,
-            max_retries: 1,
-            is_active: true,
-            created_at: now,
-            updated_at: now,
-        };
-        endpoint
-            .clone()
-            .into_active_model()
-            .reset_all()
-            .insert(conn)
-            .await?;
-        provider_api_keys::Model {
-            id: new_id(),
-            endpoint_id: endpoint.id.clone(),
-            api_key: format!("sk-{name}-not-a-real-key"),
-            name: format!("{name} key"),
-            rate_multiplier: 1.0,
-            internal_priority: 50,
-            allowed_models: None,
-            is_active: true,
-            created_at: now,
-            updated_at: now,
-        }
-        .into_active_model()
-        .reset_all()
-        .insert(conn)
-        .await?;
-        models::Model {
-            id: new_id(),
-            provider_id: provider.id.clone(),
-            global_model_id: global.id.clone(),
-            provider_model_name: upstream.into(),
-            provider_model_aliases: None,
-            price_per_request: None,
-            tiered_pricing: None,
-            supports_vision: None,
-            supports_function_calling: None,
-            supports_streaming: None,
-            supports_extended_thinking: None,
-            supports_image_generation: None,
-            is_active: true,
-            is_available: true,
-            config: None,
-            created_at: now,
-            updated_at: now,
-        }
-        .into_active_model()
-        .reset_all()
-        .insert(conn)
-        .await?;
+        let provider = insert_row(conn, fixtures::provider(name, priority)).await?;
+        let base_url = format!("https://{name}.example/v1");
+        let endpoint = fixtures::endpoint(&provider.id, ApiFormat::OpenAi, &base_url);
+        let endpoint = insert_row(conn, endpoint).await?;
+        let mut key = fixtures::provider_key(&endpoint.id, &format!("sk-{name}-not-a-real-key"));
+        key.name = format!("{name} key");
+        insert_row(conn, key).await?;
+        insert_row(conn, fixtures::model(&provider.id, &global.id, upstream)).await?;
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Select};
 use serde::{Deserialize, Serialize};
 use tollgate_entities::{global_models, models, provider_api_keys, provider_endpoints, providers};
 
@@ -94,6 +94,17 @@ impl SeaOrmCatalogue {
     pub fn new(conn: DatabaseConnection) -> Self {
         Self { conn }
     }
+
+    /// The first row `select` finds.
+    async fn first<E: EntityTrait>(
+        &self,
+        select: Select<E>,
+    ) -> Result<Option<E::Model>, ResolverError> {
+        select
+            .one(&self.conn)
+            .await
+            .map_err(ResolverError::catalogue)
+    }
 }
 
 #[async_trait::async_trait]
@@ -141,40 +152,32 @@ impl Catalogue for SeaOrmCatalogue {
         &self,
         name: &str,
     ) -> Result<Option<global_models::Model>, ResolverError> {
-        global_models::Entity::find()
-            .filter(global_models::Column::Name.eq(name))
-            .filter(global_models::Column::IsActive.eq(true))
-            .one(&self.conn)
-            .await
-            .map_err(ResolverError::catalogue)
+        self.first(
+            global_models::Entity::find()
+                .filter(global_models::Column::Name.eq(name))
+                .filter(global_models::Column::IsActive.eq(true)),
+        )
+        .await
     }
 
     async fn model_by_id(&self, id: &str) -> Result<Option<models::Model>, ResolverError> {
-        models::Entity::find_by_id(id.to_owned())
-            .one(&self.conn)
-            .await
-            .map_err(ResolverError::catalogue)
+        self.first(models::Entity::find_by_id(id.to_owned())).await
     }
 
     async fn global_model_by_id(
         &self,
         id: &str,
     ) -> Result<Option<global_models::Model>, ResolverError> {
-        global_models::Entity::find_by_id(id.to_owned())
-            .one(&self.conn)
+        self.first(global_models::Entity::find_by_id(id.to_owned()))
             .await
-            .map_err(ResolverError::catalogue)
     }
 
     async fn global_model_by_name(
         &self,
         name: &str,
     ) -> Result<Option<global_models::Model>, ResolverError> {
-        global_models::Entity::find()
-            .filter(global_models::Column::Name.eq(name))
-            .one(&self.conn)
+        self.first(global_models::Entity::find().filter(global_models::Column::Name.eq(name)))
             .await
-            .map_err(ResolverError::catalogue)
     }
 
     async fn model_for_provider(
@@ -182,23 +185,20 @@ impl Catalogue for SeaOrmCatalogue {
         provider_id: &str,
         global_model_id: &str,
     ) -> Result<Option<models::Model>, ResolverError> {
-        models::Entity::find()
-            .filter(models::Column::ProviderId.eq(provider_id))
-            .filter(models::Column::GlobalModelId.eq(global_model_id))
-            .filter(models::Column::IsActive.eq(true))
-            .order_by_asc(models::Column::ProviderModelName)
-            .one(&self.conn)
-            .await
-            .map_err(ResolverError::catalogue)
+        self.first(
+            models::Entity::find()
+                .filter(models::Column::ProviderId.eq(provider_id))
+                .filter(models::Column::GlobalModelId.eq(global_model_id))
+                .filter(models::Column::IsActive.eq(true))
+                .order_by_asc(models::Column::ProviderModelName),
+        )
+        .await
     }
 
     async fn routes(&self, global_model_id: &str) -> Result<Option<RouteSnapshot>, ResolverError> {
-        let Some(global_model) = global_models::Entity::find_by_id(global_model_id.to_owned())
-            .filter(global_models::Column::IsActive.eq(true))
-            .one(&self.conn)
-            .await
-            .map_err(ResolverError::catalogue)?
-        else {
+        let active = global_models::Entity::find_by_id(global_model_id.to_owned())
+            .filter(global_models::Column::IsActive.eq(true));
+        let Some(global_model) = self.first(active).await? else {
             return Ok(None);
         };
         // Every provider, in one query: no paging that could drop a provider.

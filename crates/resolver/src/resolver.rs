@@ -272,12 +272,8 @@ impl Resolver {
     /// A model by id, active or not; misses are cached too.
     pub async fn model_by_id(&self, id: &str) -> Result<Option<models::Model>, ResolverError> {
         let catalogue = &self.inner.catalogue;
-        let loaded = self
-            .inner
-            .cache
-            .get_or_load(&ModelById(id.to_owned()), || catalogue.model_by_id(id))
-            .await?;
-        Ok(loaded.entry.found())
+        self.found(ModelById(id.to_owned()), || catalogue.model_by_id(id))
+            .await
     }
 
     /// A global model by id, active or not; misses are cached too.
@@ -286,14 +282,10 @@ impl Resolver {
         id: &str,
     ) -> Result<Option<global_models::Model>, ResolverError> {
         let catalogue = &self.inner.catalogue;
-        let loaded = self
-            .inner
-            .cache
-            .get_or_load(&GlobalModelById(id.to_owned()), || {
-                catalogue.global_model_by_id(id)
-            })
-            .await?;
-        Ok(loaded.entry.found())
+        self.found(GlobalModelById(id.to_owned()), || {
+            catalogue.global_model_by_id(id)
+        })
+        .await
     }
 
     /// A global model by exact name, active or not; misses are cached too.
@@ -303,13 +295,21 @@ impl Resolver {
     ) -> Result<Option<global_models::Model>, ResolverError> {
         let name = normalize_model_name(name)?;
         let catalogue = &self.inner.catalogue;
-        let loaded = self
-            .inner
-            .cache
-            .get_or_load(&GlobalModelByName(name.to_owned()), || {
-                catalogue.global_model_by_name(name)
-            })
-            .await?;
+        self.found(GlobalModelByName(name.to_owned()), || {
+            catalogue.global_model_by_name(name)
+        })
+        .await
+    }
+
+    /// The value under `key`, from the cache or, on a miss, from `load`; a miss is cached
+    /// too.
+    async fn found<K, F, Fut>(&self, key: K, load: F) -> Result<Option<K::Value>, ResolverError>
+    where
+        K: CacheKey,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<K::Value>, ResolverError>>,
+    {
+        let loaded = self.inner.cache.get_or_load(&key, load).await?;
         Ok(loaded.entry.found())
     }
 

@@ -74,25 +74,9 @@ mod tests {
     use super::*;
 
     fn model(aliases: Option<Vec<ModelAlias>>) -> models::Model {
-        let now = tollgate_entities::now_utc();
         models::Model {
-            id: "m".into(),
-            provider_id: "p".into(),
-            global_model_id: "g".into(),
-            provider_model_name: "base-name".into(),
             provider_model_aliases: aliases.map(ModelAliases),
-            price_per_request: None,
-            tiered_pricing: None,
-            supports_vision: None,
-            supports_function_calling: None,
-            supports_streaming: None,
-            supports_extended_thinking: None,
-            supports_image_generation: None,
-            is_active: true,
-            is_available: true,
-            config: None,
-            created_at: now,
-            updated_at: now,
+            ..tollgate_testkit::fixtures::model("p", "g", "base-name")
         }
     }
 

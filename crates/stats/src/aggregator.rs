@@ -118,27 +118,13 @@ impl Aggregator {
             let txn = self.db.begin().await?;
             sql::lock(&txn).await?;
             let report = self.compute_summary(&txn, &today).await?;
-            write_summary(
-                &txn,
-                report.cutoff,
-                &report.totals,
-                &report.accounts,
-                self.now(),
-            )
-            .await?;
+            write_summary(&txn, &report, self.now()).await?;
             txn.commit().await?;
             report
         } else {
             let report = self.compute_summary(&self.db, &today).await?;
             let txn = self.db.begin().await?;
-            write_summary(
-                &txn,
-                report.cutoff,
-                &report.totals,
-                &report.accounts,
-                self.now(),
-            )
-            .await?;
+            write_summary(&txn, &report, self.now()).await?;
             txn.commit().await?;
             report
         };

@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 
 use sea_orm::EntityTrait;
 use time::OffsetDateTime;
-use tollgate_entities::{stats_daily_model, stats_user_daily};
+use tollgate_entities::{stats_daily, stats_daily_model, stats_user_daily};
 
 use crate::aggregator::{daily_rows, range_select};
 use crate::sql::{self, Scope};
@@ -15,7 +15,35 @@ use crate::{
     ModelStats, StatsError, UserDailyEntry, UserStats,
 };
 
+/// The days a series covers, and the stored day rows among them.
+struct Window {
+    /// The past days, oldest first.
+    past: Vec<BusinessDay>,
+    today: BusinessDay,
+    /// The start of the first day.
+    from: OffsetDateTime,
+    /// The `stats_daily` rows from `from` to today's start.
+    rows: Vec<stats_daily::Model>,
+}
+
 impl Aggregator {
+    /// The last `days` business days including today; `None` for zero days.
+    async fn window(&self, days: u32) -> Result<Option<Window>, StatsError> {
+        let Some(before_today) = days.checked_sub(1) else {
+            return Ok(None);
+        };
+        let today = self.today()?;
+        let past = self.days_before(&today, before_today)?;
+        let from = past.first().map_or(today.start(), BusinessDay::start);
+        let rows = daily_rows(&self.db, Some(from), today.start()).await?;
+        Ok(Some(Window {
+            past,
+            today,
+            from,
+            rows,
+        }))
+    }
+
     /// The days of the last `days` days before today (yesterday included, today not) that
     /// have no complete `stats_daily` row, oldest first. Rows are matched to days by
     /// instant, never by their text.
@@ -90,21 +118,17 @@ impl Aggregator {
     /// from the statistics tables; days never (completely) aggregated are computed from
     /// `usage`; today is live.
     pub async fn daily_series(&self, days: u32) -> Result<Vec<DailyEntry>, StatsError> {
-        if days == 0 {
+        let Some(window) = self.window(days).await? else {
             return Ok(Vec::new());
-        }
-        let today = self.today()?;
-        let past = self.days_before(&today, days - 1)?;
-        let from = past.first().map_or(today.start(), BusinessDay::start);
-        let rows = daily_rows(&self.db, Some(from), today.start()).await?;
-        let complete = self.complete_rows(&rows);
+        };
+        let complete = self.complete_rows(&window.rows);
         let mut models: BTreeMap<OffsetDateTime, Vec<ModelStats>> = BTreeMap::new();
         if !complete.is_empty() {
             let stmt = range_select(
                 &self.db,
                 "stats_daily_model",
-                Some(from),
-                today.start(),
+                Some(window.from),
+                window.today.start(),
                 None,
             )?;
             for row in stats_daily_model::Entity::find()
@@ -119,8 +143,8 @@ impl Aggregator {
             }
         }
 
-        let mut entries = Vec::with_capacity(past.len() + 1);
-        for day in past {
+        let mut entries = Vec::with_capacity(window.past.len() + 1);
+        for day in window.past {
             let entry = match complete.get(&day.start()) {
                 Some(row) => {
                     let mut day_models = models.remove(&day.start()).unwrap_or_default();
@@ -144,9 +168,9 @@ impl Aggregator {
             };
             entries.push(entry);
         }
-        let live = sql::compute_day(&self.db, &today, Scope::WithoutUsers).await?;
+        let live = sql::compute_day(&self.db, &window.today, Scope::WithoutUsers).await?;
         entries.push(DailyEntry {
-            day: today,
+            day: window.today,
             source: DaySource::Today,
             stats: live.stats,
             models: live.models,
@@ -161,19 +185,15 @@ impl Aggregator {
         user_id: &str,
         days: u32,
     ) -> Result<Vec<UserDailyEntry>, StatsError> {
-        if days == 0 {
+        let Some(window) = self.window(days).await? else {
             return Ok(Vec::new());
-        }
-        let today = self.today()?;
-        let past = self.days_before(&today, days - 1)?;
-        let from = past.first().map_or(today.start(), BusinessDay::start);
-        let rows = daily_rows(&self.db, Some(from), today.start()).await?;
-        let complete = self.complete_rows(&rows);
+        };
+        let complete = self.complete_rows(&window.rows);
         let stmt = range_select(
             &self.db,
             "stats_user_daily",
-            Some(from),
-            today.start(),
+            Some(window.from),
+            window.today.start(),
             Some(user_id),
         )?;
         let stored: BTreeMap<OffsetDateTime, UserStats> = stats_user_daily::Entity::find()
@@ -188,8 +208,8 @@ impl Aggregator {
             ..UserStats::default()
         };
 
-        let mut entries = Vec::with_capacity(past.len() + 1);
-        for day in past {
+        let mut entries = Vec::with_capacity(window.past.len() + 1);
+        for day in window.past {
             let entry = if complete.contains_key(&day.start()) {
                 UserDailyEntry {
                     day,
@@ -206,9 +226,9 @@ impl Aggregator {
             entries.push(entry);
         }
         entries.push(UserDailyEntry {
-            day: today,
+            day: window.today,
             source: DaySource::Today,
-            stats: sql::compute_user_day(&self.db, &today, user_id).await?,
+            stats: sql::compute_user_day(&self.db, &window.today, user_id).await?,
         });
         Ok(entries)
     }

@@ -3,14 +3,61 @@
 
 use serde::Serialize;
 use time::OffsetDateTime;
-use tollgate_entities::{stats_daily, stats_daily_model, stats_summary, stats_user_daily};
+use tollgate_entities::{new_id, stats_daily, stats_daily_model, stats_summary, stats_user_daily};
 
-use crate::BusinessDay;
+use crate::{BusinessDay, StatsError};
 
 /// `YYYY-MM-DD` serde format for local business dates.
 pub(crate) mod iso_date {
     time::serde::format_description!(pub(crate) format, Date, "[year]-[month]-[day]");
     pub(crate) use format::serialize;
+}
+
+/// Both directions between a statistics type and its table's row, from one list of the
+/// columns, so that reading and writing cannot drift apart. `key` columns are strings,
+/// `counts` are `integer` columns (`i32` in the row, `i64` here, range-checked on the way
+/// in), `same` columns have one `Copy` type on both sides; the row's `id`, `date`,
+/// `created_at` and `updated_at` are the writer's.
+macro_rules! stored_as {
+    ($stats:ident in $table:ident {
+        key: $($key:ident),*;
+        counts: $($count:ident),+;
+        same: $($same:ident),+;
+    }) => {
+        impl From<&$table::Model> for $stats {
+            fn from(row: &$table::Model) -> Self {
+                Self {
+                    $($key: row.$key.clone(),)*
+                    $($count: row.$count.into(),)+
+                    $($same: row.$same,)+
+                }
+            }
+        }
+
+        impl $stats {
+            /// The row of this day's numbers dated `date`, stamped `now`, with a new id.
+            pub(crate) fn to_row(
+                &self,
+                date: OffsetDateTime,
+                now: OffsetDateTime,
+            ) -> Result<$table::Model, StatsError> {
+                Ok($table::Model {
+                    id: new_id(),
+                    date,
+                    $($key: self.$key.clone(),)*
+                    $($count: to_i32(stringify!($count), self.$count)?,)+
+                    $($same: self.$same,)+
+                    created_at: now,
+                    updated_at: now,
+                })
+            }
+        }
+    };
+}
+
+/// `value` for an `integer` column, or the error naming the column.
+pub(crate) fn to_i32(column: &'static str, value: i64) -> Result<i32, StatsError> {
+    i32::try_from(value).map_err(|_| StatsError::ValueOutOfRange { column, value })
 }
 
 /// The statistics of one business day (the columns of `stats_daily`).
@@ -52,29 +99,14 @@ pub struct DayStats {
     pub unique_providers: i64,
 }
 
-impl From<&stats_daily::Model> for DayStats {
-    fn from(row: &stats_daily::Model) -> Self {
-        Self {
-            total_requests: row.total_requests.into(),
-            success_requests: row.success_requests.into(),
-            error_requests: row.error_requests.into(),
-            input_tokens: row.input_tokens,
-            output_tokens: row.output_tokens,
-            cache_creation_tokens: row.cache_creation_tokens,
-            cache_read_tokens: row.cache_read_tokens,
-            total_cost: row.total_cost,
-            actual_total_cost: row.actual_total_cost,
-            input_cost: row.input_cost,
-            output_cost: row.output_cost,
-            cache_creation_cost: row.cache_creation_cost,
-            cache_read_cost: row.cache_read_cost,
-            avg_response_time_ms: row.avg_response_time_ms,
-            fallback_count: row.fallback_count.into(),
-            unique_models: row.unique_models.into(),
-            unique_providers: row.unique_providers.into(),
-        }
-    }
-}
+stored_as!(DayStats in stats_daily {
+    key: ;
+    counts: total_requests, success_requests, error_requests, fallback_count, unique_models,
+        unique_providers;
+    same: input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, total_cost,
+        actual_total_cost, input_cost, output_cost, cache_creation_cost, cache_read_cost,
+        avg_response_time_ms;
+});
 
 /// One model's statistics for a day (the columns of `stats_daily_model`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -97,20 +129,12 @@ pub struct ModelStats {
     pub avg_response_time_ms: f64,
 }
 
-impl From<&stats_daily_model::Model> for ModelStats {
-    fn from(row: &stats_daily_model::Model) -> Self {
-        Self {
-            model: row.model.clone(),
-            total_requests: row.total_requests.into(),
-            input_tokens: row.input_tokens,
-            output_tokens: row.output_tokens,
-            cache_creation_tokens: row.cache_creation_tokens,
-            cache_read_tokens: row.cache_read_tokens,
-            total_cost: row.total_cost,
-            avg_response_time_ms: row.avg_response_time_ms,
-        }
-    }
-}
+stored_as!(ModelStats in stats_daily_model {
+    key: model;
+    counts: total_requests;
+    same: input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, total_cost,
+        avg_response_time_ms;
+});
 
 /// One user's statistics for a day (the columns of `stats_user_daily`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -135,21 +159,11 @@ pub struct UserStats {
     pub total_cost: f64,
 }
 
-impl From<&stats_user_daily::Model> for UserStats {
-    fn from(row: &stats_user_daily::Model) -> Self {
-        Self {
-            user_id: row.user_id.clone(),
-            total_requests: row.total_requests.into(),
-            success_requests: row.success_requests.into(),
-            error_requests: row.error_requests.into(),
-            input_tokens: row.input_tokens,
-            output_tokens: row.output_tokens,
-            cache_creation_tokens: row.cache_creation_tokens,
-            cache_read_tokens: row.cache_read_tokens,
-            total_cost: row.total_cost,
-        }
-    }
-}
+stored_as!(UserStats in stats_user_daily {
+    key: user_id;
+    counts: total_requests, success_requests, error_requests;
+    same: input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, total_cost;
+});
 
 /// Everything computed for one business day: the day row, one row per model (sorted by
 /// name) and one row per user with traffic (sorted by id; empty when not requested).

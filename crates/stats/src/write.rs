@@ -3,12 +3,16 @@
 //! (a model or user whose traffic has since gone) are removed.
 
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, IdenStatic, Iterable};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, IdenStatic,
+    IntoActiveModel, Iterable,
+};
 use time::OffsetDateTime;
-use tollgate_entities::{new_id, stats_daily, stats_daily_model, stats_summary, stats_user_daily};
+use tollgate_entities::{stats_daily, stats_daily_model, stats_summary, stats_user_daily};
 
 use crate::sql::{instant, statement};
-use crate::{AccountCounts, DayAggregate, StatsError, Totals};
+use crate::types::to_i32;
+use crate::{DayAggregate, ModelStats, StatsError, SummaryReport, UserStats};
 
 /// Rows per multi-row INSERT: 13 bound values a row stays well below SQLite's 32 766 and
 /// PostgreSQL's 65 535 parameters per statement.
@@ -33,8 +37,21 @@ fn updated_columns<E: EntityTrait>(keys: &[E::Column]) -> Vec<E::Column> {
         .collect()
 }
 
-fn to_i32(column: &'static str, value: i64) -> Result<i32, StatsError> {
-    i32::try_from(value).map_err(|_| StatsError::ValueOutOfRange { column, value })
+/// The rows of `items` dated `date`, stamped `now`, ready to insert.
+fn rows<T, M, A>(
+    items: &[T],
+    date: OffsetDateTime,
+    now: OffsetDateTime,
+    to_row: fn(&T, OffsetDateTime, OffsetDateTime) -> Result<M, StatsError>,
+) -> Result<Vec<A>, StatsError>
+where
+    M: IntoActiveModel<A>,
+    A: ActiveModelTrait,
+{
+    items
+        .iter()
+        .map(|item| Ok(to_row(item, date, now)?.into_active_model()))
+        .collect()
 }
 
 /// Upserts the day row, the per-model rows and the per-user rows of `aggregate`, stamped
@@ -45,88 +62,23 @@ pub(crate) async fn write_day<C: ConnectionTrait>(
     now: OffsetDateTime,
 ) -> Result<(), StatsError> {
     let date = aggregate.day.start();
-    let stats = &aggregate.stats;
-    let daily = stats_daily::ActiveModel {
-        id: Set(new_id()),
-        date: Set(date),
-        total_requests: Set(to_i32("total_requests", stats.total_requests)?),
-        success_requests: Set(to_i32("success_requests", stats.success_requests)?),
-        error_requests: Set(to_i32("error_requests", stats.error_requests)?),
-        input_tokens: Set(stats.input_tokens),
-        output_tokens: Set(stats.output_tokens),
-        cache_creation_tokens: Set(stats.cache_creation_tokens),
-        cache_read_tokens: Set(stats.cache_read_tokens),
-        total_cost: Set(stats.total_cost),
-        actual_total_cost: Set(stats.actual_total_cost),
-        input_cost: Set(stats.input_cost),
-        output_cost: Set(stats.output_cost),
-        cache_creation_cost: Set(stats.cache_creation_cost),
-        cache_read_cost: Set(stats.cache_read_cost),
-        avg_response_time_ms: Set(stats.avg_response_time_ms),
-        fallback_count: Set(to_i32("fallback_count", stats.fallback_count)?),
-        unique_models: Set(to_i32("unique_models", stats.unique_models)?),
-        unique_providers: Set(to_i32("unique_providers", stats.unique_providers)?),
-        created_at: Set(now),
-        updated_at: Set(now),
-    };
     {
         use stats_daily::Column as C;
-        stats_daily::Entity::insert(daily)
+        stats_daily::Entity::insert(aggregate.stats.to_row(date, now)?.into_active_model())
             .on_conflict(upsert_on::<stats_daily::Entity>(&[C::Date]))
             .exec_without_returning(conn)
             .await?;
     }
-
     for chunk in aggregate.models.chunks(BATCH_ROWS) {
         use stats_daily_model::Column as C;
-        let rows = chunk
-            .iter()
-            .map(|model| {
-                Ok(stats_daily_model::ActiveModel {
-                    id: Set(new_id()),
-                    date: Set(date),
-                    model: Set(model.model.clone()),
-                    total_requests: Set(to_i32("total_requests", model.total_requests)?),
-                    input_tokens: Set(model.input_tokens),
-                    output_tokens: Set(model.output_tokens),
-                    cache_creation_tokens: Set(model.cache_creation_tokens),
-                    cache_read_tokens: Set(model.cache_read_tokens),
-                    total_cost: Set(model.total_cost),
-                    avg_response_time_ms: Set(model.avg_response_time_ms),
-                    created_at: Set(now),
-                    updated_at: Set(now),
-                })
-            })
-            .collect::<Result<Vec<_>, StatsError>>()?;
-        stats_daily_model::Entity::insert_many(rows)
+        stats_daily_model::Entity::insert_many(rows(chunk, date, now, ModelStats::to_row)?)
             .on_conflict(upsert_on::<stats_daily_model::Entity>(&[C::Date, C::Model]))
             .exec_without_returning(conn)
             .await?;
     }
-
     for chunk in aggregate.users.chunks(BATCH_ROWS) {
         use stats_user_daily::Column as C;
-        let rows = chunk
-            .iter()
-            .map(|user| {
-                Ok(stats_user_daily::ActiveModel {
-                    id: Set(new_id()),
-                    user_id: Set(user.user_id.clone()),
-                    date: Set(date),
-                    total_requests: Set(to_i32("total_requests", user.total_requests)?),
-                    success_requests: Set(to_i32("success_requests", user.success_requests)?),
-                    error_requests: Set(to_i32("error_requests", user.error_requests)?),
-                    input_tokens: Set(user.input_tokens),
-                    output_tokens: Set(user.output_tokens),
-                    cache_creation_tokens: Set(user.cache_creation_tokens),
-                    cache_read_tokens: Set(user.cache_read_tokens),
-                    total_cost: Set(user.total_cost),
-                    created_at: Set(now),
-                    updated_at: Set(now),
-                })
-            })
-            .collect::<Result<Vec<_>, StatsError>>()?;
-        stats_user_daily::Entity::insert_many(rows)
+        stats_user_daily::Entity::insert_many(rows(chunk, date, now, UserStats::to_row)?)
             .on_conflict(upsert_on::<stats_user_daily::Entity>(&[C::UserId, C::Date]))
             .exec_without_returning(conn)
             .await?;
@@ -149,15 +101,18 @@ pub(crate) async fn write_day<C: ConnectionTrait>(
 /// Upserts the single summary row.
 pub(crate) async fn write_summary<C: ConnectionTrait>(
     conn: &C,
-    cutoff: OffsetDateTime,
-    totals: &Totals,
-    accounts: &AccountCounts,
+    report: &SummaryReport,
     now: OffsetDateTime,
 ) -> Result<(), StatsError> {
     use stats_summary::Column as C;
+    let SummaryReport {
+        cutoff,
+        totals,
+        accounts,
+    } = report;
     let row = stats_summary::ActiveModel {
         id: Set(stats_summary::SINGLETON_ID.to_owned()),
-        cutoff_date: Set(cutoff),
+        cutoff_date: Set(*cutoff),
         all_time_requests: Set(totals.requests),
         all_time_success_requests: Set(totals.success_requests),
         all_time_error_requests: Set(totals.error_requests),

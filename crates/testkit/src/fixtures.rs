@@ -5,9 +5,9 @@
 
 use sea_orm::{ActiveModelTrait, ConnectionTrait, IntoActiveModel};
 use tollgate_entities::{
-    ApiFormat, BillingType, Capabilities, GlobalModelConfig, TieredPricing, UsageStatus, UserRole,
-    api_keys, global_models, models, new_id, now_utc, provider_api_keys, provider_endpoints,
-    providers, usage, users,
+    ApiFormat, BillingType, Capabilities, GlobalModelConfig, TieredPricing, UserRole, api_keys,
+    global_models, models, new_id, now_utc, provider_api_keys, provider_endpoints, providers,
+    users,
 };
 
 /// Inserts a complete row and returns it as stored.
@@ -154,53 +154,6 @@ pub fn model(provider_id: &str, global_model_id: &str, provider_model_name: &str
     }
 }
 
-/// A completed, free `usage` row for `model` at `created_at`.
-pub fn usage_row(model: &str, created_at: time::OffsetDateTime) -> usage::Model {
-    usage::Model {
-        id: new_id(),
-        user_id: None,
-        api_key_id: None,
-        request_id: new_id(),
-        provider: "test-provider".to_owned(),
-        model: model.to_owned(),
-        global_model: None,
-        target_model: None,
-        provider_id: None,
-        provider_endpoint_id: None,
-        provider_api_key_id: None,
-        input_tokens: 0,
-        output_tokens: 0,
-        total_tokens: 0,
-        cache_creation_input_tokens: 0,
-        cache_read_input_tokens: 0,
-        input_cost_usd: 0.0,
-        output_cost_usd: 0.0,
-        cache_creation_cost_usd: 0.0,
-        cache_read_cost_usd: 0.0,
-        cache_cost_usd: 0.0,
-        request_cost_usd: 0.0,
-        total_cost_usd: 0.0,
-        actual_input_cost_usd: 0.0,
-        actual_output_cost_usd: 0.0,
-        actual_cache_creation_cost_usd: 0.0,
-        actual_cache_read_cost_usd: 0.0,
-        actual_request_cost_usd: 0.0,
-        actual_total_cost_usd: 0.0,
-        rate_multiplier: 1.0,
-        input_price_per_1m: 0.0,
-        output_price_per_1m: 0.0,
-        cache_creation_price_per_1m: 0.0,
-        cache_read_price_per_1m: 0.0,
-        price_per_request: None,
-        request_type: "chat".to_owned(),
-        api_format: ApiFormat::OpenAi.as_str().to_owned(),
-        is_stream: false,
-        status_code: Some(200),
-        error_message: None,
-        response_time_ms: Some(100),
-        first_byte_time_ms: Some(50),
-        status: UsageStatus::Completed,
-        request_metadata: None,
-        created_at,
-    }
-}
+// The traffic rows live in `tollgate-entities` (its `fixtures` feature), whose own tests
+// need them and cannot depend on this crate.
+pub use tollgate_entities::fixtures::{candidate_row, usage_row};

@@ -1,6 +1,8 @@
 //! Test support for tollgate crates: a fresh, migrated database per test (a uniquely named
 //! PostgreSQL database, dropped afterwards, or a fresh SQLite file), a macro that runs one
-//! test body against both, and loud checks for the local PostgreSQL and Redis services.
+//! test body against both, and loud checks for the local PostgreSQL and Redis services; rows
+//! with defaults ([`fixtures`]); the three cache stores and the round trip every key family
+//! must pass on them ([`stores`]).
 //!
 //! Nothing here skips a test: when a service is missing the test panics with a message that
 //! says which service and how to start it (`scripts/test.sh` starts both).
@@ -11,6 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod fixtures;
+pub mod stores;
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
 use sea_orm_migration_reexport::MigratorTrait;

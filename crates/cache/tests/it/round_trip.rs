@@ -1,102 +1,42 @@
 //! Every family round-trips on every store, through Redis's bytes where there is Redis.
 
-use tollgate_cache::{CacheKey, Entry, Tier};
+use tollgate_testkit::stores::{self, ALL, WITH_REDIS};
 
 use crate::families::{
     self, How, Pick, Picked, PriceTier, Pricing, Stock, Widget, WidgetById, WidgetByName,
 };
-use crate::support::{self, ALL, Kind, WITH_REDIS};
-
-async fn check<K>(
-    writer: &tollgate_cache::Cache,
-    reader: &tollgate_cache::Cache,
-    kind: Kind,
-    key: K,
-    value: K::Value,
-) where
-    K: CacheKey + std::fmt::Debug,
-    K::Value: PartialEq + std::fmt::Debug,
-{
-    writer.set(&key, Entry::Found(value.clone())).await.unwrap();
-    let lookup = reader
-        .get(&key)
-        .await
-        .unwrap_or_else(|| panic!("{kind:?}: {key:?} not found"));
-    assert_eq!(lookup.entry, Entry::Found(value), "{kind:?}: {key:?}");
-    let expected = if kind == Kind::InProcess {
-        Tier::L1
-    } else {
-        Tier::Redis
-    };
-    assert_eq!(lookup.tier, expected, "{kind:?}: {key:?}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_family_round_trips_on_every_store() {
     for kind in ALL {
-        let config = support::config();
-        let writer = support::store(kind, config.clone()).await;
-        // With Redis, read through a second handle so the value comes from Redis's bytes.
-        let reader = if kind == Kind::InProcess {
-            writer.clone()
-        } else {
-            support::store(kind, config).await
-        };
+        let (writer, reader) = stores::writer_and_reader(kind).await;
         let widget = families::widget("sprocket-2024");
         let stock = Stock {
             shop_id: widget.shop_id.clone(),
             widget_id: widget.id.clone(),
         };
-        check(
-            &writer,
-            &reader,
-            kind,
-            WidgetById(widget.id.clone()),
-            widget.clone(),
-        )
-        .await;
-        check(
-            &writer,
-            &reader,
-            kind,
-            WidgetByName(widget.name.clone()),
-            widget.clone(),
-        )
-        .await;
+        let by_id = WidgetById(widget.id.clone());
+        stores::round_trip(&writer, &reader, kind, by_id, widget.clone()).await;
+        let by_name = WidgetByName(widget.name.clone());
+        stores::round_trip(&writer, &reader, kind, by_name, widget.clone()).await;
         for how in [How::ByName, How::ByAlias] {
             let picked = Picked {
                 widget: widget.clone(),
                 how,
             };
-            check(&writer, &reader, kind, Pick(format!("{how:?}")), picked).await;
+            stores::round_trip(&writer, &reader, kind, Pick(format!("{how:?}")), picked).await;
         }
-        check(&writer, &reader, kind, stock.clone(), widget.clone()).await;
-
-        // Negative entries are entries of their own.
+        stores::round_trip(&writer, &reader, kind, stock.clone(), widget.clone()).await;
         let absent = Pick("no-such-widget".to_owned());
-        writer.set(&absent, Entry::Missing).await.unwrap();
-        assert_eq!(
-            reader.get(&absent).await.unwrap().entry,
-            Entry::Missing,
-            "{kind:?}"
-        );
-
-        // The hit counter.
-        let hits = stock.hits();
-        assert_eq!(reader.hits(&hits).await, None, "{kind:?}");
-        writer.init_hits(&hits).await;
-        assert_eq!(reader.hits(&hits).await, Some(1), "{kind:?}");
-        assert_eq!(writer.incr_hits(&hits).await, Some(2), "{kind:?}");
-        assert_eq!(reader.hits(&hits).await, Some(2), "{kind:?}");
+        stores::missing_round_trips(&writer, &reader, kind, absent).await;
+        stores::counter_counts(&writer, &reader, kind, stock.hits()).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_and_null_prices_survive_distinctly() {
     for kind in WITH_REDIS {
-        let config = support::config();
-        let writer = support::store(kind, config.clone()).await;
-        let reader = support::store(kind, config).await;
+        let (writer, reader) = stores::writer_and_reader(kind).await;
 
         let mut free = families::widget("free");
         free.price = Some(0.0);
@@ -121,14 +61,8 @@ async fn zero_and_null_prices_survive_distinctly() {
 
         for widget in [free, inherited, unpriced] {
             let key = WidgetById(widget.id.clone());
-            writer
-                .set(&key, Entry::Found(widget.clone()))
-                .await
-                .unwrap();
-            let back = reader.get(&key).await.unwrap();
-            assert_eq!(back.tier, Tier::Redis);
-            let back = back.entry.found().unwrap();
-            assert_eq!(back, widget, "{kind:?}");
+            // Equal, and read from Redis.
+            let back = stores::round_trip(&writer, &reader, kind, key, widget.clone()).await;
             assert_eq!(back.price, widget.price);
             let tiers = |w: &Widget| w.pricing.as_ref().map(|p| p.tiers[0].bulk_price);
             assert_eq!(tiers(&back), tiers(&widget));

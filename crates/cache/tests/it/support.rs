@@ -6,39 +6,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis::{self, aio::MultiplexedConnection};
-use tollgate_cache::{Cache, Config};
 
-/// The three stores behind the one interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    InProcess,
-    Redis,
-    Tiered,
-}
-
-pub(crate) const ALL: [Kind; 3] = [Kind::InProcess, Kind::Redis, Kind::Tiered];
-pub(crate) const WITH_REDIS: [Kind; 2] = [Kind::Redis, Kind::Tiered];
-
-/// A configuration with a namespace (and so a bus channel) of its own.
-pub(crate) fn config() -> Config {
-    Config {
-        namespace: format!("tollgate:test:{}:", uuid::Uuid::new_v4().simple()),
-        ..Config::default()
-    }
-}
-
-pub(crate) async fn store(kind: Kind, config: Config) -> Cache {
-    store_at(kind, config, &tollgate_testkit::redis_url()).await
-}
-
-pub(crate) async fn store_at(kind: Kind, config: Config, url: &str) -> Cache {
-    match kind {
-        Kind::InProcess => Cache::in_process(config),
-        Kind::Redis => Cache::redis(config, url).await,
-        Kind::Tiered => Cache::tiered(config, url).await,
-    }
-    .unwrap_or_else(|error| panic!("cannot build the {kind:?} cache: {error}"))
-}
+// The stores and their configuration are shared with the resolver's round-trip tests.
+pub(crate) use tollgate_testkit::stores::{ALL, Kind, WITH_REDIS, config, store, store_at};
 
 /// A connection of the test's own, for looking at (and tampering with) what the cache wrote.
 pub(crate) async fn raw() -> MultiplexedConnection {

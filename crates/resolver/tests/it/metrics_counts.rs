@@ -7,6 +7,26 @@ use tollgate_testkit::Backend;
 
 use crate::support::{CacheSetup, Ctx, seed_global, seed_model, seed_provider};
 
+/// The tests `sqlite` and `postgres` in a module named after `$body`, each calling
+/// `$body(backend)`: the naming of `db_test!`, for tests that build their own runtime.
+macro_rules! on_both_backends {
+    ($body:ident) => {
+        mod $body {
+            use tollgate_testkit::Backend;
+
+            #[test]
+            fn sqlite() {
+                super::$body(Backend::Sqlite);
+            }
+
+            #[test]
+            fn postgres() {
+                super::$body(Backend::Postgres);
+            }
+        }
+    };
+}
+
 /// Runs `body` on a current-thread runtime under a local recorder, so concurrent tests
 /// cannot add to these counters.
 fn with_recorder<F, Fut>(body: F) -> Snapshotter
@@ -77,59 +97,21 @@ fn resolutions_are_counted_once_with_the_real_method(backend: Backend) {
     });
     let snapshot = read(&snapshot);
     let total = "model_mapping_resolution_total";
-    assert_eq!(
-        counter(
-            &snapshot,
-            total,
-            &[("method", "provider_model_name"), ("cache_hit", "false")]
-        ),
-        1
-    );
-    assert_eq!(
-        counter(
-            &snapshot,
-            total,
-            &[("method", "provider_model_name"), ("cache_hit", "true")]
-        ),
-        2
-    );
-    assert_eq!(
-        counter(
-            &snapshot,
-            total,
-            &[("method", "direct_match"), ("cache_hit", "false")]
-        ),
-        1
-    );
-    assert_eq!(
-        counter(
-            &snapshot,
-            total,
-            &[("method", "not_found"), ("cache_hit", "false")]
-        ),
-        1
-    );
-    assert_eq!(
-        counter(
-            &snapshot,
-            total,
-            &[("method", "not_found"), ("cache_hit", "true")]
-        ),
-        1
-    );
+    for (method, cache_hit, count) in [
+        ("provider_model_name", "false", 1),
+        ("provider_model_name", "true", 2),
+        ("direct_match", "false", 1),
+        ("not_found", "false", 1),
+        ("not_found", "true", 1),
+    ] {
+        let labels = [("method", method), ("cache_hit", cache_hit)];
+        assert_eq!(counter(&snapshot, total, &labels), count, "{labels:?}");
+    }
     assert_eq!(counter(&snapshot, total, &[]), 6, "one count per call");
     assert_eq!(counter(&snapshot, "model_mapping_conflict_total", &[]), 0);
 }
 
-#[test]
-fn resolutions_are_counted_once_with_the_real_method_sqlite() {
-    resolutions_are_counted_once_with_the_real_method(Backend::Sqlite);
-}
-
-#[test]
-fn resolutions_are_counted_once_with_the_real_method_postgres() {
-    resolutions_are_counted_once_with_the_real_method(Backend::Postgres);
-}
+on_both_backends!(resolutions_are_counted_once_with_the_real_method);
 
 fn conflicts_are_counted(backend: Backend) {
     let snapshot = with_recorder(|| async move {
@@ -147,26 +129,10 @@ fn conflicts_are_counted(backend: Backend) {
         seed_model(conn, &a.provider, &g1, "shadowed").await;
         let _ = shadowed;
         let resolver = ctx.resolver().await;
-        assert_eq!(
-            resolver
-                .resolve_global_model("shared")
-                .await
-                .unwrap()
-                .unwrap()
-                .global_model
-                .id,
-            g1.id
-        );
-        assert_eq!(
-            resolver
-                .resolve_global_model("shadowed")
-                .await
-                .unwrap()
-                .unwrap()
-                .global_model
-                .id,
-            g1.id
-        );
+        for name in ["shared", "shadowed"] {
+            let resolved = resolver.resolve_global_model(name).await.unwrap().unwrap();
+            assert_eq!(resolved.global_model.id, g1.id, "{name}");
+        }
         // Cache hits do not count again.
         resolver.resolve_global_model("shared").await.unwrap();
         // With direct_first the canonical name wins and nothing is shadowed.
@@ -191,12 +157,4 @@ fn conflicts_are_counted(backend: Backend) {
     assert_eq!(counter(&snapshot, "model_mapping_conflict_total", &[]), 2);
 }
 
-#[test]
-fn conflicts_are_counted_sqlite() {
-    conflicts_are_counted(Backend::Sqlite);
-}
-
-#[test]
-fn conflicts_are_counted_postgres() {
-    conflicts_are_counted(Backend::Postgres);
-}
+on_both_backends!(conflicts_are_counted);

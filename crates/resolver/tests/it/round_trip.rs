@@ -1,42 +1,13 @@
 //! Every key family of the resolver round-trips its entity snapshots on every store of
 //! `tollgate-cache`, through Redis's bytes where there is Redis.
 
-use tollgate_cache::{Cache, CacheKey, Config, Entry, Tier};
 use tollgate_entities::{PriceTier, TieredPricing, global_models, models};
 use tollgate_resolver::{
     GlobalModelById, GlobalModelByName, ModelById, ProviderGlobal, Resolution, ResolutionMethod,
     Resolve,
 };
 use tollgate_testkit::fixtures;
-
-/// The three stores behind the cache's one interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    InProcess,
-    Redis,
-    Tiered,
-}
-
-const ALL: [Kind; 3] = [Kind::InProcess, Kind::Redis, Kind::Tiered];
-const WITH_REDIS: [Kind; 2] = [Kind::Redis, Kind::Tiered];
-
-/// A configuration with a namespace of its own.
-fn config() -> Config {
-    Config {
-        namespace: format!("tollgate:test:{}:", uuid::Uuid::new_v4().simple()),
-        ..Config::default()
-    }
-}
-
-async fn store(kind: Kind, config: Config) -> Cache {
-    let url = tollgate_testkit::redis_url();
-    match kind {
-        Kind::InProcess => Cache::in_process(config),
-        Kind::Redis => Cache::redis(config, &url).await,
-        Kind::Tiered => Cache::tiered(config, &url).await,
-    }
-    .unwrap_or_else(|error| panic!("cannot build the {kind:?} cache: {error}"))
-}
+use tollgate_testkit::stores::{self, ALL, WITH_REDIS};
 
 fn model(name: &str) -> models::Model {
     fixtures::model(
@@ -50,66 +21,22 @@ fn global_model(name: &str) -> global_models::Model {
     fixtures::global_model(name)
 }
 
-async fn check<K>(writer: &Cache, reader: &Cache, kind: Kind, key: K, value: K::Value)
-where
-    K: CacheKey + std::fmt::Debug,
-    K::Value: PartialEq + std::fmt::Debug,
-{
-    writer.set(&key, Entry::Found(value.clone())).await.unwrap();
-    let lookup = reader
-        .get(&key)
-        .await
-        .unwrap_or_else(|| panic!("{kind:?}: {key:?} not found"));
-    assert_eq!(lookup.entry, Entry::Found(value), "{kind:?}: {key:?}");
-    let expected = if kind == Kind::InProcess {
-        Tier::L1
-    } else {
-        Tier::Redis
-    };
-    assert_eq!(lookup.tier, expected, "{kind:?}: {key:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_family_round_trips_on_every_store() {
     for kind in ALL {
-        let config = config();
-        let writer = store(kind, config.clone()).await;
-        // With Redis, read through a second handle so the value comes from Redis's bytes.
-        let reader = if kind == Kind::InProcess {
-            writer.clone()
-        } else {
-            store(kind, config).await
-        };
+        let (writer, reader) = stores::writer_and_reader(kind).await;
         let model = model("gpt-4o-2024");
         let global = global_model("gpt-4o");
         let pg = ProviderGlobal {
             provider_id: model.provider_id.clone(),
             global_model_id: model.global_model_id.clone(),
         };
-        check(
-            &writer,
-            &reader,
-            kind,
-            ModelById(model.id.clone()),
-            model.clone(),
-        )
-        .await;
-        check(
-            &writer,
-            &reader,
-            kind,
-            GlobalModelById(global.id.clone()),
-            global.clone(),
-        )
-        .await;
-        check(
-            &writer,
-            &reader,
-            kind,
-            GlobalModelByName(global.name.clone()),
-            global.clone(),
-        )
-        .await;
+        let by_id = ModelById(model.id.clone());
+        stores::round_trip(&writer, &reader, kind, by_id, model.clone()).await;
+        let global_by_id = GlobalModelById(global.id.clone());
+        stores::round_trip(&writer, &reader, kind, global_by_id, global.clone()).await;
+        let global_by_name = GlobalModelByName(global.name.clone());
+        stores::round_trip(&writer, &reader, kind, global_by_name, global.clone()).await;
         for method in [
             ResolutionMethod::ProviderModelName,
             ResolutionMethod::DirectMatch,
@@ -118,42 +45,20 @@ async fn every_family_round_trips_on_every_store() {
                 global_model: global.clone(),
                 method,
             };
-            check(
-                &writer,
-                &reader,
-                kind,
-                Resolve(format!("{method:?}")),
-                resolution,
-            )
-            .await;
+            let key = Resolve(format!("{method:?}"));
+            stores::round_trip(&writer, &reader, kind, key, resolution).await;
         }
-        check(&writer, &reader, kind, pg.clone(), model.clone()).await;
-
-        // Negative entries are entries of their own.
+        stores::round_trip(&writer, &reader, kind, pg.clone(), model.clone()).await;
         let absent = Resolve("no-such-model".to_owned());
-        writer.set(&absent, Entry::Missing).await.unwrap();
-        assert_eq!(
-            reader.get(&absent).await.unwrap().entry,
-            Entry::Missing,
-            "{kind:?}"
-        );
-
-        // The hit counter.
-        let hits = pg.hits();
-        assert_eq!(reader.hits(&hits).await, None, "{kind:?}");
-        writer.init_hits(&hits).await;
-        assert_eq!(reader.hits(&hits).await, Some(1), "{kind:?}");
-        assert_eq!(writer.incr_hits(&hits).await, Some(2), "{kind:?}");
-        assert_eq!(reader.hits(&hits).await, Some(2), "{kind:?}");
+        stores::missing_round_trips(&writer, &reader, kind, absent).await;
+        stores::counter_counts(&writer, &reader, kind, pg.hits()).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_and_null_prices_survive_distinctly() {
     for kind in WITH_REDIS {
-        let config = config();
-        let writer = store(kind, config.clone()).await;
-        let reader = store(kind, config).await;
+        let (writer, reader) = stores::writer_and_reader(kind).await;
 
         let mut free = model("free");
         free.price_per_request = Some(0.0);
@@ -182,11 +87,8 @@ async fn zero_and_null_prices_survive_distinctly() {
 
         for model in [free, inherited, unpriced] {
             let key = ModelById(model.id.clone());
-            writer.set(&key, Entry::Found(model.clone())).await.unwrap();
-            let back = reader.get(&key).await.unwrap();
-            assert_eq!(back.tier, Tier::Redis);
-            let back = back.entry.found().unwrap();
-            assert_eq!(back, model, "{kind:?}");
+            // Equal, and read from Redis.
+            let back = stores::round_trip(&writer, &reader, kind, key, model.clone()).await;
             assert_eq!(back.price_per_request, model.price_per_request);
             let tiers = |m: &models::Model| {
                 m.tiered_pricing.as_ref().map(|p| {

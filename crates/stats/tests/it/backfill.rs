@@ -16,12 +16,9 @@ db_test!(async fn backfill_fills_gaps_and_resumes(db) {
     let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 02:00 UTC)));
     let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock.clone());
     let mut rng = Rng(21);
-    let mut data = Data { users: support::users("backfill", 3, 1), ..Data::default() };
-    let users = data.users.clone();
     // Traffic on some days only; the rest are empty days.
-    for date in [date!(2025 - 06 - 11), date!(2025 - 06 - 14), date!(2025 - 06 - 19), date!(2025 - 06 - 20)] {
-        data.extend(support::traffic_for_day(&mut rng, &calendar.day(date).unwrap(), &users, 25));
-    }
+    let days = support::days(&calendar, &[date!(2025 - 06 - 11), date!(2025 - 06 - 14), date!(2025 - 06 - 19), date!(2025 - 06 - 20)]);
+    let data = Data::with_traffic(&mut rng, support::users("backfill", 3, 1), &days, 25);
     data.insert(&db.conn).await;
 
     // One day already aggregated: not missing.

@@ -15,34 +15,10 @@ fn totals_of(data: &Data, start: time::OffsetDateTime, end: time::OffsetDateTime
 }
 
 fn assert_totals(actual: &Totals, expected: &Totals, what: &str) {
-    assert_eq!(actual.requests, expected.requests, "{what}: requests");
-    assert_eq!(
-        actual.success_requests, expected.success_requests,
-        "{what}: success"
-    );
-    assert_eq!(
-        actual.error_requests, expected.error_requests,
-        "{what}: errors"
-    );
-    assert_eq!(actual.input_tokens, expected.input_tokens, "{what}: input");
-    assert_eq!(
-        actual.output_tokens, expected.output_tokens,
-        "{what}: output"
-    );
-    assert_eq!(
-        actual.cache_creation_tokens, expected.cache_creation_tokens,
-        "{what}: cc"
-    );
-    assert_eq!(
-        actual.cache_read_tokens, expected.cache_read_tokens,
-        "{what}: cr"
-    );
-    support::close(actual.cost, expected.cost, &format!("{what}: cost"));
-    support::close(
-        actual.actual_cost,
-        expected.actual_cost,
-        &format!("{what}: actual"),
-    );
+    support::assert_fields!(actual, expected, what;
+        exact: requests, success_requests, error_requests, input_tokens, output_tokens,
+            cache_creation_tokens, cache_read_tokens;
+        close: cost, actual_cost);
 }
 
 db_test!(async fn combined_has_no_hole_after_midnight(db) {
@@ -51,15 +27,8 @@ db_test!(async fn combined_has_no_hole_after_midnight(db) {
     let clock = Arc::new(FixedClock::new(datetime!(2025-11-02 00:00 UTC)));
     let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock.clone());
     let mut rng = Rng(99);
-    let mut data = Data { users: support::users("combined", 3, 1), ..Data::default() };
-    let users = data.users.clone();
-    let days: Vec<_> = [date!(2025 - 10 - 30), date!(2025 - 10 - 31), date!(2025 - 11 - 01)]
-        .into_iter()
-        .map(|d| calendar.day(d).unwrap())
-        .collect();
-    for day in &days {
-        data.extend(support::traffic_for_day(&mut rng, day, &users, 30));
-    }
+    let days = support::days(&calendar, &[date!(2025 - 10 - 30), date!(2025 - 10 - 31), date!(2025 - 11 - 01)]);
+    let data = Data::with_traffic(&mut rng, support::users("combined", 3, 1), &days, 30);
     data.insert(&db.conn).await;
     // The boundary rows of 10-30 include one at start - 1 µs, in 10-29, a day this test
     // never aggregates: the summary covers aggregated days only (backfill fills the rest).
@@ -106,11 +75,8 @@ db_test!(async fn combined_without_summary_counts_everything(db) {
     let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 12:00 UTC)));
     let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock);
     let mut rng = Rng(4);
-    let mut data = Data { users: support::users("nosummary", 2, 0), ..Data::default() };
-    let users = data.users.clone();
-    for date in [date!(2025 - 06 - 15), date!(2025 - 06 - 18), date!(2025 - 06 - 20)] {
-        data.extend(support::traffic_for_day(&mut rng, &calendar.day(date).unwrap(), &users, 20));
-    }
+    let days = support::days(&calendar, &[date!(2025 - 06 - 15), date!(2025 - 06 - 18), date!(2025 - 06 - 20)]);
+    let data = Data::with_traffic(&mut rng, support::users("nosummary", 2, 0), &days, 20);
     data.insert(&db.conn).await;
     stats.aggregate_day(&calendar.day(date!(2025 - 06 - 18)).unwrap()).await.unwrap();
     let combined = stats.combined().await.unwrap();
@@ -124,14 +90,11 @@ db_test!(async fn daily_series_covers_every_day(db) {
     let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 03:00 UTC)));
     let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock);
     let mut rng = Rng(8);
-    let mut data = Data { users: support::users("series", 3, 1), ..Data::default() };
-    let users = data.users.clone();
     // Traffic on 06-16, 06-18 and 06-20 (spilling a few boundary rows into the days next to
     // them); 06-13 and 06-14 have none. Aggregated: 06-13, 06-16, 06-17. Never aggregated:
     // 06-14 (empty), 06-15, 06-18, 06-19. Today: 06-20.
-    for date in [date!(2025 - 06 - 16), date!(2025 - 06 - 18), date!(2025 - 06 - 20)] {
-        data.extend(support::traffic_for_day(&mut rng, &calendar.day(date).unwrap(), &users, 25));
-    }
+    let days = support::days(&calendar, &[date!(2025 - 06 - 16), date!(2025 - 06 - 18), date!(2025 - 06 - 20)]);
+    let data = Data::with_traffic(&mut rng, support::users("series", 3, 1), &days, 25);
     data.insert(&db.conn).await;
     for date in [date!(2025 - 06 - 13), date!(2025 - 06 - 16), date!(2025 - 06 - 17)] {
         stats.aggregate_day(&calendar.day(date).unwrap()).await.unwrap();
@@ -155,7 +118,7 @@ db_test!(async fn daily_series_covers_every_day(db) {
     assert!(series[1].models.is_empty());
 
     // A user's series, the same way, for a user with traffic and one without.
-    for user in &users {
+    for user in &data.users {
         let entries = stats.user_daily_series(&user.id, 8).await.unwrap();
         assert_eq!(entries.len(), 8);
         for entry in &entries {

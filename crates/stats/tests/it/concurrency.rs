@@ -15,24 +15,13 @@ async fn two_aggregators_at_once_on_postgres() {
     let db = TestDb::postgres().await;
     let calendar = BusinessCalendar::new("America/New_York").unwrap();
     let mut rng = Rng(42);
-    let mut data = Data {
-        users: support::users("race", 6, 2),
-        ..Data::default()
-    };
-    let users = data.users.clone();
     let dates = [
         date!(2025 - 03 - 08),
         date!(2025 - 03 - 09),
         date!(2025 - 03 - 10),
     ];
-    for date in dates {
-        data.extend(support::traffic_for_day(
-            &mut rng,
-            &calendar.day(date).unwrap(),
-            &users,
-            150,
-        ));
-    }
+    let days = support::days(&calendar, &dates);
+    let data = Data::with_traffic(&mut rng, support::users("race", 6, 2), &days, 150);
     data.insert(&db.conn).await;
 
     let mut handles = Vec::new();

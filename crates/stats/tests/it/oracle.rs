@@ -51,12 +51,8 @@ db_test!(async fn aggregating_twice_gives_identical_rows(db) {
     let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 08:00 UTC)));
     let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock.clone());
     let mut rng = Rng(11);
-    let mut data = Data {
-        users: support::users("twice", 4, 1),
-        ..Data::default()
-    };
     let day = calendar.day(date!(2025 - 06 - 19)).unwrap();
-    data.extend(support::traffic_for_day(&mut rng, &day, &data.users.clone(), 80));
+    let mut data = Data::with_traffic(&mut rng, support::users("twice", 4, 1), &[day], 80);
     data.insert(&db.conn).await;
 
     stats.aggregate_day(&day).await.unwrap();
@@ -105,16 +101,10 @@ db_test!(async fn summary_is_one_row_with_sums_and_counts(db) {
     let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 08:00 UTC)));
     let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock.clone());
     let mut rng = Rng(5);
-    let mut data = Data {
-        users: support::users("summary", 3, 2),
-        ..Data::default()
-    };
-    let users = data.users.clone();
-    for date in [date!(2025 - 06 - 18), date!(2025 - 06 - 19), date!(2025 - 06 - 20)] {
-        data.extend(support::traffic_for_day(&mut rng, &calendar.day(date).unwrap(), &users, 40));
-    }
+    let days = support::days(&calendar, &[date!(2025 - 06 - 18), date!(2025 - 06 - 19), date!(2025 - 06 - 20)]);
+    let data = Data::with_traffic(&mut rng, support::users("summary", 3, 2), &days, 40);
     data.insert(&db.conn).await;
-    let mut key = fixtures::api_key(&users[0].id, &"a".repeat(64));
+    let mut key = fixtures::api_key(&data.users[0].id, &"a".repeat(64));
     fixtures::insert(&db.conn, key.clone()).await;
     key.id = tollgate_entities::new_id();
     key.key_hash = "b".repeat(64);

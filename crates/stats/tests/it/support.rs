@@ -4,13 +4,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sea_orm::{DatabaseConnection, EntityTrait, QueryOrder};
-use time::{Duration, OffsetDateTime};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, IntoActiveModel};
+use time::{Date, Duration, OffsetDateTime};
 use tollgate_entities::{
-    CandidateStatus, UsageStatus, new_id, request_candidates, stats_daily, stats_daily_model,
+    CandidateStatus, UsageStatus, request_candidates, stats_daily, stats_daily_model,
     stats_user_daily, usage, users,
 };
-use tollgate_stats::{BusinessDay, DayStats, ModelStats, UserStats};
+use tollgate_stats::{BusinessCalendar, BusinessDay, DayStats, ModelStats, UserStats};
 use tollgate_testkit::fixtures;
 
 /// A tiny deterministic generator (SplitMix64).
@@ -52,6 +52,25 @@ impl Data {
         insert_candidates(db, &self.candidates).await;
     }
 
+    /// `users` with [`traffic_for_day`] of `rows` random rows on each of `days`, spread
+    /// over all of them.
+    pub(crate) fn with_traffic(
+        rng: &mut Rng,
+        users: Vec<users::Model>,
+        days: &[BusinessDay],
+        rows: usize,
+    ) -> Data {
+        let mut data = Data {
+            users,
+            ..Data::default()
+        };
+        for day in days {
+            let traffic = traffic_for_day(rng, day, &data.users, rows);
+            data.extend(traffic);
+        }
+        data
+    }
+
     pub(crate) fn extend(&mut self, other: Data) {
         self.users.extend(other.users);
         self.usage.extend(other.usage);
@@ -60,25 +79,37 @@ impl Data {
 }
 
 pub(crate) async fn insert_usage(db: &DatabaseConnection, rows: &[usage::Model]) {
-    use sea_orm::IntoActiveModel;
+    insert_all::<usage::ActiveModel>(db, rows).await;
+}
+
+pub(crate) async fn insert_candidates(db: &DatabaseConnection, rows: &[request_candidates::Model]) {
+    insert_all::<request_candidates::ActiveModel>(db, rows).await;
+}
+
+/// Inserts `rows` in multi-row statements of 200.
+async fn insert_all<A>(db: &DatabaseConnection, rows: &[<A::Entity as EntityTrait>::Model])
+where
+    A: ActiveModelTrait + Send,
+    <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+{
     for chunk in rows.chunks(200) {
-        let models = chunk.iter().cloned().map(|row| row.into_active_model());
-        usage::Entity::insert_many(models)
+        let models = chunk
+            .iter()
+            .cloned()
+            .map(IntoActiveModel::into_active_model);
+        A::Entity::insert_many(models)
             .exec_without_returning(db)
             .await
             .unwrap();
     }
 }
 
-pub(crate) async fn insert_candidates(db: &DatabaseConnection, rows: &[request_candidates::Model]) {
-    use sea_orm::IntoActiveModel;
-    for chunk in rows.chunks(200) {
-        let models = chunk.iter().cloned().map(|row| row.into_active_model());
-        request_candidates::Entity::insert_many(models)
-            .exec_without_returning(db)
-            .await
-            .unwrap();
-    }
+/// The business days of `dates` in `calendar`.
+pub(crate) fn days(calendar: &BusinessCalendar, dates: &[Date]) -> Vec<BusinessDay> {
+    dates
+        .iter()
+        .map(|date| calendar.day(*date).unwrap())
+        .collect()
 }
 
 /// Users: `active` active ones, `inactive` inactive ones (all may have traffic).
@@ -100,26 +131,11 @@ pub(crate) fn candidate(
     created_at: OffsetDateTime,
 ) -> request_candidates::Model {
     request_candidates::Model {
-        id: new_id(),
-        request_id: request_id.to_owned(),
-        user_id: None,
-        api_key_id: None,
         candidate_index,
         retry_index,
-        provider_id: None,
-        endpoint_id: None,
-        key_id: None,
-        status,
         skip_reason: (status == CandidateStatus::Skipped).then(|| "circuit_open".to_owned()),
-        is_cached: false,
-        status_code: None,
-        error_type: None,
-        error_message: None,
         latency_ms: Some(10),
-        extra_data: None,
-        created_at,
-        started_at: None,
-        finished_at: None,
+        ..fixtures::candidate_row(request_id, status, created_at)
     }
 }
 
@@ -197,56 +213,43 @@ pub(crate) fn usage_row(
     row
 }
 
-/// Candidates for a request: one of the attempt shapes, at `created_at` (+ a few ms).
+/// The attempt shapes of a request: `(candidate_index, retry_index, status, milliseconds
+/// after the request)` for each candidate row.
+const ATTEMPTS: [&[(i32, i32, CandidateStatus, i64)]; 9] = {
+    use CandidateStatus::{Available, Failed, Pending, Skipped, Streaming, Success};
+    [
+        // Fallback to a second provider: two executed attempts.
+        &[(0, 0, Failed, 0), (1, 0, Success, 5)],
+        // A retry on the same key: two executed attempts.
+        &[(0, 0, Failed, 0), (0, 1, Success, 3)],
+        // Only skipped candidates (and one never tried): no fallback.
+        &[(0, 0, Skipped, 0), (1, 0, Skipped, 0), (2, 0, Available, 0)],
+        // Skipped then one success: one executed attempt.
+        &[(0, 0, Skipped, 0), (1, 0, Success, 1)],
+        // Failed then still running: one executed attempt.
+        &[(0, 0, Failed, 0), (1, 0, Streaming, 2)],
+        // Three executed attempts.
+        &[(0, 0, Failed, 0), (0, 1, Failed, 1), (1, 0, Success, 2)],
+        &[(0, 0, Pending, 0)],
+        // First candidate skipped, the next two executed: a fallback without a (0, 0) attempt.
+        &[(0, 0, Skipped, 0), (1, 0, Failed, 1), (2, 0, Success, 2)],
+        &[(0, 0, Success, 0)],
+    ]
+};
+
+/// Candidates for a request: one of the [`ATTEMPTS`] shapes, at `created_at` (+ a few ms).
 pub(crate) fn candidates_for(
     rng: &mut Rng,
     request_id: &str,
     created_at: OffsetDateTime,
 ) -> Vec<request_candidates::Model> {
-    use CandidateStatus::{Available, Failed, Pending, Skipped, Streaming, Success};
-    let at = |ms: i64| created_at + Duration::milliseconds(ms);
-    match rng.below(9) {
-        // Fallback to a second provider: two executed attempts.
-        0 => vec![
-            candidate(request_id, 0, 0, Failed, at(0)),
-            candidate(request_id, 1, 0, Success, at(5)),
-        ],
-        // A retry on the same key: two executed attempts.
-        1 => vec![
-            candidate(request_id, 0, 0, Failed, at(0)),
-            candidate(request_id, 0, 1, Success, at(3)),
-        ],
-        // Only skipped candidates (and one never tried): no fallback.
-        2 => vec![
-            candidate(request_id, 0, 0, Skipped, at(0)),
-            candidate(request_id, 1, 0, Skipped, at(0)),
-            candidate(request_id, 2, 0, Available, at(0)),
-        ],
-        // Skipped then one success: one executed attempt.
-        3 => vec![
-            candidate(request_id, 0, 0, Skipped, at(0)),
-            candidate(request_id, 1, 0, Success, at(1)),
-        ],
-        // Failed then still running: one executed attempt.
-        4 => vec![
-            candidate(request_id, 0, 0, Failed, at(0)),
-            candidate(request_id, 1, 0, Streaming, at(2)),
-        ],
-        // Three executed attempts.
-        5 => vec![
-            candidate(request_id, 0, 0, Failed, at(0)),
-            candidate(request_id, 0, 1, Failed, at(1)),
-            candidate(request_id, 1, 0, Success, at(2)),
-        ],
-        6 => vec![candidate(request_id, 0, 0, Pending, at(0))],
-        // First candidate skipped, the next two executed: a fallback without a (0, 0) attempt.
-        7 => vec![
-            candidate(request_id, 0, 0, Skipped, at(0)),
-            candidate(request_id, 1, 0, Failed, at(1)),
-            candidate(request_id, 2, 0, Success, at(2)),
-        ],
-        _ => vec![candidate(request_id, 0, 0, Success, at(0))],
-    }
+    rng.pick(&ATTEMPTS)
+        .iter()
+        .map(|&(candidate_index, retry_index, status, ms)| {
+            let at = created_at + Duration::milliseconds(ms);
+            candidate(request_id, candidate_index, retry_index, status, at)
+        })
+        .collect()
 }
 
 /// Traffic for `day`: `rows` random rows plus rows on and around both boundaries, spread
@@ -295,12 +298,64 @@ fn is_error(row: &usage::Model) -> bool {
     row.status_code.is_some_and(|code| code >= 400) || row.error_message.is_some()
 }
 
-fn mean(values: &[i32]) -> f64 {
-    if values.is_empty() {
-        0.0
-    } else {
-        values.iter().map(|v| i64::from(*v)).sum::<i64>() as f64 / values.len() as f64
+/// What every rollup adds up over its rows, row by row.
+#[derive(Default)]
+struct Sums {
+    requests: i64,
+    errors: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    cache_creation_tokens: i64,
+    cache_read_tokens: i64,
+    total_cost: f64,
+    actual_total_cost: f64,
+    input_cost: f64,
+    output_cost: f64,
+    cache_creation_cost: f64,
+    cache_read_cost: f64,
+    response_times: Vec<i32>,
+}
+
+impl Sums {
+    fn add(&mut self, row: &usage::Model) {
+        self.requests += 1;
+        self.errors += i64::from(is_error(row));
+        self.input_tokens += i64::from(row.input_tokens);
+        self.output_tokens += i64::from(row.output_tokens);
+        self.cache_creation_tokens += i64::from(row.cache_creation_input_tokens);
+        self.cache_read_tokens += i64::from(row.cache_read_input_tokens);
+        self.total_cost += row.total_cost_usd;
+        self.actual_total_cost += row.actual_total_cost_usd;
+        self.input_cost += row.input_cost_usd;
+        self.output_cost += row.output_cost_usd;
+        self.cache_creation_cost += row.cache_creation_cost_usd;
+        self.cache_read_cost += row.cache_read_cost_usd;
+        self.response_times.extend(row.response_time_ms);
     }
+
+    /// The mean of the non-null response times, 0 without any.
+    fn mean_response_time(&self) -> f64 {
+        let times = &self.response_times;
+        if times.is_empty() {
+            0.0
+        } else {
+            times.iter().map(|v| i64::from(*v)).sum::<i64>() as f64 / times.len() as f64
+        }
+    }
+}
+
+/// The rows of `rows` summed per group, the groups in order of their key.
+fn sums_by<'a, K: Ord>(
+    rows: &[&'a usage::Model],
+    key: impl Fn(&'a usage::Model) -> Option<K>,
+) -> BTreeMap<K, Sums> {
+    let mut groups: BTreeMap<K, Sums> = BTreeMap::new();
+    for row in rows {
+        if let Some(key) = key(row) {
+            groups.entry(key).or_default().add(row);
+        }
+    }
+    groups
 }
 
 /// The expected rows of one day, computed row by row.
@@ -316,33 +371,13 @@ pub(crate) fn oracle(data: &Data, start: OffsetDateTime, end: OffsetDateTime) ->
         .iter()
         .filter(|row| in_range(row.created_at, start, end))
         .collect();
-    let mut stats = DayStats::default();
-    let mut times = Vec::new();
-    for row in &rows {
-        stats.total_requests += 1;
-        if is_error(row) {
-            stats.error_requests += 1;
-        }
-        stats.input_tokens += i64::from(row.input_tokens);
-        stats.output_tokens += i64::from(row.output_tokens);
-        stats.cache_creation_tokens += i64::from(row.cache_creation_input_tokens);
-        stats.cache_read_tokens += i64::from(row.cache_read_input_tokens);
-        stats.total_cost += row.total_cost_usd;
-        stats.actual_total_cost += row.actual_total_cost_usd;
-        stats.input_cost += row.input_cost_usd;
-        stats.output_cost += row.output_cost_usd;
-        stats.cache_creation_cost += row.cache_creation_cost_usd;
-        stats.cache_read_cost += row.cache_read_cost_usd;
-        times.extend(row.response_time_ms);
-    }
-    stats.success_requests = stats.total_requests - stats.error_requests;
-    stats.avg_response_time_ms = mean(&times);
-    stats.unique_models = rows.iter().map(|r| &r.model).collect::<BTreeSet<_>>().len() as i64;
-    stats.unique_providers = rows
-        .iter()
-        .map(|r| &r.provider)
-        .collect::<BTreeSet<_>>()
-        .len() as i64;
+    let day = sums_by(&rows, |_| Some(())).remove(&()).unwrap_or_default();
+    let distinct = |field: fn(&usage::Model) -> &String| {
+        rows.iter()
+            .map(|row| field(row))
+            .collect::<BTreeSet<_>>()
+            .len() as i64
+    };
     let mut executed: BTreeMap<&str, usize> = BTreeMap::new();
     for candidate in data
         .candidates
@@ -356,63 +391,56 @@ pub(crate) fn oracle(data: &Data, start: OffsetDateTime, end: OffsetDateTime) ->
             *executed.entry(&candidate.request_id).or_default() += 1;
         }
     }
-    stats.fallback_count = executed.values().filter(|n| **n > 1).count() as i64;
-
-    let mut models: BTreeMap<String, (ModelStats, Vec<i32>)> = BTreeMap::new();
-    for row in &rows {
-        let key = row
-            .global_model
-            .clone()
-            .unwrap_or_else(|| row.model.clone());
-        let entry = models.entry(key.clone()).or_insert_with(|| {
-            (
-                ModelStats {
-                    model: key,
-                    ..ModelStats::default()
-                },
-                Vec::new(),
-            )
-        });
-        entry.0.total_requests += 1;
-        entry.0.input_tokens += i64::from(row.input_tokens);
-        entry.0.output_tokens += i64::from(row.output_tokens);
-        entry.0.cache_creation_tokens += i64::from(row.cache_creation_input_tokens);
-        entry.0.cache_read_tokens += i64::from(row.cache_read_input_tokens);
-        entry.0.total_cost += row.total_cost_usd;
-        entry.1.extend(row.response_time_ms);
-    }
-    let models = models
-        .into_values()
-        .map(|(mut model, times)| {
-            model.avg_response_time_ms = mean(&times);
-            model
-        })
-        .collect();
-
-    let mut users: BTreeMap<String, UserStats> = BTreeMap::new();
-    for row in &rows {
-        let Some(user_id) = &row.user_id else {
-            continue;
-        };
-        let entry = users.entry(user_id.clone()).or_insert_with(|| UserStats {
-            user_id: user_id.clone(),
-            ..UserStats::default()
-        });
-        entry.total_requests += 1;
-        if is_error(row) {
-            entry.error_requests += 1;
-        }
-        entry.input_tokens += i64::from(row.input_tokens);
-        entry.output_tokens += i64::from(row.output_tokens);
-        entry.cache_creation_tokens += i64::from(row.cache_creation_input_tokens);
-        entry.cache_read_tokens += i64::from(row.cache_read_input_tokens);
-        entry.total_cost += row.total_cost_usd;
-    }
-    let users = users
-        .into_values()
-        .map(|mut user| {
-            user.success_requests = user.total_requests - user.error_requests;
-            user
+    let stats = DayStats {
+        total_requests: day.requests,
+        success_requests: day.requests - day.errors,
+        error_requests: day.errors,
+        input_tokens: day.input_tokens,
+        output_tokens: day.output_tokens,
+        cache_creation_tokens: day.cache_creation_tokens,
+        cache_read_tokens: day.cache_read_tokens,
+        total_cost: day.total_cost,
+        actual_total_cost: day.actual_total_cost,
+        input_cost: day.input_cost,
+        output_cost: day.output_cost,
+        cache_creation_cost: day.cache_creation_cost,
+        cache_read_cost: day.cache_read_cost,
+        avg_response_time_ms: day.mean_response_time(),
+        fallback_count: executed.values().filter(|n| **n > 1).count() as i64,
+        unique_models: distinct(|row| &row.model),
+        unique_providers: distinct(|row| &row.provider),
+    };
+    let models = sums_by(&rows, |row| {
+        Some(
+            row.global_model
+                .clone()
+                .unwrap_or_else(|| row.model.clone()),
+        )
+    })
+    .into_iter()
+    .map(|(model, sums)| ModelStats {
+        avg_response_time_ms: sums.mean_response_time(),
+        model,
+        total_requests: sums.requests,
+        input_tokens: sums.input_tokens,
+        output_tokens: sums.output_tokens,
+        cache_creation_tokens: sums.cache_creation_tokens,
+        cache_read_tokens: sums.cache_read_tokens,
+        total_cost: sums.total_cost,
+    })
+    .collect();
+    let users = sums_by(&rows, |row| row.user_id.clone())
+        .into_iter()
+        .map(|(user_id, sums)| UserStats {
+            user_id,
+            total_requests: sums.requests,
+            success_requests: sums.requests - sums.errors,
+            error_requests: sums.errors,
+            input_tokens: sums.input_tokens,
+            output_tokens: sums.output_tokens,
+            cache_creation_tokens: sums.cache_creation_tokens,
+            cache_read_tokens: sums.cache_read_tokens,
+            total_cost: sums.total_cost,
         })
         .collect();
     Expected {
@@ -430,106 +458,41 @@ pub(crate) fn close(actual: f64, expected: f64, what: &str) {
     );
 }
 
+/// Asserts that `$actual` and `$expected` agree on every named field: the `exact` ones
+/// (counts) equal, the `close` ones (money, means) within [`close`]'s tolerance. A failure
+/// names `$what` and the field.
+macro_rules! assert_fields {
+    ($actual:expr, $expected:expr, $what:expr;
+     exact: $($exact:ident),+;
+     close: $($close:ident),+ $(,)?) => {{
+        let (actual, expected, what) = (&$actual, &$expected, &$what);
+        $(assert_eq!(actual.$exact, expected.$exact, "{what}: {}", stringify!($exact));)+
+        $(crate::support::close(
+            actual.$close,
+            expected.$close,
+            &format!("{what}: {}", stringify!($close)),
+        );)+
+    }};
+}
+pub(crate) use assert_fields;
+
 pub(crate) fn assert_day_stats(actual: &DayStats, expected: &DayStats, what: &str) {
-    assert_eq!(
-        actual.total_requests, expected.total_requests,
-        "{what}: total_requests"
-    );
-    assert_eq!(
-        actual.success_requests, expected.success_requests,
-        "{what}: success_requests"
-    );
-    assert_eq!(
-        actual.error_requests, expected.error_requests,
-        "{what}: error_requests"
-    );
-    assert_eq!(
-        actual.input_tokens, expected.input_tokens,
-        "{what}: input_tokens"
-    );
-    assert_eq!(
-        actual.output_tokens, expected.output_tokens,
-        "{what}: output_tokens"
-    );
-    assert_eq!(
-        actual.cache_creation_tokens, expected.cache_creation_tokens,
-        "{what}: cache_creation_tokens"
-    );
-    assert_eq!(
-        actual.cache_read_tokens, expected.cache_read_tokens,
-        "{what}: cache_read_tokens"
-    );
-    close(
-        actual.total_cost,
-        expected.total_cost,
-        &format!("{what}: total_cost"),
-    );
-    close(
-        actual.actual_total_cost,
-        expected.actual_total_cost,
-        &format!("{what}: actual_total_cost"),
-    );
-    close(
-        actual.input_cost,
-        expected.input_cost,
-        &format!("{what}: input_cost"),
-    );
-    close(
-        actual.output_cost,
-        expected.output_cost,
-        &format!("{what}: output_cost"),
-    );
-    close(
-        actual.cache_creation_cost,
-        expected.cache_creation_cost,
-        &format!("{what}: cache_creation_cost"),
-    );
-    close(
-        actual.cache_read_cost,
-        expected.cache_read_cost,
-        &format!("{what}: cache_read_cost"),
-    );
-    close(
-        actual.avg_response_time_ms,
-        expected.avg_response_time_ms,
-        &format!("{what}: avg_response_time_ms"),
-    );
-    assert_eq!(
-        actual.fallback_count, expected.fallback_count,
-        "{what}: fallback_count"
-    );
-    assert_eq!(
-        actual.unique_models, expected.unique_models,
-        "{what}: unique_models"
-    );
-    assert_eq!(
-        actual.unique_providers, expected.unique_providers,
-        "{what}: unique_providers"
-    );
+    assert_fields!(actual, expected, what;
+        exact: total_requests, success_requests, error_requests, input_tokens, output_tokens,
+            cache_creation_tokens, cache_read_tokens, fallback_count, unique_models,
+            unique_providers;
+        close: total_cost, actual_total_cost, input_cost, output_cost, cache_creation_cost,
+            cache_read_cost, avg_response_time_ms);
 }
 
 pub(crate) fn assert_models(actual: &[ModelStats], expected: &[ModelStats], what: &str) {
     let names = |rows: &[ModelStats]| rows.iter().map(|m| m.model.clone()).collect::<Vec<_>>();
     assert_eq!(names(actual), names(expected), "{what}: models");
     for (a, e) in actual.iter().zip(expected) {
-        let what = format!("{what}: model {}", e.model);
-        assert_eq!(a.total_requests, e.total_requests, "{what}: total_requests");
-        assert_eq!(a.input_tokens, e.input_tokens, "{what}: input_tokens");
-        assert_eq!(a.output_tokens, e.output_tokens, "{what}: output_tokens");
-        assert_eq!(
-            a.cache_creation_tokens, e.cache_creation_tokens,
-            "{what}: cache_creation_tokens"
-        );
-        assert_eq!(
-            a.cache_read_tokens, e.cache_read_tokens,
-            "{what}: cache_read_tokens"
-        );
-        close(a.total_cost, e.total_cost, &format!("{what}: total_cost"));
-        close(
-            a.avg_response_time_ms,
-            e.avg_response_time_ms,
-            &format!("{what}: avg"),
-        );
+        assert_fields!(a, e, format!("{what}: model {}", e.model);
+            exact: total_requests, input_tokens, output_tokens, cache_creation_tokens,
+                cache_read_tokens;
+            close: total_cost, avg_response_time_ms);
     }
 }
 
@@ -537,24 +500,10 @@ pub(crate) fn assert_users(actual: &[UserStats], expected: &[UserStats], what: &
     let ids = |rows: &[UserStats]| rows.iter().map(|u| u.user_id.clone()).collect::<Vec<_>>();
     assert_eq!(ids(actual), ids(expected), "{what}: users");
     for (a, e) in actual.iter().zip(expected) {
-        let what = format!("{what}: user {}", e.user_id);
-        assert_eq!(a.total_requests, e.total_requests, "{what}: total_requests");
-        assert_eq!(
-            a.success_requests, e.success_requests,
-            "{what}: success_requests"
-        );
-        assert_eq!(a.error_requests, e.error_requests, "{what}: error_requests");
-        assert_eq!(a.input_tokens, e.input_tokens, "{what}: input_tokens");
-        assert_eq!(a.output_tokens, e.output_tokens, "{what}: output_tokens");
-        assert_eq!(
-            a.cache_creation_tokens, e.cache_creation_tokens,
-            "{what}: cache_creation"
-        );
-        assert_eq!(
-            a.cache_read_tokens, e.cache_read_tokens,
-            "{what}: cache_read"
-        );
-        close(a.total_cost, e.total_cost, &format!("{what}: total_cost"));
+        assert_fields!(a, e, format!("{what}: user {}", e.user_id);
+            exact: total_requests, success_requests, error_requests, input_tokens,
+                output_tokens, cache_creation_tokens, cache_read_tokens;
+            close: total_cost);
     }
 }
 
@@ -565,30 +514,27 @@ pub(crate) struct Stored {
     pub(crate) users: Vec<stats_user_daily::Model>,
 }
 
+/// Every row of entity `E`, read back in full.
+async fn all<E: EntityTrait>(db: &DatabaseConnection) -> Vec<E::Model> {
+    E::find().all(db).await.unwrap()
+}
+
+/// The rows of entity `E` whose date is `day`, compared in Rust rather than in SQL.
+async fn on_day<E: EntityTrait>(
+    db: &DatabaseConnection,
+    day: &BusinessDay,
+    date: fn(&E::Model) -> OffsetDateTime,
+) -> Vec<E::Model> {
+    let mut rows = all::<E>(db).await;
+    rows.retain(|row| date(row) == day.start());
+    rows
+}
+
 pub(crate) async fn stored(db: &DatabaseConnection, day: &BusinessDay) -> Stored {
-    let daily = stats_daily::Entity::find()
-        .all(db)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|row| row.date == day.start())
-        .collect();
-    let mut models: Vec<_> = stats_daily_model::Entity::find()
-        .order_by_asc(stats_daily_model::Column::Model)
-        .all(db)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|row| row.date == day.start())
-        .collect();
+    let daily = on_day::<stats_daily::Entity>(db, day, |row| row.date).await;
+    let mut models = on_day::<stats_daily_model::Entity>(db, day, |row| row.date).await;
     models.sort_by(|a, b| a.model.cmp(&b.model));
-    let mut users: Vec<_> = stats_user_daily::Entity::find()
-        .all(db)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|row| row.date == day.start())
-        .collect();
+    let mut users = on_day::<stats_user_daily::Entity>(db, day, |row| row.date).await;
     users.sort_by(|a, b| a.user_id.cmp(&b.user_id));
     Stored {
         daily,
@@ -613,16 +559,8 @@ pub(crate) async fn assert_stored_matches(db: &DatabaseConnection, data: &Data, 
 /// Row counts of the three day tables.
 pub(crate) async fn table_counts(db: &DatabaseConnection) -> (usize, usize, usize) {
     (
-        stats_daily::Entity::find().all(db).await.unwrap().len(),
-        stats_daily_model::Entity::find()
-            .all(db)
-            .await
-            .unwrap()
-            .len(),
-        stats_user_daily::Entity::find()
-            .all(db)
-            .await
-            .unwrap()
-            .len(),
+        all::<stats_daily::Entity>(db).await.len(),
+        all::<stats_daily_model::Entity>(db).await.len(),
+        all::<stats_user_daily::Entity>(db).await.len(),
     )
 }

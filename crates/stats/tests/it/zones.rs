@@ -31,9 +31,7 @@ db_test!(async fn days_follow_the_zone_and_dst(db) {
         assert_eq!(next.start(), day.end());
 
         let mut rng = Rng(3);
-        let mut data = Data { users: support::users("zone", 2, 0), ..Data::default() };
-        let users = data.users.clone();
-        data.extend(support::traffic_for_day(&mut rng, &day, &users, 30));
+        let data = Data::with_traffic(&mut rng, support::users("zone", 2, 0), &[day], 30);
         data.insert(&fresh.conn).await;
 
         for each in [previous, day, next] {

@@ -3,18 +3,22 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::AtomicU64;
 
 use deadpool_redis::redis::Client;
 
 use crate::bus::{Bus, Invalidator, Message};
-use crate::entry::{decode, encode};
+use crate::entry::encode;
 use crate::flight::{self, Flights, Join, State, Waited};
 use crate::local::Local;
-use crate::remote::{Remote, Version};
+use crate::remote::Remote;
 use crate::telemetry::Telemetry;
-use crate::{CacheError, CacheKey, Config, CounterKey, Entry, Key, Lookup, Tier};
+
+mod counters;
+mod tiers;
+
+use crate::{CacheError, CacheKey, Config, Entry, Key, Lookup, Tier};
+use tiers::RemoteRead;
 
 /// A cheap-to-clone handle on one store: in-process, Redis, or tiered (in-process in front of
 /// Redis). Clones share everything; the invalidation subscriber stops when the last clone is
@@ -33,24 +37,12 @@ pub struct Cache {
 struct Inner {
     config: Config,
     channel: String,
-    /// `{namespace}meta:invalidation_version`, see [`Version`].
+    /// `{namespace}meta:invalidation_version`, see [`crate::remote::Version`].
     version_key: String,
     telemetry: Telemetry,
     invalidator: Invalidator,
     remote: Option<Remote>,
     bus: Option<Bus>,
-}
-
-/// What a Redis read gave.
-enum RemoteRead<V> {
-    /// This store has no Redis tier.
-    Absent,
-    /// Nothing usable under the key (absent, or undecodable).
-    Miss,
-    /// An entry, and how long it has left in Redis.
-    Hit(Entry<V>, Duration),
-    /// Redis failed or was skipped; do not write to it in this call either.
-    Failed,
 }
 
 impl fmt::Debug for Cache {
@@ -376,59 +368,6 @@ impl Cache {
         })
     }
 
-    /// Adds one to the counter under `key` and restarts its TTL, atomically (INCR and PEXPIRE
-    /// in one MULTI/EXEC round trip on Redis). Returns the new count; a counter that did not
-    /// exist becomes 1. When Redis fails the in-process tier counts instead; `None` when no
-    /// tier could count (a Redis-only store with Redis down).
-    pub async fn incr_hits<K: CounterKey>(&self, key: &K) -> Option<i64> {
-        let name = key.render();
-        let ttl = K::ttl(&self.inner.config);
-        if let Some(remote) = &self.inner.remote
-            && let Ok(count) = remote.increment(&self.redis_key(&name), ttl).await
-        {
-            return Some(count);
-        }
-        self.inner
-            .invalidator
-            .local
-            .as_ref()
-            .map(|local| local.increment(name, ttl))
-    }
-
-    /// Sets the counter under `key` to 1 with a fresh TTL: call it when the entry it counts
-    /// is populated. Best effort, like [`Cache::incr_hits`].
-    pub async fn init_hits<K: CounterKey>(&self, key: &K) {
-        let name = key.render();
-        let ttl = K::ttl(&self.inner.config);
-        if let Some(remote) = &self.inner.remote
-            && remote
-                .set_counter(&self.redis_key(&name), 1, ttl)
-                .await
-                .is_ok()
-        {
-            return;
-        }
-        if let Some(local) = &self.inner.invalidator.local {
-            local.set_counter(name, 1, ttl);
-        }
-    }
-
-    /// The counter under `key`, if it exists (Redis first, the in-process tier when Redis
-    /// fails).
-    pub async fn hits<K: CounterKey>(&self, key: &K) -> Option<i64> {
-        let name = key.render();
-        if let Some(remote) = &self.inner.remote
-            && let Ok(count) = remote.counter(&self.redis_key(&name)).await
-        {
-            return count;
-        }
-        self.inner
-            .invalidator
-            .local
-            .as_ref()
-            .and_then(|local| local.counter(&name))
-    }
-
     /// Drops every entry of the namespace: this process's in-process tier, every Redis key
     /// under the namespace, and (through the bus) every replica's in-process tier. Returns how
     /// many Redis keys were removed.
@@ -474,136 +413,5 @@ impl Cache {
             .local
             .as_ref()
             .map(Local::entry_count)
-    }
-
-    fn epoch(&self) -> u64 {
-        self.inner.invalidator.epoch.load(Ordering::Acquire)
-    }
-
-    fn redis_key(&self, name: &str) -> String {
-        let namespace = &self.inner.config.namespace;
-        let mut key = String::with_capacity(namespace.len() + name.len());
-        key.push_str(namespace);
-        key.push_str(name);
-        key
-    }
-
-    fn ttl_for<K: CacheKey>(&self, entry: &Entry<K::Value>) -> Duration {
-        if entry.is_missing() {
-            K::negative_ttl(&self.inner.config)
-        } else {
-            K::ttl(&self.inner.config)
-        }
-    }
-
-    fn insert_local<V: Send + Sync + 'static>(&self, name: String, entry: Entry<V>, ttl: Duration) {
-        if let Some(local) = &self.inner.invalidator.local {
-            local.insert(name, entry, ttl);
-        }
-    }
-
-    /// Copies a Redis hit into the in-process tier for no longer than Redis keeps it, unless
-    /// an invalidation happened since the read started.
-    fn fill_local<K: CacheKey>(
-        &self,
-        name: String,
-        entry: &Entry<K::Value>,
-        remaining: Duration,
-        epoch: u64,
-    ) {
-        if self.inner.invalidator.local.is_some() && self.epoch() == epoch {
-            let ttl = self.ttl_for::<K>(entry).min(remaining);
-            self.insert_local(name, entry.clone(), ttl);
-        }
-    }
-
-    fn local_lookup<K: CacheKey>(&self, name: &str, count: bool) -> Option<Lookup<K::Value>> {
-        let local = self.inner.invalidator.local.as_ref()?;
-        let found = local.get::<K::Value>(name);
-        if count {
-            let result = match &found {
-                Some(Entry::Found(_)) => "hit",
-                Some(Entry::Missing) => "negative_hit",
-                None => "miss",
-            };
-            self.inner.telemetry.request(K::FAMILY, "l1", result);
-        }
-        found.map(|entry| Lookup {
-            entry,
-            tier: Tier::L1,
-        })
-    }
-
-    async fn remote_lookup<K: CacheKey>(&self, name: &str) -> RemoteRead<K::Value> {
-        let Some(remote) = &self.inner.remote else {
-            return RemoteRead::Absent;
-        };
-        let redis_key = self.redis_key(name);
-        let read = remote.get(&redis_key).await;
-        self.remote_read::<K>(&redis_key, read)
-    }
-
-    /// [`Cache::remote_lookup`], with the invalidation version a load's store must match.
-    async fn remote_lookup_for_load<K: CacheKey>(
-        &self,
-        name: &str,
-    ) -> (RemoteRead<K::Value>, Version) {
-        let Some(remote) = &self.inner.remote else {
-            return (RemoteRead::Absent, Version::default());
-        };
-        let redis_key = self.redis_key(name);
-        match remote
-            .get_with_version(&redis_key, &self.inner.version_key)
-            .await
-        {
-            Ok((bytes, version)) => (self.remote_read::<K>(&redis_key, Ok(bytes)), version),
-            Err(error) => (
-                self.remote_read::<K>(&redis_key, Err(error)),
-                Version::default(),
-            ),
-        }
-    }
-
-    fn remote_read<K: CacheKey>(
-        &self,
-        redis_key: &str,
-        read: Result<Option<Vec<u8>>, CacheError>,
-    ) -> RemoteRead<K::Value> {
-        let telemetry = &self.inner.telemetry;
-        match read {
-            Ok(Some(bytes)) => match decode::<K::Value>(&bytes) {
-                Ok((entry, remaining)) => {
-                    let result = if entry.is_missing() {
-                        "negative_hit"
-                    } else {
-                        "hit"
-                    };
-                    telemetry.request(K::FAMILY, "redis", result);
-                    RemoteRead::Hit(entry, remaining)
-                }
-                Err(error) => {
-                    tracing::warn!(
-                        family = K::FAMILY,
-                        key = %redis_key,
-                        %error,
-                        "undecodable cache value; treated as a miss"
-                    );
-                    telemetry.request(K::FAMILY, "redis", "invalid");
-                    RemoteRead::Miss
-                }
-            },
-            Ok(None) => {
-                telemetry.request(K::FAMILY, "redis", "miss");
-                RemoteRead::Miss
-            }
-            Err(CacheError::BreakerOpen { .. }) => {
-                telemetry.request(K::FAMILY, "redis", "skipped");
-                RemoteRead::Failed
-            }
-            Err(_) => {
-                telemetry.request(K::FAMILY, "redis", "error");
-                RemoteRead::Failed
-            }
-        }
     }
 }
