@@ -15,10 +15,11 @@ use crate::remote::Remote;
 use crate::telemetry::Telemetry;
 
 mod counters;
+mod read;
 mod tiers;
 
 use crate::{CacheError, CacheKey, Config, Entry, Key, Lookup, Tier};
-use tiers::RemoteRead;
+use read::RemoteRead;
 
 /// A cheap-to-clone handle on one store: in-process, Redis, or tiered (in-process in front of
 /// Redis). Clones share everything; the invalidation subscriber stops when the last clone is

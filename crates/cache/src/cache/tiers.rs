@@ -5,21 +5,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::Cache;
+use super::read::RemoteRead;
 use crate::entry::decode;
 use crate::remote::Version;
 use crate::{CacheError, CacheKey, Entry, Lookup, Tier};
-
-/// What a Redis read gave.
-pub(super) enum RemoteRead<V> {
-    /// This store has no Redis tier.
-    Absent,
-    /// Nothing usable under the key (absent, or undecodable).
-    Miss,
-    /// An entry, and how long it has left in Redis.
-    Hit(Entry<V>, Duration),
-    /// Redis failed or was skipped; do not write to it in this call either.
-    Failed,
-}
 
 impl Cache {
     pub(super) fn epoch(&self) -> u64 {
