@@ -86,6 +86,8 @@ db_test!(async fn endpoints_and_keys_crud_with_write_only_secrets(db) {
     assert_eq!(endpoint["base_url"], "https://api.acme.test/v1");
     assert_eq!(endpoint["timeout"], 300);
     assert_error(&api.post(&format!("/api/admin/providers/{pid}/endpoints"), json!({"api_format": "OPENAI", "base_url": "https://x.test/v1"})).await, 409, "OPENAI");
+    // A duplicate is named first, even when its fields are bad too.
+    assert_error(&api.post(&format!("/api/admin/providers/{pid}/endpoints"), json!({"api_format": "OPENAI", "base_url": "not a url", "timeout": 0})).await, 409, "OPENAI");
     assert_error(&api.post(&format!("/api/admin/providers/{pid}/endpoints"), json!({"api_format": "CLAUDE", "base_url": "not a url"})).await, 422, "base_url");
     assert_error(&api.post(&format!("/api/admin/providers/{pid}/endpoints"), json!({"api_format": "GRPC", "base_url": "https://x.test"})).await, 422, "api_format");
     assert_error(&api.post(&format!("/api/admin/providers/{pid}/endpoints"), json!({"api_format": "CLAUDE", "base_url": "https://x.test", "timeout": 0})).await, 422, "timeout");

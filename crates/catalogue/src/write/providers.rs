@@ -213,6 +213,27 @@ pub(crate) async fn upsert_endpoint<C: ConnectionTrait>(
         max_retries,
         is_active,
     } = fields;
+    let at = |provider_id: &str, format: ApiFormat| {
+        sea_orm::Condition::all()
+            .add(provider_endpoints::Column::ProviderId.eq(provider_id))
+            .add(provider_endpoints::Column::ApiFormat.eq(format))
+    };
+    let named = |&(provider_id, format): &(&str, ApiFormat)| Ok(at(provider_id, format));
+    let slot = target
+        .slot::<provider_endpoints::Entity, _, _>(conn, named)
+        .await?;
+    // A second endpoint of one format is refused before its fields are read, as the admin
+    // API always answered: 409 rather than 422 when a body is both.
+    if let Slot::Insert((provider_id, api_format)) = &slot {
+        ensure_unique::<provider_endpoints::Entity, _>(
+            conn,
+            provider_endpoints::Column::Id,
+            at(provider_id, *api_format),
+            None,
+            || format!("provider `{provider_id}` already has a {api_format} endpoint"),
+        )
+        .await?;
+    }
     let base_url = check(base_url, |url| rules::base_url("base_url", &url))?;
     if let Some(Some(headers)) = &headers {
         rules::headers("headers", &headers.0)?;
@@ -221,26 +242,9 @@ pub(crate) async fn upsert_endpoint<C: ConnectionTrait>(
     let max_retries = check(max_retries, |retries| {
         rules::MAX_RETRIES.check("max_retries", retries)
     })?;
-    let at = |provider_id: &str, format: ApiFormat| {
-        sea_orm::Condition::all()
-            .add(provider_endpoints::Column::ProviderId.eq(provider_id))
-            .add(provider_endpoints::Column::ApiFormat.eq(format))
-    };
-    let named = |&(provider_id, format): &(&str, ApiFormat)| Ok(at(provider_id, format));
-    match target
-        .slot::<provider_endpoints::Entity, _, _>(conn, named)
-        .await?
-    {
+    match slot {
         Slot::Insert((provider_id, api_format)) => {
             let base_url = required("base_url", base_url)?;
-            ensure_unique::<provider_endpoints::Entity, _>(
-                conn,
-                provider_endpoints::Column::Id,
-                at(provider_id, api_format),
-                None,
-                || format!("provider `{provider_id}` already has a {api_format} endpoint"),
-            )
-            .await?;
             let now = now_utc();
             let row = provider_endpoints::Model {
                 id: new_id(),
