@@ -19,6 +19,7 @@ mod clock;
 mod error;
 #[cfg(feature = "generator")]
 mod generator;
+mod histogram;
 mod series;
 mod sql;
 mod types;
@@ -30,6 +31,7 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::StatsError;
 #[cfg(feature = "generator")]
 pub use generator::{GeneratedCounts, GeneratorConfig, baseline_aggregate_day, generate};
+pub use histogram::{BOUNDS_MS, BUCKETS, ResponseTimeHistogram, bucket_of};
 pub use types::{
     AccountCounts, BackfillProgress, BackfillReport, CombinedStats, DailyEntry, DayAggregate,
     DaySource, DayStats, ModelStats, SummaryReport, Totals, UserDailyEntry, UserStats,
