@@ -347,3 +347,45 @@ fn the_circle_finder_sees_a_circle() {
     let circle = circle.expect("app -> admin -> admin/error -> app is a circle");
     assert_eq!(circle.len(), 3, "{circle:?}");
 }
+
+#[test]
+fn public_error_enums_are_non_exhaustive() {
+    // docs/ARCHITECTURE.md, API boundaries: a new variant is not a breaking change.
+    let (root, _) = workspace();
+    let mut problems = Vec::new();
+    let mut seen = 0;
+    for path in rust_files(&root) {
+        let relative = path.strip_prefix(&root).unwrap_or(&path);
+        if is_test_file(&root, &path) || !relative.starts_with("crates") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("a UTF-8 source file");
+        let lines: Vec<&str> = text.lines().collect();
+        for (at, line) in lines.iter().enumerate() {
+            let Some(rest) = line.strip_prefix("pub enum ") else {
+                continue;
+            };
+            let name = rest.split([' ', '<', '{']).next().unwrap_or(rest);
+            if !name.ends_with("Error") {
+                continue;
+            }
+            seen += 1;
+            let attributes = lines[..at]
+                .iter()
+                .rev()
+                .take_while(|line| line.starts_with("#[") || line.starts_with("///"));
+            if !attributes
+                .into_iter()
+                .any(|line| line.contains("non_exhaustive"))
+            {
+                problems.push(format!(
+                    "{}:{}: `{name}` lacks #[non_exhaustive]",
+                    relative.display(),
+                    at + 1
+                ));
+            }
+        }
+    }
+    assert!(seen >= 8, "found only {seen} public error enums");
+    report("error enums", &problems);
+}

@@ -88,6 +88,7 @@ fn model(global_model: &str, provider_model_name: &str) -> ModelSpec {
 
 /// Why the demo could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DemoError {
     /// The mock upstream could not listen.
     #[error("cannot start the mock upstream: {0}")]

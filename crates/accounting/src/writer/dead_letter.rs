@@ -106,6 +106,7 @@ pub(crate) struct Imported {
 
 /// Why the file could not be imported.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ImportError {
     /// The file could not be read or renamed.
     #[error("dead-letter file `{path}`: {source}")]

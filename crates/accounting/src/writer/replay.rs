@@ -44,6 +44,7 @@ pub struct ReplayFailure {
 
 /// Why a replay stopped before deciding every dead letter.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReplayError {
     /// The database is unavailable; a later replay picks up where this one stopped.
     #[error("database unavailable: {0}")]
