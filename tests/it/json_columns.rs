@@ -113,28 +113,12 @@ db_test!(async fn traffic_json_columns_round_trip(db) {
     assert_eq!(usage::Entity::find_by_id(row.id.clone()).one(&db.conn).await.unwrap(), Some(row));
 
     let now = tollgate_entities::now_utc();
-    let candidate = request_candidates::Model {
-        id: tollgate_entities::new_id(),
-        request_id: "req-1".into(),
-        user_id: None,
-        api_key_id: None,
-        candidate_index: 0,
-        retry_index: 0,
-        provider_id: None,
-        endpoint_id: None,
-        key_id: None,
-        status: tollgate_entities::CandidateStatus::Skipped,
-        skip_reason: Some("model not allowed".into()),
-        is_cached: true,
-        status_code: None,
-        error_type: None,
-        error_message: None,
-        latency_ms: None,
-        extra_data: Some(object(serde_json::json!({"why": null, "n": 0.0}))),
-        created_at: now,
-        started_at: None,
-        finished_at: Some(now),
-    };
+    let mut candidate =
+        fixtures::candidate_row("req-1", tollgate_entities::CandidateStatus::Skipped, now);
+    candidate.skip_reason = Some("model not allowed".into());
+    candidate.is_cached = true;
+    candidate.extra_data = Some(object(serde_json::json!({"why": null, "n": 0.0})));
+    candidate.finished_at = Some(now);
     let candidate = fixtures::insert(&db.conn, candidate).await;
     assert_eq!(
         request_candidates::Entity::find_by_id(candidate.id.clone()).one(&db.conn).await.unwrap(),
