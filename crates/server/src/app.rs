@@ -1,6 +1,6 @@
 //! Application state: what every handler shares ([`AppState`]) and the bounds of the request
-//! path ([`Limits`]). Handlers depend on this file; the router and the [`Gateway`] that
-//! assembles the state live in `gateway.rs`.
+//! path ([`Limits`]); the state is also the catalogue's `Store`. Handlers depend on this
+//! file; the router and the [`Gateway`] that assembles the state live in `gateway.rs`.
 //!
 //! [`Gateway`]: crate::Gateway
 
@@ -12,11 +12,12 @@ use sea_orm::DatabaseConnection;
 use tokio_util::task::TaskTracker;
 use tollgate_accounting::{SpendLedger, UsageSender};
 use tollgate_cache::Cache;
-use tollgate_catalogue::SecretBox;
+use tollgate_catalogue::{SecretBox, Store};
 use tollgate_resolver::Resolver;
 use tollgate_stats::Aggregator;
 
 use crate::admin::answers::DashboardCache;
+use crate::auth::ClientKeyByHash;
 use crate::drain::{Drain, DrainSignal};
 
 /// The parts of the state; `gateway.rs` fills them in.
@@ -127,5 +128,31 @@ impl AppState {
     /// Request and stream tasks, which a shutdown waits for.
     pub(crate) fn tasks(&self) -> &TaskTracker {
         &self.inner.tasks
+    }
+}
+
+/// The gateway's state is where the catalogue lives: its database, its upstream-key box, its
+/// resolver, and the client-key look-ups of `ClientKeyByHash`.
+impl Store for AppState {
+    fn conn(&self) -> &DatabaseConnection {
+        AppState::conn(self)
+    }
+
+    fn secrets(&self) -> &SecretBox {
+        AppState::secrets(self)
+    }
+
+    fn resolver(&self) -> &Resolver {
+        AppState::resolver(self)
+    }
+
+    /// Drops the cached look-ups of the keys with `hashes`, so a change to their user applies
+    /// to the very next request on every replica.
+    async fn forget_client_keys(&self, hashes: Vec<String>) {
+        for hash in hashes {
+            if let Err(error) = self.cache().delete(&ClientKeyByHash(hash)).await {
+                tracing::warn!(%error, "client key invalidation did not reach redis");
+            }
+        }
     }
 }

@@ -5,19 +5,16 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use sea_orm::{DatabaseConnection, EntityTrait, QueryOrder};
+use sea_orm::{EntityTrait, QueryOrder};
 use serde::{Deserialize, Serialize};
 use tollgate_catalogue::{
-    self as catalogue, ClientKeyFields, SecretBox, Store, Target, UserFields, generate_client_key,
-    hash_client_key,
+    self as catalogue, ClientKeyFields, Target, UserFields, generate_client_key, hash_client_key,
 };
 use tollgate_entities::{UserRole, users};
-use tollgate_resolver::Resolver;
 
 use super::error::AdminError;
 use super::extract::{Admin, AdminId, AdminJson, find_or_404};
 use crate::app::AppState;
-use crate::auth::ClientKeyByHash;
 
 fn default_true() -> bool {
     true
@@ -73,32 +70,6 @@ pub(crate) struct CreatedClientKey {
 
 async fn find_user(state: &AppState, id: &str) -> Result<users::Model, AdminError> {
     find_or_404::<users::Entity>(state, "user", id).await
-}
-
-/// The gateway's state is where the catalogue lives: its database, its upstream-key box, its
-/// resolver, and the client-key look-ups of `ClientKeyByHash`.
-impl Store for AppState {
-    fn conn(&self) -> &DatabaseConnection {
-        AppState::conn(self)
-    }
-
-    fn secrets(&self) -> &SecretBox {
-        AppState::secrets(self)
-    }
-
-    fn resolver(&self) -> &Resolver {
-        AppState::resolver(self)
-    }
-
-    /// Drops the cached look-ups of the keys with `hashes`, so a change to their user applies
-    /// to the very next request on every replica.
-    async fn forget_client_keys(&self, hashes: Vec<String>) {
-        for hash in hashes {
-            if let Err(error) = self.cache().delete(&ClientKeyByHash(hash)).await {
-                tracing::warn!(%error, "client key invalidation did not reach redis");
-            }
-        }
-    }
 }
 
 /// `GET /api/admin/users`.
