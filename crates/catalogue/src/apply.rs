@@ -49,7 +49,13 @@ pub async fn apply_catalog(
         secrets,
         summary: CatalogSummary::default(),
     };
-    applier.apply(file).await?;
+    if let Err(error) = applier.apply(file).await {
+        // Roll back now rather than when the dropped transaction gets to it: until then the
+        // connection keeps SQLite's write lock, and the caller's next write could find the
+        // database locked.
+        txn.rollback().await?;
+        return Err(error);
+    }
     let summary = applier.summary;
     txn.commit().await?;
     Ok(summary)

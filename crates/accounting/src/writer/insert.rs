@@ -5,9 +5,9 @@ use std::collections::{HashMap, HashSet};
 
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
-    EntityTrait, IntoActiveModel, Iterable, ModelTrait, QueryFilter, QueryTrait, Statement,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    DbBackend, DbErr, EntityTrait, IntoActiveModel, Iterable, ModelTrait, QueryFilter, QueryTrait,
+    Statement, TransactionTrait,
 };
 use tollgate_entities::{api_keys, request_candidates, usage, users};
 
@@ -93,8 +93,31 @@ pub(crate) async fn write_batch(
     texts: &mut InsertTexts,
     batch: &[UsageRecord],
 ) -> Result<HashSet<String>, DbErr> {
-    let backend = conn.get_database_backend();
     let txn = conn.begin().await?;
+    match write_rows(&txn, conn.get_database_backend(), texts, batch).await {
+        Ok(inserted) => {
+            txn.commit().await?;
+            Ok(inserted)
+        }
+        Err(error) => {
+            // Roll back now rather than when the dropped transaction gets to it: until then
+            // the connection keeps SQLite's write lock, and the split that follows a refused
+            // batch would find the database locked.
+            if let Err(rollback) = txn.rollback().await {
+                tracing::warn!(error = %rollback, "rolling back a refused usage batch failed");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// The statements of [`write_batch`], inside its transaction.
+async fn write_rows(
+    txn: &DatabaseTransaction,
+    backend: DbBackend,
+    texts: &mut InsertTexts,
+    batch: &[UsageRecord],
+) -> Result<HashSet<String>, DbErr> {
     let mut inserted: HashSet<String> = HashSet::new();
     let usage_conflict = OnConflict::column(usage::Column::RequestId)
         .do_nothing()
@@ -167,7 +190,7 @@ pub(crate) async fn write_batch(
             )
             .col_expr(api_keys::Column::LastUsedAt, Expr::value(totals.last_used))
             .filter(api_keys::Column::Id.eq(key))
-            .exec(&txn)
+            .exec(txn)
             .await?;
     }
     for (user, cost) in owners {
@@ -181,10 +204,9 @@ pub(crate) async fn write_batch(
                 Expr::col(users::Column::TotalUsd).add(cost),
             )
             .filter(users::Column::Id.eq(user))
-            .exec(&txn)
+            .exec(txn)
             .await?;
     }
-    txn.commit().await?;
     Ok(inserted)
 }
 
