@@ -10,6 +10,7 @@ mod m20261124_000002_create_traffic;
 mod m20261124_000003_create_stats;
 mod m20261124_000004_index_user_daily_date;
 mod m20261201_000005_accounting_integrity;
+mod m20261203_000006_hourly_stats;
 
 /// The trait that gives [`Migrator`] its `up`, `down`, `fresh` and status functions.
 pub use sea_orm_migration::MigratorTrait as MigratorTraitReexport;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_create_stats::Migration),
             Box::new(m20261124_000004_index_user_daily_date::Migration),
             Box::new(m20261201_000005_accounting_integrity::Migration),
+            Box::new(m20261203_000006_hourly_stats::Migration),
         ]
     }
 }

@@ -21,6 +21,13 @@ pub struct Headers(pub BTreeMap<String, String>);
 #[serde(transparent)]
 pub struct Capabilities(pub Vec<String>);
 
+/// `response_time_histogram` of every hourly and daily statistics row: counts of
+/// `response_time_ms` per bucket of the fixed bounds in `tollgate_stats::BOUNDS_MS`,
+/// trailing empty buckets left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, FromJsonQueryResult)]
+#[serde(transparent)]
+pub struct HistogramCounts(pub Vec<u64>);
+
 /// `provider_api_keys.allowed_models`: model names a key may serve (`NULL` means all).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, FromJsonQueryResult)]
 #[serde(transparent)]

@@ -18,6 +18,7 @@ mod insert;
 mod json;
 mod pricing;
 mod sanitize;
+mod slices;
 
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
@@ -31,6 +32,7 @@ pub mod providers;
 pub mod request_candidates;
 pub mod stats_daily;
 pub mod stats_daily_model;
+pub mod stats_hourly;
 pub mod stats_summary;
 pub mod stats_user_daily;
 pub mod tollgate_meta;
@@ -46,10 +48,15 @@ pub use enums::{ApiFormat, BillingType, CandidateStatus, UsageStatus, UserRole};
 pub use error::EntityError;
 pub use insert::insert_row;
 pub use json::{
-    AllowedModels, Capabilities, GlobalModelConfig, Headers, JsonObject, ModelAlias, ModelAliases,
+    AllowedModels, Capabilities, GlobalModelConfig, Headers, HistogramCounts, JsonObject,
+    ModelAlias, ModelAliases,
 };
 pub use pricing::{PriceTier, TieredPricing};
 pub use sanitize::{MAX_TEXT_CHARS, fit_json, fit_text};
+pub use slices::{
+    stats_daily_api_key, stats_daily_provider, stats_hourly_model, stats_hourly_provider,
+    stats_hourly_user,
+};
 
 /// A new application-generated primary key: a UUID v7 rendered as a 36-character string.
 pub fn new_id() -> String {

@@ -3,6 +3,8 @@
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::HistogramCounts;
+
 /// A row of `stats_daily_model`.
 #[sea_orm::model]
 #[expect(
@@ -31,6 +33,11 @@ pub struct Model {
     pub cache_read_tokens: i64,
     pub total_cost: f64,
     pub avg_response_time_ms: f64,
+    /// Successful requests for which no price was found.
+    pub unpriced_requests: i32,
+    /// Response times per histogram bucket; null when there were none.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub response_time_histogram: Option<HistogramCounts>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: TimeDateTimeWithTimeZone,
     #[serde(with = "time::serde::rfc3339")]

@@ -8,7 +8,8 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, TransactionTrait
 use time::OffsetDateTime;
 use tollgate_entities::{stats_daily, stats_summary};
 
-use crate::sql::{self, Scope, bound, statement};
+use crate::hourly;
+use crate::sql::{self, bound, statement};
 use crate::write::{reads_inside_transaction, write_day, write_summary};
 use crate::{
     BusinessCalendar, BusinessDay, Clock, CombinedStats, DayAggregate, DayStats, StatsError,
@@ -69,12 +70,13 @@ impl Aggregator {
 
     /// Computes `day` from `usage` and `request_candidates` without writing anything.
     pub async fn compute_day(&self, day: &BusinessDay) -> Result<DayAggregate, StatsError> {
-        sql::compute_day(&self.db, day, Scope::Full).await
+        hourly::compute_day(&self.db, day, &self.calendar.hours_of(day)).await
     }
 
     /// Today's numbers so far, with the per-model breakdown (no per-user rows).
     pub async fn today_live(&self) -> Result<DayAggregate, StatsError> {
-        sql::compute_day(&self.db, &self.today()?, Scope::WithoutUsers).await
+        let today = self.today()?;
+        hourly::compute_range(&self.db, &today, today.start(), today.end()).await
     }
 
     /// Aggregates `day` and stores its `stats_daily`, `stats_daily_model` and
@@ -87,12 +89,13 @@ impl Aggregator {
         let aggregate = if reads_inside_transaction(self.db.get_database_backend()) {
             let txn = self.db.begin().await?;
             sql::lock(&txn).await?;
-            let aggregate = sql::compute_day(&txn, day, Scope::Full).await?;
+            let aggregate = hourly::compute_day(&txn, day, &self.calendar.hours_of(day)).await?;
             write_day(&txn, &aggregate, self.now()).await?;
             txn.commit().await?;
             aggregate
         } else {
-            let aggregate = sql::compute_day(&self.db, day, Scope::Full).await?;
+            let aggregate =
+                hourly::compute_day(&self.db, day, &self.calendar.hours_of(day)).await?;
             let txn = self.db.begin().await?;
             write_day(&txn, &aggregate, self.now()).await?;
             txn.commit().await?;
@@ -210,7 +213,8 @@ impl Aggregator {
             all_time.add(&sql::range_totals(&self.db, start, end).await?);
         }
 
-        let today_live = sql::compute_day(&self.db, &today, Scope::WithoutUsers).await?;
+        let today_live =
+            hourly::compute_range(&self.db, &today, today.start(), today.end()).await?;
         all_time.add(&Totals::from(&today_live.stats));
         let accounts = sql::account_counts(&self.db).await?;
         Ok(CombinedStats {

@@ -118,6 +118,19 @@ impl ResponseTimeHistogram {
         (!self.is_empty()).then(|| serde_json::json!(self.counts()))
     }
 
+    /// The histogram of stored counts (`None`: empty); counts past the last bucket are
+    /// dropped.
+    pub fn from_counts(counts: Option<&[u64]>) -> Self {
+        let mut counts = counts.map(<[u64]>::to_vec).unwrap_or_default();
+        counts.truncate(BUCKETS);
+        Self { counts }
+    }
+
+    /// The histogram as a row stores it: the trimmed counts, or `None` when empty.
+    pub(crate) fn stored(&self) -> Option<tollgate_entities::HistogramCounts> {
+        (!self.is_empty()).then(|| tollgate_entities::HistogramCounts(self.counts().to_vec()))
+    }
+
     /// A stored histogram; `None` (null) is an empty one. A value that is not a list of
     /// counts is refused.
     pub fn from_json(value: Option<&serde_json::Value>) -> Result<Self, serde_json::Error> {

@@ -20,6 +20,9 @@ mod error;
 #[cfg(feature = "generator")]
 mod generator;
 mod histogram;
+mod hourly;
+mod hours;
+mod rollup;
 mod series;
 mod sql;
 mod types;
@@ -32,7 +35,10 @@ pub use error::StatsError;
 #[cfg(feature = "generator")]
 pub use generator::{GeneratedCounts, GeneratorConfig, baseline_aggregate_day, generate};
 pub use histogram::{BOUNDS_MS, BUCKETS, ResponseTimeHistogram, bucket_of};
+pub use hourly::{HourAggregate, HoursReport};
+pub use hours::BusinessHour;
 pub use types::{
     AccountCounts, BackfillProgress, BackfillReport, CombinedStats, DailyEntry, DayAggregate,
-    DaySource, DayStats, ModelStats, SummaryReport, Totals, UserDailyEntry, UserStats,
+    DaySource, DayStats, ModelStats, Percentiles, SliceStats, SummaryReport, Totals,
+    UserDailyEntry, UserStats,
 };

@@ -9,7 +9,8 @@ use time::OffsetDateTime;
 use tollgate_entities::{stats_daily, stats_daily_model, stats_user_daily};
 
 use crate::aggregator::{daily_rows, range_select};
-use crate::sql::{self, Scope};
+use crate::hourly::{compute_one, compute_range};
+use crate::rollup::Dimension;
 use crate::{
     Aggregator, BackfillProgress, BackfillReport, BusinessDay, DailyEntry, DaySource, DayStats,
     ModelStats, StatsError, UserDailyEntry, UserStats,
@@ -157,7 +158,7 @@ impl Aggregator {
                     }
                 }
                 None => {
-                    let live = sql::compute_day(&self.db, &day, Scope::WithoutUsers).await?;
+                    let live = compute_range(&self.db, &day, day.start(), day.end()).await?;
                     DailyEntry {
                         day,
                         source: DaySource::Live,
@@ -168,7 +169,8 @@ impl Aggregator {
             };
             entries.push(entry);
         }
-        let live = sql::compute_day(&self.db, &window.today, Scope::WithoutUsers).await?;
+        let today = window.today;
+        let live = compute_range(&self.db, &today, today.start(), today.end()).await?;
         entries.push(DailyEntry {
             day: window.today,
             source: DaySource::Today,
@@ -220,7 +222,7 @@ impl Aggregator {
                 UserDailyEntry {
                     day,
                     source: DaySource::Live,
-                    stats: sql::compute_user_day(&self.db, &day, user_id).await?,
+                    stats: self.user_day(&day, user_id).await?,
                 }
             };
             entries.push(entry);
@@ -228,8 +230,20 @@ impl Aggregator {
         entries.push(UserDailyEntry {
             day: window.today,
             source: DaySource::Today,
-            stats: sql::compute_user_day(&self.db, &window.today, user_id).await?,
+            stats: self.user_day(&window.today, user_id).await?,
         });
         Ok(entries)
+    }
+
+    /// One user's numbers for `day`, computed from `usage`.
+    async fn user_day(&self, day: &BusinessDay, user_id: &str) -> Result<UserStats, StatsError> {
+        let acc = compute_one(
+            &self.db,
+            day.start(),
+            day.end(),
+            Dimension::User(Some(user_id)),
+        )
+        .await?;
+        Ok(acc.user(user_id))
     }
 }

@@ -1,16 +1,10 @@
-//! The set-based read queries: one grouped pass over `usage` for the day and per-model
-//! numbers, one for the per-user numbers, one over `request_candidates` for fallbacks, and
-//! the small look-ups the summary needs. All of them are plain SELECTs, which PostgreSQL
-//! may run with parallel workers (it never parallelises a writing statement).
-
-use std::collections::{BTreeMap, BTreeSet};
+//! SQL helpers shared by the passes (placeholders, range bounds, the advisory lock, the
+//! error and sum expressions) and the small look-ups the summary needs.
 
 use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value};
 use time::{OffsetDateTime, UtcOffset};
 
-use crate::{
-    AccountCounts, BusinessDay, DayAggregate, DayStats, ModelStats, StatsError, Totals, UserStats,
-};
+use crate::{AccountCounts, StatsError, Totals};
 
 /// The advisory lock key every aggregator takes on PostgreSQL ("tollgate" in ASCII).
 pub(crate) const ADVISORY_LOCK_KEY: i64 = 0x746f_6c6c_6761_7465;
@@ -79,14 +73,14 @@ pub(crate) async fn lock<C: ConnectionTrait>(conn: &C) -> Result<(), StatsError>
     Ok(())
 }
 
-const ERROR_CASE: &str =
+pub(crate) const ERROR_CASE: &str =
     "CASE WHEN status_code >= 400 OR error_message IS NOT NULL THEN 1 ELSE 0 END";
 
-fn sum_int(expr: &str) -> String {
+pub(crate) fn sum_int(expr: &str) -> String {
     format!("CAST(COALESCE(SUM({expr}), 0) AS BIGINT)")
 }
 
-fn sum_float(expr: &str) -> String {
+pub(crate) fn sum_float(expr: &str) -> String {
     format!("CAST(COALESCE(SUM({expr}), 0) AS DOUBLE PRECISION)")
 }
 
@@ -104,15 +98,15 @@ fn requests_and_tokens() -> String {
     .join(", ")
 }
 
-fn get_i64(row: &QueryResult, index: usize) -> Result<i64, StatsError> {
+pub(crate) fn get_i64(row: &QueryResult, index: usize) -> Result<i64, StatsError> {
     Ok(row.try_get_by_index::<i64>(index)?)
 }
 
-fn get_f64(row: &QueryResult, index: usize) -> Result<f64, StatsError> {
+pub(crate) fn get_f64(row: &QueryResult, index: usize) -> Result<f64, StatsError> {
     Ok(row.try_get_by_index::<f64>(index)?)
 }
 
-fn mean(sum: i64, count: i64) -> f64 {
+pub(crate) fn mean(sum: i64, count: i64) -> f64 {
     if count == 0 {
         0.0
     } else {
@@ -123,260 +117,6 @@ fn mean(sum: i64, count: i64) -> f64 {
         let mean = sum as f64 / count as f64;
         mean
     }
-}
-
-/// One group of the per-(bucket, model, provider) pass.
-struct Group {
-    bucket: String,
-    model: String,
-    provider: String,
-    requests: i64,
-    errors: i64,
-    tokens: [i64; 4],
-    costs: [f64; 6],
-    rt_sum: i64,
-    rt_count: i64,
-}
-
-/// Grouped by `(global_model, model, provider)`: few groups, and enough to derive the day
-/// row (sums, distinct models and providers) and the per-model rows (bucket
-/// `COALESCE(global_model, model)`) without a second scan or a `COUNT(DISTINCT)` (which
-/// would keep PostgreSQL from parallelising). Plain columns, not the `COALESCE`
-/// expression, let the planner estimate the group count from column statistics and pick a
-/// parallel hash aggregate instead of a sort.
-async fn model_groups<C: ConnectionTrait>(
-    conn: &C,
-    start: &Value,
-    end: &Value,
-) -> Result<Vec<Group>, StatsError> {
-    let backend = conn.get_database_backend();
-    let sql = format!(
-        "SELECT global_model, model, provider, {counts}, \
-         {c0}, {c1}, {c2}, {c3}, {c4}, {c5}, {rt}, COUNT(response_time_ms) \
-         FROM usage WHERE created_at >= $1 AND created_at < $2 \
-         GROUP BY global_model, model, provider",
-        counts = requests_and_tokens(),
-        c0 = sum_float("total_cost_usd"),
-        c1 = sum_float("actual_total_cost_usd"),
-        c2 = sum_float("input_cost_usd"),
-        c3 = sum_float("output_cost_usd"),
-        c4 = sum_float("cache_creation_cost_usd"),
-        c5 = sum_float("cache_read_cost_usd"),
-        rt = sum_int("response_time_ms"),
-    );
-    let rows = conn
-        .query_all_raw(statement(backend, &sql, vec![start.clone(), end.clone()]))
-        .await?;
-    rows.iter()
-        .map(|row| {
-            let global: Option<String> = row.try_get_by_index(0)?;
-            let model: String = row.try_get_by_index(1)?;
-            Ok(Group {
-                bucket: global.unwrap_or_else(|| model.clone()),
-                model,
-                provider: row.try_get_by_index(2)?,
-                requests: get_i64(row, 3)?,
-                errors: get_i64(row, 4)?,
-                tokens: [
-                    get_i64(row, 5)?,
-                    get_i64(row, 6)?,
-                    get_i64(row, 7)?,
-                    get_i64(row, 8)?,
-                ],
-                costs: [
-                    get_f64(row, 9)?,
-                    get_f64(row, 10)?,
-                    get_f64(row, 11)?,
-                    get_f64(row, 12)?,
-                    get_f64(row, 13)?,
-                    get_f64(row, 14)?,
-                ],
-                rt_sum: get_i64(row, 15)?,
-                rt_count: get_i64(row, 16)?,
-            })
-        })
-        .collect()
-}
-
-/// Requests in the range with more than one executed (`success` or `failed`) candidate
-/// row created in the range.
-///
-/// `(request_id, candidate_index, retry_index)` is unique, so a request with two executed
-/// rows has at least one executed row other than `(0, 0)`: only those requests (a small
-/// share of the day) are grouped, found with a semi-join instead of grouping every
-/// request of the day.
-async fn fallback_count<C: ConnectionTrait>(
-    conn: &C,
-    start: &Value,
-    end: &Value,
-) -> Result<i64, StatsError> {
-    let backend = conn.get_database_backend();
-    let row = conn
-        .query_one_raw(statement(
-            backend,
-            "SELECT COUNT(*) FROM (SELECT request_id FROM request_candidates \
-             WHERE created_at >= $1 AND created_at < $2 AND status IN ('success', 'failed') \
-             AND request_id IN (SELECT request_id FROM request_candidates \
-             WHERE created_at >= $1 AND created_at < $2 AND status IN ('success', 'failed') \
-             AND (candidate_index <> 0 OR retry_index <> 0)) \
-             GROUP BY request_id HAVING COUNT(*) > 1) AS executed",
-            vec![start.clone(), end.clone()],
-        ))
-        .await?;
-    row.map_or(Ok(0), |row| get_i64(&row, 0))
-}
-
-/// Per-user numbers for the range, every user with traffic in one grouped query; limited to
-/// one user when `only_user` is given.
-async fn user_groups<C: ConnectionTrait>(
-    conn: &C,
-    start: &Value,
-    end: &Value,
-    only_user: Option<&str>,
-) -> Result<Vec<UserStats>, StatsError> {
-    let backend = conn.get_database_backend();
-    let mut values = vec![start.clone(), end.clone()];
-    let filter = match only_user {
-        Some(user_id) => {
-            values.push(Value::from(user_id.to_owned()));
-            "user_id = $3"
-        }
-        None => "user_id IS NOT NULL",
-    };
-    let sql = format!(
-        "SELECT user_id, {counts}, {cost} \
-         FROM usage WHERE created_at >= $1 AND created_at < $2 AND {filter} \
-         GROUP BY user_id",
-        counts = requests_and_tokens(),
-        cost = sum_float("total_cost_usd"),
-    );
-    let rows = conn.query_all_raw(statement(backend, &sql, values)).await?;
-    let mut users = rows
-        .iter()
-        .map(|row| {
-            let total = get_i64(row, 1)?;
-            let errors = get_i64(row, 2)?;
-            Ok(UserStats {
-                user_id: row.try_get_by_index(0)?,
-                total_requests: total,
-                success_requests: total - errors,
-                error_requests: errors,
-                input_tokens: get_i64(row, 3)?,
-                output_tokens: get_i64(row, 4)?,
-                cache_creation_tokens: get_i64(row, 5)?,
-                cache_read_tokens: get_i64(row, 6)?,
-                total_cost: get_f64(row, 7)?,
-            })
-        })
-        .collect::<Result<Vec<_>, StatsError>>()?;
-    users.sort_by(|a, b| a.user_id.cmp(&b.user_id));
-    Ok(users)
-}
-
-/// Which parts of a day to compute.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Scope {
-    /// Day, models and every user: what the aggregator stores.
-    Full,
-    /// Day and models only: what dashboards show.
-    WithoutUsers,
-}
-
-/// Computes one business day from `usage` and `request_candidates`.
-pub(crate) async fn compute_day<C: ConnectionTrait>(
-    conn: &C,
-    day: &BusinessDay,
-    scope: Scope,
-) -> Result<DayAggregate, StatsError> {
-    let backend = conn.get_database_backend();
-    let start = bound(backend, day.start())?;
-    let end = bound(backend, day.end())?;
-    let groups = model_groups(conn, &start, &end).await?;
-    let fallback_count = fallback_count(conn, &start, &end).await?;
-    let users = match scope {
-        Scope::Full => user_groups(conn, &start, &end, None).await?,
-        Scope::WithoutUsers => Vec::new(),
-    };
-
-    let mut stats = DayStats {
-        fallback_count,
-        ..DayStats::default()
-    };
-    let mut rt = (0_i64, 0_i64);
-    let mut models_seen = BTreeSet::new();
-    let mut providers_seen = BTreeSet::new();
-    // Per bucket: the model row plus its response-time sum and count.
-    let mut buckets: BTreeMap<String, (ModelStats, i64, i64)> = BTreeMap::new();
-    for group in &groups {
-        stats.total_requests += group.requests;
-        stats.error_requests += group.errors;
-        stats.input_tokens += group.tokens[0];
-        stats.output_tokens += group.tokens[1];
-        stats.cache_creation_tokens += group.tokens[2];
-        stats.cache_read_tokens += group.tokens[3];
-        stats.total_cost += group.costs[0];
-        stats.actual_total_cost += group.costs[1];
-        stats.input_cost += group.costs[2];
-        stats.output_cost += group.costs[3];
-        stats.cache_creation_cost += group.costs[4];
-        stats.cache_read_cost += group.costs[5];
-        rt.0 += group.rt_sum;
-        rt.1 += group.rt_count;
-        models_seen.insert(group.model.as_str());
-        providers_seen.insert(group.provider.as_str());
-
-        let entry = buckets.entry(group.bucket.clone()).or_insert_with(|| {
-            (
-                ModelStats {
-                    model: group.bucket.clone(),
-                    ..ModelStats::default()
-                },
-                0,
-                0,
-            )
-        });
-        entry.0.total_requests += group.requests;
-        entry.0.input_tokens += group.tokens[0];
-        entry.0.output_tokens += group.tokens[1];
-        entry.0.cache_creation_tokens += group.tokens[2];
-        entry.0.cache_read_tokens += group.tokens[3];
-        entry.0.total_cost += group.costs[0];
-        entry.1 += group.rt_sum;
-        entry.2 += group.rt_count;
-    }
-    stats.success_requests = stats.total_requests - stats.error_requests;
-    stats.avg_response_time_ms = mean(rt.0, rt.1);
-    stats.unique_models = i64::try_from(models_seen.len()).unwrap_or(i64::MAX);
-    stats.unique_providers = i64::try_from(providers_seen.len()).unwrap_or(i64::MAX);
-    let models = buckets
-        .into_values()
-        .map(|(mut model, sum, count)| {
-            model.avg_response_time_ms = mean(sum, count);
-            model
-        })
-        .collect();
-    Ok(DayAggregate {
-        day: *day,
-        stats,
-        models,
-        users,
-    })
-}
-
-/// One user's numbers for one day, computed from `usage`.
-pub(crate) async fn compute_user_day<C: ConnectionTrait>(
-    conn: &C,
-    day: &BusinessDay,
-    user_id: &str,
-) -> Result<UserStats, StatsError> {
-    let backend = conn.get_database_backend();
-    let start = bound(backend, day.start())?;
-    let end = bound(backend, day.end())?;
-    let found = user_groups(conn, &start, &end, Some(user_id)).await?;
-    Ok(found.into_iter().next().unwrap_or_else(|| UserStats {
-        user_id: user_id.to_owned(),
-        ..UserStats::default()
-    }))
 }
 
 /// Request, token and cost totals of `usage` rows in `[start, end)`, in one pass.

@@ -3,9 +3,13 @@
 
 use serde::Serialize;
 use time::OffsetDateTime;
-use tollgate_entities::{new_id, stats_daily, stats_daily_model, stats_summary, stats_user_daily};
+use tollgate_entities::{
+    new_id, stats_daily, stats_daily_api_key, stats_daily_model, stats_daily_provider,
+    stats_hourly, stats_hourly_model, stats_hourly_provider, stats_hourly_user, stats_summary,
+    stats_user_daily,
+};
 
-use crate::{BusinessDay, StatsError};
+use crate::{BusinessDay, ResponseTimeHistogram, StatsError};
 
 /// `YYYY-MM-DD` serde format for local business dates.
 pub(crate) mod iso_date {
@@ -14,45 +18,83 @@ pub(crate) mod iso_date {
 }
 
 /// Both directions between a statistics type and its table's row, from one list of the
-/// columns, so that reading and writing cannot drift apart. `key` columns are strings,
-/// `counts` are `integer` columns (`i32` in the row, `i64` here, range-checked on the way
-/// in), `same` columns have one `Copy` type on both sides; the row's `id`, `date`,
-/// `created_at` and `updated_at` are the writer's.
+/// columns, so that reading and writing cannot drift apart. `key` columns are strings
+/// (`field = column`), `counts` are `integer` columns (`i32` in the row, `i64` here,
+/// range-checked on the way in), `same` columns have one `Copy` type on both sides; every
+/// table also has `unpriced_requests` and `response_time_histogram`, and the row's `id`, time
+/// column (`date` or `hour`), `created_at` and `updated_at` are the writer's.
 macro_rules! stored_as {
-    ($stats:ident in $table:ident {
-        key: $($key:ident),*;
+    ($stats:ident in $table:ident at $time:ident {
+        key: $($key:ident = $column:ident),*;
         counts: $($count:ident),+;
         same: $($same:ident),+;
     }) => {
         impl From<&$table::Model> for $stats {
             fn from(row: &$table::Model) -> Self {
+                let histogram = ResponseTimeHistogram::from_counts(
+                    row.response_time_histogram.as_ref().map(|counts| counts.0.as_slice()),
+                );
                 Self {
-                    $($key: row.$key.clone(),)*
+                    $($key: row.$column.clone(),)*
                     $($count: row.$count.into(),)+
                     $($same: row.$same,)+
+                    unpriced_requests: row.unpriced_requests.into(),
+                    percentiles: Percentiles::of(&histogram),
+                    response_time_histogram: histogram,
                 }
             }
         }
 
-        impl $stats {
-            /// The row of this day's numbers dated `date`, stamped `now`, with a new id.
-            pub(crate) fn to_row(
+        impl crate::types::StoredAs<$table::Model> for $stats {
+            fn to_row(
                 &self,
-                date: OffsetDateTime,
+                $time: OffsetDateTime,
                 now: OffsetDateTime,
             ) -> Result<$table::Model, StatsError> {
                 Ok($table::Model {
                     id: new_id(),
-                    date,
-                    $($key: self.$key.clone(),)*
+                    $time,
+                    $($column: self.$key.clone(),)*
                     $($count: to_i32(stringify!($count), self.$count)?,)+
                     $($same: self.$same,)+
+                    unpriced_requests: to_i32("unpriced_requests", self.unpriced_requests)?,
+                    response_time_histogram: self.response_time_histogram.stored(),
                     created_at: now,
                     updated_at: now,
                 })
             }
         }
     };
+}
+
+/// A statistics type that is stored as rows of table `M`.
+pub(crate) trait StoredAs<M> {
+    /// The row of these numbers for the bucket starting at `time`, stamped `now`, with a
+    /// new id.
+    fn to_row(&self, time: OffsetDateTime, now: OffsetDateTime) -> Result<M, StatsError>;
+}
+
+/// p50, p90 and p99 of response times, read from a histogram: each is the upper bound of
+/// the bucket holding the exact percentile (null without response times).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Percentiles {
+    /// Median, milliseconds.
+    pub p50_ms: Option<u32>,
+    /// 90th percentile, milliseconds.
+    pub p90_ms: Option<u32>,
+    /// 99th percentile, milliseconds.
+    pub p99_ms: Option<u32>,
+}
+
+impl Percentiles {
+    /// The percentiles of `histogram`.
+    pub fn of(histogram: &ResponseTimeHistogram) -> Self {
+        Self {
+            p50_ms: histogram.quantile_ms(0.5),
+            p90_ms: histogram.quantile_ms(0.9),
+            p99_ms: histogram.quantile_ms(0.99),
+        }
+    }
 }
 
 /// `value` for an `integer` column, or the error naming the column.
@@ -97,9 +139,24 @@ pub struct DayStats {
     pub unique_models: i64,
     /// Distinct `usage.provider`.
     pub unique_providers: i64,
+    /// Successful requests for which no price was found.
+    pub unpriced_requests: i64,
+    /// Counts of response times per bucket of [`BOUNDS_MS`](crate::BOUNDS_MS).
+    pub response_time_histogram: ResponseTimeHistogram,
+    /// p50/p90/p99 read from the histogram.
+    pub percentiles: Percentiles,
 }
 
-stored_as!(DayStats in stats_daily {
+stored_as!(DayStats in stats_hourly at hour {
+    key: ;
+    counts: total_requests, success_requests, error_requests, fallback_count, unique_models,
+        unique_providers;
+    same: input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, total_cost,
+        actual_total_cost, input_cost, output_cost, cache_creation_cost, cache_read_cost,
+        avg_response_time_ms;
+});
+
+stored_as!(DayStats in stats_daily at date {
     key: ;
     counts: total_requests, success_requests, error_requests, fallback_count, unique_models,
         unique_providers;
@@ -127,10 +184,16 @@ pub struct ModelStats {
     pub total_cost: f64,
     /// Mean of non-null `response_time_ms`, 0 when there is none.
     pub avg_response_time_ms: f64,
+    /// Successful requests for which no price was found.
+    pub unpriced_requests: i64,
+    /// Counts of response times per bucket of [`BOUNDS_MS`](crate::BOUNDS_MS).
+    pub response_time_histogram: ResponseTimeHistogram,
+    /// p50/p90/p99 read from the histogram.
+    pub percentiles: Percentiles,
 }
 
-stored_as!(ModelStats in stats_daily_model {
-    key: model;
+stored_as!(ModelStats in stats_daily_model at date {
+    key: model = model;
     counts: total_requests;
     same: input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, total_cost,
         avg_response_time_ms;
@@ -157,16 +220,94 @@ pub struct UserStats {
     pub cache_read_tokens: i64,
     /// Sum of `total_cost_usd`.
     pub total_cost: f64,
+    /// Successful requests for which no price was found.
+    pub unpriced_requests: i64,
+    /// Counts of response times per bucket of [`BOUNDS_MS`](crate::BOUNDS_MS).
+    pub response_time_histogram: ResponseTimeHistogram,
+    /// p50/p90/p99 read from the histogram.
+    pub percentiles: Percentiles,
 }
 
-stored_as!(UserStats in stats_user_daily {
-    key: user_id;
+stored_as!(UserStats in stats_user_daily at date {
+    key: user_id = user_id;
     counts: total_requests, success_requests, error_requests;
     same: input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, total_cost;
 });
 
-/// Everything computed for one business day: the day row, one row per model (sorted by
-/// name) and one row per user with traffic (sorted by id; empty when not requested).
+/// One value of one dimension (model, provider, user or client key) in one hour or day: the
+/// columns of the slice tables (`stats_hourly_model`, `stats_hourly_provider`,
+/// `stats_hourly_user`, `stats_daily_provider`, `stats_daily_api_key`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SliceStats {
+    /// The dimension's value: model (`COALESCE(global_model, model)`), provider name, user
+    /// id or client key id.
+    pub key: String,
+    /// All rows.
+    pub total_requests: i64,
+    /// `total_requests - error_requests`.
+    pub success_requests: i64,
+    /// Rows with `status_code >= 400` or a non-null `error_message`.
+    pub error_requests: i64,
+    /// Sum of `input_tokens`.
+    pub input_tokens: i64,
+    /// Sum of `output_tokens`.
+    pub output_tokens: i64,
+    /// Sum of `cache_creation_input_tokens`.
+    pub cache_creation_tokens: i64,
+    /// Sum of `cache_read_input_tokens`.
+    pub cache_read_tokens: i64,
+    /// Sum of `total_cost_usd`.
+    pub total_cost: f64,
+    /// Sum of `actual_total_cost_usd`.
+    pub actual_total_cost: f64,
+    /// Mean of non-null `response_time_ms`, 0 when there is none.
+    pub avg_response_time_ms: f64,
+    /// Successful requests for which no price was found.
+    pub unpriced_requests: i64,
+    /// Counts of response times per bucket of [`BOUNDS_MS`](crate::BOUNDS_MS).
+    pub response_time_histogram: ResponseTimeHistogram,
+    /// p50/p90/p99 read from the histogram.
+    pub percentiles: Percentiles,
+}
+
+stored_as!(SliceStats in stats_hourly_model at hour {
+    key: key = model;
+    counts: total_requests, success_requests, error_requests;
+    same: input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, total_cost,
+        actual_total_cost, avg_response_time_ms;
+});
+
+stored_as!(SliceStats in stats_hourly_provider at hour {
+    key: key = provider;
+    counts: total_requests, success_requests, error_requests;
+    same: input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, total_cost,
+        actual_total_cost, avg_response_time_ms;
+});
+
+stored_as!(SliceStats in stats_hourly_user at hour {
+    key: key = user_id;
+    counts: total_requests, success_requests, error_requests;
+    same: input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, total_cost,
+        actual_total_cost, avg_response_time_ms;
+});
+
+stored_as!(SliceStats in stats_daily_provider at date {
+    key: key = provider;
+    counts: total_requests, success_requests, error_requests;
+    same: input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, total_cost,
+        actual_total_cost, avg_response_time_ms;
+});
+
+stored_as!(SliceStats in stats_daily_api_key at date {
+    key: key = api_key_id;
+    counts: total_requests, success_requests, error_requests;
+    same: input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, total_cost,
+        actual_total_cost, avg_response_time_ms;
+});
+
+/// Everything computed for one business day: the day row, one row per model, user,
+/// provider and client key with traffic (each sorted by key; users and keys empty when not
+/// requested), and the day's hours when it was aggregated from them.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DayAggregate {
     /// The day.
@@ -177,6 +318,13 @@ pub struct DayAggregate {
     pub models: Vec<ModelStats>,
     /// The `stats_user_daily` rows.
     pub users: Vec<UserStats>,
+    /// The `stats_daily_provider` rows.
+    pub providers: Vec<SliceStats>,
+    /// The `stats_daily_api_key` rows.
+    pub api_keys: Vec<SliceStats>,
+    /// The hours the day was summed from (empty for a live computation).
+    #[serde(skip)]
+    pub hours: Vec<crate::HourAggregate>,
 }
 
 /// Request, token and cost totals over a period.

@@ -1,18 +1,21 @@
 //! Idempotent writes: every statistics row is an `INSERT … ON CONFLICT … DO UPDATE SET col
-//! = excluded.col` upsert, batched, and rows of a day that the current run did not write
-//! (a model or user whose traffic has since gone) are removed.
+//! = excluded.col` upsert, batched, and rows of an hour or day that the current run did not
+//! write (a model, provider, user or key whose traffic has since gone) are removed.
 
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, IdenStatic,
-    IntoActiveModel, Iterable,
+    ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, IdenStatic, IntoActiveModel,
+    Iterable,
 };
 use time::OffsetDateTime;
-use tollgate_entities::{stats_daily, stats_daily_model, stats_summary, stats_user_daily};
+use tollgate_entities::{
+    stats_daily, stats_daily_api_key, stats_daily_model, stats_daily_provider, stats_hourly,
+    stats_hourly_model, stats_hourly_provider, stats_hourly_user, stats_summary, stats_user_daily,
+};
 
 use crate::sql::{instant, statement};
-use crate::types::to_i32;
-use crate::{DayAggregate, ModelStats, StatsError, SummaryReport, UserStats};
+use crate::types::{StoredAs, to_i32};
+use crate::{DayAggregate, HourAggregate, StatsError, SummaryReport};
 
 /// Rows per multi-row INSERT: 13 bound values a row stays well below SQLite's 32 766 and
 /// PostgreSQL's 65 535 parameters per statement.
@@ -37,65 +40,204 @@ fn updated_columns<E: EntityTrait>(keys: &[E::Column]) -> Vec<E::Column> {
         .collect()
 }
 
-/// The rows of `items` dated `date`, stamped `now`, ready to insert.
-fn rows<T, M, A>(
+/// Upserts `items` as rows of `E` for the bucket starting at `time`, stamped `now`, in
+/// batches, overwriting on the `keys` conflict.
+async fn upsert_all<E, T, C>(
+    conn: &C,
     items: &[T],
-    date: OffsetDateTime,
+    time: OffsetDateTime,
     now: OffsetDateTime,
-    to_row: fn(&T, OffsetDateTime, OffsetDateTime) -> Result<M, StatsError>,
-) -> Result<Vec<A>, StatsError>
+    keys: &[E::Column],
+) -> Result<(), StatsError>
 where
-    M: IntoActiveModel<A>,
-    A: ActiveModelTrait,
+    E: EntityTrait,
+    E::Model: IntoActiveModel<E::ActiveModel>,
+    T: StoredAs<E::Model>,
+    C: ConnectionTrait,
 {
-    items
-        .iter()
-        .map(|item| Ok(to_row(item, date, now)?.into_active_model()))
-        .collect()
+    for chunk in items.chunks(BATCH_ROWS) {
+        let rows = chunk
+            .iter()
+            .map(|item| Ok(item.to_row(time, now)?.into_active_model()))
+            .collect::<Result<Vec<E::ActiveModel>, StatsError>>()?;
+        E::insert_many(rows)
+            .on_conflict(upsert_on::<E>(keys))
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
 }
 
-/// Upserts the day row, the per-model rows and the per-user rows of `aggregate`, stamped
-/// `now`, and deletes the day's per-model and per-user rows this run did not write.
+/// Deletes the rows of `tables` whose `column` lies in `[from, to)` and that this run (all
+/// of whose rows carry `updated_at = now`) did not write: left over from traffic that no
+/// longer exists.
+async fn delete_leftovers<C: ConnectionTrait>(
+    conn: &C,
+    tables: &[&str],
+    column: &str,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<(), StatsError> {
+    let backend = conn.get_database_backend();
+    for table in tables {
+        conn.execute_raw(statement(
+            backend,
+            &format!(
+                "DELETE FROM {table} WHERE {column} >= $1 AND {column} < $2 AND updated_at <> $3"
+            ),
+            vec![instant(from), instant(to), instant(now)],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Upserts the rows of every hour of `hours` (consecutive), stamped `now`, and deletes
+/// their per-model, per-provider and per-user rows this run did not write.
+pub(crate) async fn write_hours<C: ConnectionTrait>(
+    conn: &C,
+    hours: &[HourAggregate],
+    now: OffsetDateTime,
+) -> Result<(), StatsError> {
+    let (Some(first), Some(last)) = (hours.first(), hours.last()) else {
+        return Ok(());
+    };
+    for aggregate in hours {
+        let hour = aggregate.hour.start();
+        upsert_all::<stats_hourly::Entity, _, _>(
+            conn,
+            std::slice::from_ref(&aggregate.stats),
+            hour,
+            now,
+            &[stats_hourly::Column::Hour],
+        )
+        .await?;
+        {
+            use stats_hourly_model::Column as C;
+            upsert_all::<stats_hourly_model::Entity, _, _>(
+                conn,
+                &aggregate.models,
+                hour,
+                now,
+                &[C::Hour, C::Model],
+            )
+            .await?;
+        }
+        {
+            use stats_hourly_provider::Column as C;
+            upsert_all::<stats_hourly_provider::Entity, _, _>(
+                conn,
+                &aggregate.providers,
+                hour,
+                now,
+                &[C::Hour, C::Provider],
+            )
+            .await?;
+        }
+        {
+            use stats_hourly_user::Column as C;
+            upsert_all::<stats_hourly_user::Entity, _, _>(
+                conn,
+                &aggregate.users,
+                hour,
+                now,
+                &[C::Hour, C::UserId],
+            )
+            .await?;
+        }
+    }
+    delete_leftovers(
+        conn,
+        &[
+            "stats_hourly_model",
+            "stats_hourly_provider",
+            "stats_hourly_user",
+        ],
+        "hour",
+        first.hour.start(),
+        last.hour.end(),
+        now,
+    )
+    .await
+}
+
+/// Upserts the day's hours, then the day row and its per-model, per-user, per-provider and
+/// per-client-key rows, stamped `now`, and deletes the day's dimension rows this run did
+/// not write.
 pub(crate) async fn write_day<C: ConnectionTrait>(
     conn: &C,
     aggregate: &DayAggregate,
     now: OffsetDateTime,
 ) -> Result<(), StatsError> {
+    write_hours(conn, &aggregate.hours, now).await?;
     let date = aggregate.day.start();
+    upsert_all::<stats_daily::Entity, _, _>(
+        conn,
+        std::slice::from_ref(&aggregate.stats),
+        date,
+        now,
+        &[stats_daily::Column::Date],
+    )
+    .await?;
     {
-        use stats_daily::Column as C;
-        stats_daily::Entity::insert(aggregate.stats.to_row(date, now)?.into_active_model())
-            .on_conflict(upsert_on::<stats_daily::Entity>(&[C::Date]))
-            .exec_without_returning(conn)
-            .await?;
-    }
-    for chunk in aggregate.models.chunks(BATCH_ROWS) {
         use stats_daily_model::Column as C;
-        stats_daily_model::Entity::insert_many(rows(chunk, date, now, ModelStats::to_row)?)
-            .on_conflict(upsert_on::<stats_daily_model::Entity>(&[C::Date, C::Model]))
-            .exec_without_returning(conn)
-            .await?;
-    }
-    for chunk in aggregate.users.chunks(BATCH_ROWS) {
-        use stats_user_daily::Column as C;
-        stats_user_daily::Entity::insert_many(rows(chunk, date, now, UserStats::to_row)?)
-            .on_conflict(upsert_on::<stats_user_daily::Entity>(&[C::UserId, C::Date]))
-            .exec_without_returning(conn)
-            .await?;
-    }
-
-    // Every row of the day this run wrote carries `updated_at = now`; any other row of the
-    // day is left over from traffic that no longer exists.
-    let backend = conn.get_database_backend();
-    for table in ["stats_daily_model", "stats_user_daily"] {
-        conn.execute_raw(statement(
-            backend,
-            &format!("DELETE FROM {table} WHERE date = $1 AND updated_at <> $2"),
-            vec![instant(date), instant(now)],
-        ))
+        upsert_all::<stats_daily_model::Entity, _, _>(
+            conn,
+            &aggregate.models,
+            date,
+            now,
+            &[C::Date, C::Model],
+        )
         .await?;
     }
-    Ok(())
+    {
+        use stats_user_daily::Column as C;
+        upsert_all::<stats_user_daily::Entity, _, _>(
+            conn,
+            &aggregate.users,
+            date,
+            now,
+            &[C::UserId, C::Date],
+        )
+        .await?;
+    }
+    {
+        use stats_daily_provider::Column as C;
+        upsert_all::<stats_daily_provider::Entity, _, _>(
+            conn,
+            &aggregate.providers,
+            date,
+            now,
+            &[C::Date, C::Provider],
+        )
+        .await?;
+    }
+    {
+        use stats_daily_api_key::Column as C;
+        upsert_all::<stats_daily_api_key::Entity, _, _>(
+            conn,
+            &aggregate.api_keys,
+            date,
+            now,
+            &[C::Date, C::ApiKeyId],
+        )
+        .await?;
+    }
+    delete_leftovers(
+        conn,
+        &[
+            "stats_daily_model",
+            "stats_user_daily",
+            "stats_daily_provider",
+            "stats_daily_api_key",
+        ],
+        "date",
+        date,
+        aggregate.day.end(),
+        now,
+    )
+    .await
 }
 
 /// Upserts the single summary row.
@@ -147,7 +289,11 @@ pub(crate) fn reads_inside_transaction(backend: DbBackend) -> bool {
 #[cfg(test)]
 mod tests {
     use sea_orm::IdenStatic;
-    use tollgate_entities::{stats_daily, stats_daily_model, stats_summary, stats_user_daily};
+    use tollgate_entities::{
+        stats_daily, stats_daily_api_key, stats_daily_model, stats_daily_provider, stats_hourly,
+        stats_hourly_model, stats_hourly_provider, stats_hourly_user, stats_summary,
+        stats_user_daily,
+    };
 
     use super::updated_columns;
 
@@ -180,6 +326,8 @@ mod tests {
                 "fallback_count",
                 "unique_models",
                 "unique_providers",
+                "unpriced_requests",
+                "response_time_histogram",
                 "updated_at",
             ]
         );
@@ -196,6 +344,8 @@ mod tests {
                 "cache_read_tokens",
                 "total_cost",
                 "avg_response_time_ms",
+                "unpriced_requests",
+                "response_time_histogram",
                 "updated_at",
             ]
         );
@@ -213,6 +363,8 @@ mod tests {
                 "cache_creation_tokens",
                 "cache_read_tokens",
                 "total_cost",
+                "unpriced_requests",
+                "response_time_histogram",
                 "updated_at",
             ]
         );

@@ -10,7 +10,10 @@ use tollgate_entities::{
     CandidateStatus, UsageStatus, request_candidates, stats_daily, stats_daily_model,
     stats_user_daily, usage, users,
 };
-use tollgate_stats::{BusinessCalendar, BusinessDay, DayStats, ModelStats, UserStats};
+use tollgate_stats::{
+    BusinessCalendar, BusinessDay, DayStats, ModelStats, Percentiles, ResponseTimeHistogram,
+    UserStats,
+};
 use tollgate_testkit::fixtures;
 
 /// A tiny deterministic generator (SplitMix64).
@@ -314,6 +317,7 @@ struct Sums {
     cache_creation_cost: f64,
     cache_read_cost: f64,
     response_times: Vec<i32>,
+    unpriced: i64,
 }
 
 impl Sums {
@@ -331,6 +335,20 @@ impl Sums {
         self.cache_creation_cost += row.cache_creation_cost_usd;
         self.cache_read_cost += row.cache_read_cost_usd;
         self.response_times.extend(row.response_time_ms);
+        let unpriced = !is_error(row)
+            && row.input_price_per_1m == 0.0
+            && row.output_price_per_1m == 0.0
+            && row.price_per_request.unwrap_or(0.0) == 0.0;
+        self.unpriced += i64::from(unpriced);
+    }
+
+    /// The histogram of the response times, counted one by one.
+    fn histogram(&self) -> ResponseTimeHistogram {
+        let mut histogram = ResponseTimeHistogram::new();
+        for time in &self.response_times {
+            histogram.record(i64::from(*time));
+        }
+        histogram
     }
 
     /// The mean of the non-null response times, 0 without any.
@@ -409,6 +427,9 @@ pub(crate) fn oracle(data: &Data, start: OffsetDateTime, end: OffsetDateTime) ->
         fallback_count: executed.values().filter(|n| **n > 1).count() as i64,
         unique_models: distinct(|row| &row.model),
         unique_providers: distinct(|row| &row.provider),
+        unpriced_requests: day.unpriced,
+        percentiles: Percentiles::of(&day.histogram()),
+        response_time_histogram: day.histogram(),
     };
     let models = sums_by(&rows, |row| {
         Some(
@@ -427,6 +448,9 @@ pub(crate) fn oracle(data: &Data, start: OffsetDateTime, end: OffsetDateTime) ->
         cache_creation_tokens: sums.cache_creation_tokens,
         cache_read_tokens: sums.cache_read_tokens,
         total_cost: sums.total_cost,
+        unpriced_requests: sums.unpriced,
+        percentiles: Percentiles::of(&sums.histogram()),
+        response_time_histogram: sums.histogram(),
     })
     .collect();
     let users = sums_by(&rows, |row| row.user_id.clone())
@@ -441,6 +465,9 @@ pub(crate) fn oracle(data: &Data, start: OffsetDateTime, end: OffsetDateTime) ->
             cache_creation_tokens: sums.cache_creation_tokens,
             cache_read_tokens: sums.cache_read_tokens,
             total_cost: sums.total_cost,
+            unpriced_requests: sums.unpriced,
+            percentiles: Percentiles::of(&sums.histogram()),
+            response_time_histogram: sums.histogram(),
         })
         .collect();
     Expected {
@@ -480,7 +507,7 @@ pub(crate) fn assert_day_stats(actual: &DayStats, expected: &DayStats, what: &st
     assert_fields!(actual, expected, what;
         exact: total_requests, success_requests, error_requests, input_tokens, output_tokens,
             cache_creation_tokens, cache_read_tokens, fallback_count, unique_models,
-            unique_providers;
+            unique_providers, unpriced_requests, response_time_histogram;
         close: total_cost, actual_total_cost, input_cost, output_cost, cache_creation_cost,
             cache_read_cost, avg_response_time_ms);
 }
@@ -491,7 +518,7 @@ pub(crate) fn assert_models(actual: &[ModelStats], expected: &[ModelStats], what
     for (a, e) in actual.iter().zip(expected) {
         assert_fields!(a, e, format!("{what}: model {}", e.model);
             exact: total_requests, input_tokens, output_tokens, cache_creation_tokens,
-                cache_read_tokens;
+                cache_read_tokens, unpriced_requests, response_time_histogram;
             close: total_cost, avg_response_time_ms);
     }
 }
@@ -502,7 +529,8 @@ pub(crate) fn assert_users(actual: &[UserStats], expected: &[UserStats], what: &
     for (a, e) in actual.iter().zip(expected) {
         assert_fields!(a, e, format!("{what}: user {}", e.user_id);
             exact: total_requests, success_requests, error_requests, input_tokens,
-                output_tokens, cache_creation_tokens, cache_read_tokens;
+                output_tokens, cache_creation_tokens, cache_read_tokens, unpriced_requests,
+                response_time_histogram;
             close: total_cost);
     }
 }

@@ -1,0 +1,82 @@
+//! The hourly and daily "slice" tables of behaviour.md section 9: one row per time bucket
+//! and value of one dimension (model, provider, user; client keys by day only), all with the same
+//! numbers. One macro declares them, so the six tables cannot drift apart.
+
+/// Declares the entity module of one slice table: `$time` is `hour` or `date` (the UTC
+/// instant of the bucket's local start), `$key` the dimension column.
+macro_rules! slice_table {
+    ($(#[$doc:meta])* $module:ident = $table:literal, $time:ident, $key:ident: $key_type:literal) => {
+        $(#[$doc])*
+        pub mod $module {
+            use sea_orm::entity::prelude::*;
+            use serde::{Deserialize, Serialize};
+
+            use crate::HistogramCounts;
+
+            /// A row of the table.
+            #[sea_orm::model]
+            #[expect(
+                missing_docs,
+                reason = "columns are documented in shared/spec/schema.md"
+            )]
+            #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
+            #[sea_orm(table_name = $table)]
+            pub struct Model {
+                #[sea_orm(
+                    primary_key,
+                    auto_increment = false,
+                    column_type = "String(StringLen::N(36))"
+                )]
+                pub id: String,
+                /// UTC instant of the start of the local hour or business day.
+                #[serde(with = "time::serde::rfc3339")]
+                pub $time: TimeDateTimeWithTimeZone,
+                /// The dimension's value.
+                #[sea_orm(column_type = $key_type)]
+                pub $key: String,
+                pub total_requests: i32,
+                pub success_requests: i32,
+                pub error_requests: i32,
+                pub input_tokens: i64,
+                pub output_tokens: i64,
+                pub cache_creation_tokens: i64,
+                pub cache_read_tokens: i64,
+                pub total_cost: f64,
+                pub actual_total_cost: f64,
+                pub avg_response_time_ms: f64,
+                /// Successful requests for which no price was found.
+                pub unpriced_requests: i32,
+                /// Response times per histogram bucket; null when there were none.
+                #[sea_orm(column_type = "JsonBinary", nullable)]
+                pub response_time_histogram: Option<HistogramCounts>,
+                #[serde(with = "time::serde::rfc3339")]
+                pub created_at: TimeDateTimeWithTimeZone,
+                #[serde(with = "time::serde::rfc3339")]
+                pub updated_at: TimeDateTimeWithTimeZone,
+            }
+
+            impl ActiveModelBehavior for ActiveModel {}
+        }
+    };
+}
+
+slice_table!(
+    /// `stats_hourly_model`: one row per local hour and `COALESCE(global_model, model)`.
+    stats_hourly_model = "stats_hourly_model", hour, model: "String(StringLen::N(200))"
+);
+slice_table!(
+    /// `stats_hourly_provider`: one row per local hour and provider name.
+    stats_hourly_provider = "stats_hourly_provider", hour, provider: "String(StringLen::N(100))"
+);
+slice_table!(
+    /// `stats_hourly_user`: one row per local hour and user with traffic.
+    stats_hourly_user = "stats_hourly_user", hour, user_id: "String(StringLen::N(36))"
+);
+slice_table!(
+    /// `stats_daily_provider`: one row per business day and provider name.
+    stats_daily_provider = "stats_daily_provider", date, provider: "String(StringLen::N(100))"
+);
+slice_table!(
+    /// `stats_daily_api_key`: one row per business day and client key with traffic.
+    stats_daily_api_key = "stats_daily_api_key", date, api_key_id: "String(StringLen::N(36))"
+);

@@ -1,0 +1,56 @@
+//! `stats_hourly`: one row per local hour of the business time zone (behaviour.md 9), the
+//! columns of `stats_daily` keyed by `hour`; written only by the aggregator.
+
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::HistogramCounts;
+
+/// A row of `stats_hourly`.
+#[sea_orm::model]
+#[expect(
+    missing_docs,
+    reason = "columns are documented in shared/spec/schema.md"
+)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "stats_hourly")]
+pub struct Model {
+    #[sea_orm(
+        primary_key,
+        auto_increment = false,
+        column_type = "String(StringLen::N(36))"
+    )]
+    pub id: String,
+    /// UTC instant of the start of the local hour.
+    #[sea_orm(unique)]
+    #[serde(with = "time::serde::rfc3339")]
+    pub hour: TimeDateTimeWithTimeZone,
+    pub total_requests: i32,
+    pub success_requests: i32,
+    pub error_requests: i32,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_creation_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub total_cost: f64,
+    pub actual_total_cost: f64,
+    pub input_cost: f64,
+    pub output_cost: f64,
+    pub cache_creation_cost: f64,
+    pub cache_read_cost: f64,
+    pub avg_response_time_ms: f64,
+    pub fallback_count: i32,
+    pub unique_models: i32,
+    pub unique_providers: i32,
+    /// Successful requests for which no price was found.
+    pub unpriced_requests: i32,
+    /// Response times per histogram bucket; null when there were none.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub response_time_histogram: Option<HistogramCounts>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: TimeDateTimeWithTimeZone,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: TimeDateTimeWithTimeZone,
+}
+
+impl ActiveModelBehavior for ActiveModel {}

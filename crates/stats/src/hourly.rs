@@ -1,0 +1,251 @@
+//! Hours and days from the passes of [`crate::rollup`] (behaviour.md 9): a run of hours is
+//! computed in one grouped pass per dimension, and a business day is the sum of its hours,
+//! plus what does not add up across hours (distinct counts, fallbacks of requests whose
+//! attempts straddle an hour, the per-client-key rows).
+
+use std::collections::BTreeMap;
+
+use sea_orm::{ConnectionTrait, TransactionTrait};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::rollup::{Acc, BucketParts, Buckets, Dimension, Passes, compute};
+use crate::sql;
+use crate::write::{reads_inside_transaction, write_hours};
+use crate::{
+    Aggregator, BusinessDay, BusinessHour, DayAggregate, DayStats, SliceStats, StatsError,
+};
+
+/// One hour's numbers: the `stats_hourly` row and the hour's per-model, per-provider and
+/// per-user rows (each sorted by key).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HourAggregate {
+    /// The hour.
+    pub hour: BusinessHour,
+    /// The `stats_hourly` numbers.
+    pub stats: DayStats,
+    /// The `stats_hourly_model` rows.
+    pub models: Vec<SliceStats>,
+    /// The `stats_hourly_provider` rows.
+    pub providers: Vec<SliceStats>,
+    /// The `stats_hourly_user` rows.
+    pub users: Vec<SliceStats>,
+}
+
+fn slices(map: &BTreeMap<String, Acc>) -> Vec<SliceStats> {
+    map.iter().map(|(key, acc)| acc.slice(key)).collect()
+}
+
+impl HourAggregate {
+    fn new(hour: BusinessHour, parts: Option<&BucketParts>) -> Self {
+        let empty = BucketParts::default();
+        let parts = parts.unwrap_or(&empty);
+        Self {
+            hour,
+            stats: parts.stats(),
+            models: slices(&parts.models),
+            providers: slices(&parts.providers),
+            users: slices(&parts.dimension),
+        }
+    }
+}
+
+/// Buckets for `hours`, which must be consecutive.
+fn hour_buckets<C: ConnectionTrait>(
+    conn: &C,
+    hours: &[BusinessHour],
+) -> Result<Buckets, StatsError> {
+    let end = hours
+        .last()
+        .map_or(OffsetDateTime::UNIX_EPOCH, BusinessHour::end);
+    Buckets::new(
+        conn.get_database_backend(),
+        hours.iter().map(BusinessHour::start).collect(),
+        end,
+    )
+}
+
+/// Every pass of `hours` (consecutive, oldest first), keyed by hour start.
+async fn hour_parts<C: ConnectionTrait>(
+    conn: &C,
+    hours: &[BusinessHour],
+) -> Result<BTreeMap<OffsetDateTime, BucketParts>, StatsError> {
+    if hours.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let passes = Passes {
+        models: true,
+        dimension: Dimension::User(None),
+        fallbacks: true,
+    };
+    compute(conn, &hour_buckets(conn, hours)?, passes).await
+}
+
+/// Computes `hours` (consecutive, oldest first), empty hours included.
+pub(crate) async fn compute_hours<C: ConnectionTrait>(
+    conn: &C,
+    hours: &[BusinessHour],
+) -> Result<Vec<HourAggregate>, StatsError> {
+    let parts = hour_parts(conn, hours).await?;
+    Ok(hours
+        .iter()
+        .map(|hour| HourAggregate::new(*hour, parts.get(&hour.start())))
+        .collect())
+}
+
+/// Computes `day` in full: its hours, and the day as their sum, with the day's distinct
+/// counts, fallbacks and per-client-key rows.
+pub(crate) async fn compute_day<C: ConnectionTrait>(
+    conn: &C,
+    day: &BusinessDay,
+    hours: &[BusinessHour],
+) -> Result<DayAggregate, StatsError> {
+    let parts = hour_parts(conn, hours).await?;
+    let mut sum = BucketParts::default();
+    for part in parts.values() {
+        sum.merge(part);
+    }
+    let whole = Buckets::new(conn.get_database_backend(), vec![day.start()], day.end())?;
+    let passes = Passes {
+        models: false,
+        dimension: Dimension::ApiKey(None),
+        fallbacks: true,
+    };
+    let day_only = compute(conn, &whole, passes).await?;
+    let day_only = day_only.get(&day.start()).cloned().unwrap_or_default();
+    sum.fallback_count = day_only.fallback_count;
+    let hours = hours
+        .iter()
+        .map(|hour| HourAggregate::new(*hour, parts.get(&hour.start())))
+        .collect();
+    Ok(DayAggregate {
+        day: *day,
+        stats: sum.stats(),
+        models: sum.models.iter().map(|(key, acc)| acc.model(key)).collect(),
+        users: sum
+            .dimension
+            .iter()
+            .map(|(key, acc)| acc.user(key))
+            .collect(),
+        providers: slices(&sum.providers),
+        api_keys: slices(&day_only.dimension),
+        hours,
+    })
+}
+
+/// Computes `[start, end)` as one bucket: the totals, per-model and per-provider rows and
+/// fallbacks, without per-user or per-key rows (what dashboards show live).
+pub(crate) async fn compute_range<C: ConnectionTrait>(
+    conn: &C,
+    day: &BusinessDay,
+    start: OffsetDateTime,
+    end: OffsetDateTime,
+) -> Result<DayAggregate, StatsError> {
+    let buckets = Buckets::new(conn.get_database_backend(), vec![start], end)?;
+    let passes = Passes {
+        models: true,
+        dimension: Dimension::Skip,
+        fallbacks: true,
+    };
+    let parts = compute(conn, &buckets, passes).await?;
+    let part = parts.get(&start).cloned().unwrap_or_default();
+    Ok(DayAggregate {
+        day: *day,
+        stats: part.stats(),
+        models: part
+            .models
+            .iter()
+            .map(|(key, acc)| acc.model(key))
+            .collect(),
+        users: Vec::new(),
+        providers: slices(&part.providers),
+        api_keys: Vec::new(),
+        hours: Vec::new(),
+    })
+}
+
+/// One user's (or one client key's) numbers over `[start, end)`.
+pub(crate) async fn compute_one<C: ConnectionTrait>(
+    conn: &C,
+    start: OffsetDateTime,
+    end: OffsetDateTime,
+    dimension: Dimension<'_>,
+) -> Result<Acc, StatsError> {
+    let buckets = Buckets::new(conn.get_database_backend(), vec![start], end)?;
+    let passes = Passes {
+        models: false,
+        dimension,
+        fallbacks: false,
+    };
+    let parts = compute(conn, &buckets, passes).await?;
+    Ok(parts
+        .get(&start)
+        .and_then(|part| part.dimension.values().next().cloned())
+        .unwrap_or_default())
+}
+
+/// What [`Aggregator::close_hours`] did.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HoursReport {
+    /// The hours (re-)aggregated, oldest first.
+    pub hours: Vec<BusinessHour>,
+    /// Requests in them.
+    pub requests: i64,
+}
+
+impl Aggregator {
+    /// Aggregates `hours` (consecutive, oldest first) and stores their hourly rows in one
+    /// transaction; on PostgreSQL under the aggregators' advisory lock. Idempotent. An hour
+    /// aggregated before it ended is stored but counts as open, like a day.
+    pub async fn aggregate_hours(
+        &self,
+        hours: &[BusinessHour],
+    ) -> Result<Vec<HourAggregate>, StatsError> {
+        if hours
+            .windows(2)
+            .any(|pair| pair[0].end() != pair[1].start())
+        {
+            return Err(StatsError::DateOutOfRange {
+                detail: "hours to aggregate must be consecutive".to_owned(),
+            });
+        }
+        let aggregates = if reads_inside_transaction(self.db.get_database_backend()) {
+            let txn = self.db.begin().await?;
+            sql::lock(&txn).await?;
+            let aggregates = compute_hours(&txn, hours).await?;
+            write_hours(&txn, &aggregates, self.now()).await?;
+            txn.commit().await?;
+            aggregates
+        } else {
+            let aggregates = compute_hours(&self.db, hours).await?;
+            let txn = self.db.begin().await?;
+            write_hours(&txn, &aggregates, self.now()).await?;
+            txn.commit().await?;
+            aggregates
+        };
+        Ok(aggregates)
+    }
+
+    /// Closes the last `count` hours that have ended (re-aggregating them: usage rows are
+    /// written when their request ends but dated when it started, so an hour keeps
+    /// receiving rows for a while). `count` 0 does nothing.
+    pub async fn close_hours(&self, count: u32) -> Result<HoursReport, StatsError> {
+        let hours = self.calendar.hours_before(self.now(), count)?;
+        let aggregates = self.aggregate_hours(&hours).await?;
+        let requests = aggregates
+            .iter()
+            .map(|hour| hour.stats.total_requests)
+            .sum();
+        metrics::counter!("aggregator_hours_closed_total").increment(hours.len() as u64);
+        if let Some(last) = hours.last() {
+            #[expect(
+                clippy::cast_precision_loss,
+                reason = "a Unix timestamp in seconds fits an f64 exactly"
+            )]
+            metrics::gauge!("aggregator_last_closed_hour_timestamp_seconds")
+                .set(last.start().unix_timestamp() as f64);
+        }
+        tracing::info!(hours = hours.len(), requests, "closed hours");
+        Ok(HoursReport { hours, requests })
+    }
+}

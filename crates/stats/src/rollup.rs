@@ -1,0 +1,516 @@
+//! The set-based passes that compute any run of consecutive time buckets (hours of a day,
+//! a whole day, the live part of today) from `usage` and `request_candidates`: one grouped
+//! pass per dimension, bucketed in SQL by a binary `CASE` over the bucket starts and over
+//! the response-time histogram bounds, so the database returns groups, never raw rows.
+//! All of them are plain SELECTs, which PostgreSQL may run with parallel workers.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Value};
+use time::OffsetDateTime;
+
+use crate::sql::{ERROR_CASE, bound, get_f64, get_i64, mean, statement, sum_float, sum_int};
+use crate::types::Percentiles;
+use crate::{
+    BOUNDS_MS, DayStats, ModelStats, ResponseTimeHistogram, SliceStats, StatsError, UserStats,
+};
+
+/// 1 for a successful row priced at nothing: no token price and no per-request price.
+const UNPRICED_CASE: &str = "CASE WHEN status_code >= 400 OR error_message IS NOT NULL THEN 0 \
+     WHEN COALESCE(input_price_per_1m, 0) = 0 AND COALESCE(output_price_per_1m, 0) = 0 \
+     AND COALESCE(price_per_request, 0) = 0 THEN 1 ELSE 0 END";
+
+/// A binary decision tree of `CASE`s giving, for a value, how many of `bounds` (sorted) it
+/// passes: `passes(lo)` renders "the value is past bound `lo`". `lo..=hi` is the range of
+/// possible answers.
+fn case_tree(lo: usize, hi: usize, passes: &dyn Fn(usize) -> String) -> String {
+    if lo == hi {
+        return lo.to_string();
+    }
+    let mid = (lo + hi) / 2;
+    format!(
+        "CASE WHEN {} THEN {} ELSE {} END",
+        passes(mid),
+        case_tree(mid + 1, hi, passes),
+        case_tree(lo, mid, passes)
+    )
+}
+
+/// The histogram bucket of `response_time_ms` (as [`crate::bucket_of`]), -1 when null.
+fn rt_bucket_expr() -> String {
+    let tree = case_tree(0, BOUNDS_MS.len(), &|index| {
+        format!("response_time_ms > {}", BOUNDS_MS[index])
+    });
+    format!("CAST(CASE WHEN response_time_ms IS NULL THEN -1 ELSE {tree} END AS BIGINT)")
+}
+
+/// A run of consecutive time buckets `[starts[0], end)`, ready to bind.
+pub(crate) struct Buckets {
+    /// Each bucket's start, in order.
+    starts: Vec<OffsetDateTime>,
+    values: Vec<Value>,
+    /// The bucket index of `created_at`, with `$3…` placeholders for the inner starts.
+    expr: String,
+}
+
+impl Buckets {
+    /// Buckets `[starts[i], starts[i + 1])`, the last one ending at `end`.
+    pub(crate) fn new(
+        backend: DbBackend,
+        starts: Vec<OffsetDateTime>,
+        end: OffsetDateTime,
+    ) -> Result<Self, StatsError> {
+        let first = *starts.first().unwrap_or(&end);
+        let mut values = vec![bound(backend, first)?, bound(backend, end)?];
+        for start in starts.iter().skip(1) {
+            values.push(bound(backend, *start)?);
+        }
+        let inner = starts.len().saturating_sub(1);
+        // Placeholder `$3 + k` is the start of bucket k + 1.
+        let tree = case_tree(0, inner, &|index| format!("created_at >= ${}", index + 3));
+        let expr = format!("CAST({tree} AS BIGINT)");
+        Ok(Self {
+            starts,
+            values,
+            expr,
+        })
+    }
+
+    /// The start of bucket `index` as read back from a group.
+    fn start(&self, row: &QueryResult) -> Result<OffsetDateTime, StatsError> {
+        let index = usize::try_from(get_i64(row, 0)?).unwrap_or(usize::MAX);
+        self.starts
+            .get(index)
+            .copied()
+            .ok_or(StatsError::DateOutOfRange {
+                detail: format!("bucket index {index} out of range"),
+            })
+    }
+}
+
+/// Sums over a set of usage rows, with the exact response-time sum, so merging is exact.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Acc {
+    requests: i64,
+    errors: i64,
+    tokens: [i64; 4],
+    /// total, actual, input, output, cache creation, cache read.
+    costs: [f64; 6],
+    rt_sum: i64,
+    rt_count: i64,
+    unpriced: i64,
+    histogram: ResponseTimeHistogram,
+}
+
+impl Acc {
+    /// Adds `other`.
+    pub(crate) fn merge(&mut self, other: &Self) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        for (sum, add) in self.tokens.iter_mut().zip(other.tokens) {
+            *sum += add;
+        }
+        for (sum, add) in self.costs.iter_mut().zip(other.costs) {
+            *sum += add;
+        }
+        self.rt_sum += other.rt_sum;
+        self.rt_count += other.rt_count;
+        self.unpriced += other.unpriced;
+        self.histogram.merge(&other.histogram);
+    }
+
+    /// The `stats_daily` columns but the distinct counts and fallbacks.
+    pub(crate) fn day_stats(&self) -> DayStats {
+        DayStats {
+            total_requests: self.requests,
+            success_requests: self.requests - self.errors,
+            error_requests: self.errors,
+            input_tokens: self.tokens[0],
+            output_tokens: self.tokens[1],
+            cache_creation_tokens: self.tokens[2],
+            cache_read_tokens: self.tokens[3],
+            total_cost: self.costs[0],
+            actual_total_cost: self.costs[1],
+            input_cost: self.costs[2],
+            output_cost: self.costs[3],
+            cache_creation_cost: self.costs[4],
+            cache_read_cost: self.costs[5],
+            avg_response_time_ms: mean(self.rt_sum, self.rt_count),
+            unpriced_requests: self.unpriced,
+            percentiles: Percentiles::of(&self.histogram),
+            response_time_histogram: self.histogram.clone(),
+            ..DayStats::default()
+        }
+    }
+
+    pub(crate) fn slice(&self, key: &str) -> SliceStats {
+        SliceStats {
+            key: key.to_owned(),
+            total_requests: self.requests,
+            success_requests: self.requests - self.errors,
+            error_requests: self.errors,
+            input_tokens: self.tokens[0],
+            output_tokens: self.tokens[1],
+            cache_creation_tokens: self.tokens[2],
+            cache_read_tokens: self.tokens[3],
+            total_cost: self.costs[0],
+            actual_total_cost: self.costs[1],
+            avg_response_time_ms: mean(self.rt_sum, self.rt_count),
+            unpriced_requests: self.unpriced,
+            percentiles: Percentiles::of(&self.histogram),
+            response_time_histogram: self.histogram.clone(),
+        }
+    }
+
+    pub(crate) fn model(&self, key: &str) -> ModelStats {
+        let slice = self.slice(key);
+        ModelStats {
+            model: slice.key,
+            total_requests: slice.total_requests,
+            input_tokens: slice.input_tokens,
+            output_tokens: slice.output_tokens,
+            cache_creation_tokens: slice.cache_creation_tokens,
+            cache_read_tokens: slice.cache_read_tokens,
+            total_cost: slice.total_cost,
+            avg_response_time_ms: slice.avg_response_time_ms,
+            unpriced_requests: slice.unpriced_requests,
+            response_time_histogram: slice.response_time_histogram,
+            percentiles: slice.percentiles,
+        }
+    }
+
+    pub(crate) fn user(&self, key: &str) -> UserStats {
+        let slice = self.slice(key);
+        UserStats {
+            user_id: slice.key,
+            total_requests: slice.total_requests,
+            success_requests: slice.success_requests,
+            error_requests: slice.error_requests,
+            input_tokens: slice.input_tokens,
+            output_tokens: slice.output_tokens,
+            cache_creation_tokens: slice.cache_creation_tokens,
+            cache_read_tokens: slice.cache_read_tokens,
+            total_cost: slice.total_cost,
+            unpriced_requests: slice.unpriced_requests,
+            response_time_histogram: slice.response_time_histogram,
+            percentiles: slice.percentiles,
+        }
+    }
+
+    /// The sums of a stored slice row (its response-time sum recovered from the mean and
+    /// the histogram's count, exact to float rounding).
+    pub(crate) fn of_slice(slice: &SliceStats) -> Self {
+        let rt_count = i64::try_from(slice.response_time_histogram.total()).unwrap_or(i64::MAX);
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_precision_loss,
+            reason = "a mean times its count is the integer sum it was computed from"
+        )]
+        let rt_sum = (slice.avg_response_time_ms * rt_count as f64).round() as i64;
+        Self {
+            requests: slice.total_requests,
+            errors: slice.error_requests,
+            tokens: [
+                slice.input_tokens,
+                slice.output_tokens,
+                slice.cache_creation_tokens,
+                slice.cache_read_tokens,
+            ],
+            costs: [
+                slice.total_cost,
+                slice.actual_total_cost,
+                0.0,
+                0.0,
+                0.0,
+                0.0,
+            ],
+            rt_sum,
+            rt_count,
+            unpriced: slice.unpriced_requests,
+            histogram: slice.response_time_histogram.clone(),
+        }
+    }
+
+    /// Reads the sums a pass selected from column `first` on: requests, errors, four token
+    /// sums, `costs` cost sums, response-time sum and count, unpriced.
+    fn read(row: &QueryResult, first: usize, costs: usize) -> Result<Self, StatsError> {
+        let mut acc = Self {
+            requests: get_i64(row, first)?,
+            errors: get_i64(row, first + 1)?,
+            ..Self::default()
+        };
+        for (index, token) in acc.tokens.iter_mut().enumerate() {
+            *token = get_i64(row, first + 2 + index)?;
+        }
+        for (index, cost) in acc.costs.iter_mut().take(costs).enumerate() {
+            *cost = get_f64(row, first + 6 + index)?;
+        }
+        let next = first + 6 + costs;
+        acc.rt_sum = get_i64(row, next)?;
+        acc.rt_count = get_i64(row, next + 1)?;
+        acc.unpriced = get_i64(row, next + 2)?;
+        Ok(acc)
+    }
+}
+
+/// The sums every pass selects per group, in [`Acc::read`]'s order, with `costs` of the
+/// six cost columns.
+fn sums(costs: usize) -> String {
+    let cost_columns = [
+        "total_cost_usd",
+        "actual_total_cost_usd",
+        "input_cost_usd",
+        "output_cost_usd",
+        "cache_creation_cost_usd",
+        "cache_read_cost_usd",
+    ];
+    let mut columns = vec![
+        "COUNT(*)".to_owned(),
+        sum_int(ERROR_CASE),
+        sum_int("input_tokens"),
+        sum_int("output_tokens"),
+        sum_int("cache_creation_input_tokens"),
+        sum_int("cache_read_input_tokens"),
+    ];
+    columns.extend(
+        cost_columns
+            .iter()
+            .take(costs)
+            .map(|column| sum_float(column)),
+    );
+    columns.push(sum_int("response_time_ms"));
+    columns.push("COUNT(response_time_ms)".to_owned());
+    columns.push(sum_int(UNPRICED_CASE));
+    columns.join(", ")
+}
+
+/// Everything one bucket's rows add up to.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BucketParts {
+    pub(crate) total: Acc,
+    /// By `COALESCE(global_model, model)`.
+    pub(crate) models: BTreeMap<String, Acc>,
+    pub(crate) providers: BTreeMap<String, Acc>,
+    /// By user or client key, when that pass ran.
+    pub(crate) dimension: BTreeMap<String, Acc>,
+    /// Distinct `usage.model` and `usage.provider`.
+    pub(crate) model_names: BTreeSet<String>,
+    pub(crate) provider_names: BTreeSet<String>,
+    pub(crate) fallback_count: i64,
+}
+
+impl BucketParts {
+    /// The `stats_daily` / `stats_hourly` numbers of these parts.
+    pub(crate) fn stats(&self) -> DayStats {
+        DayStats {
+            fallback_count: self.fallback_count,
+            unique_models: i64::try_from(self.model_names.len()).unwrap_or(i64::MAX),
+            unique_providers: i64::try_from(self.provider_names.len()).unwrap_or(i64::MAX),
+            ..self.total.day_stats()
+        }
+    }
+
+    /// Adds `other` (the distinct sets are united; fallbacks are the caller's).
+    pub(crate) fn merge(&mut self, other: &Self) {
+        self.total.merge(&other.total);
+        for (target, source) in [
+            (&mut self.models, &other.models),
+            (&mut self.providers, &other.providers),
+            (&mut self.dimension, &other.dimension),
+        ] {
+            for (key, acc) in source {
+                target.entry(key.clone()).or_default().merge(acc);
+            }
+        }
+        self.model_names.extend(other.model_names.iter().cloned());
+        self.provider_names
+            .extend(other.provider_names.iter().cloned());
+    }
+}
+
+/// Which grouped-by-dimension pass to run besides the model/provider pass.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Dimension<'a> {
+    /// None.
+    Skip,
+    /// `usage.user_id`, every user or one.
+    User(Option<&'a str>),
+    /// `usage.api_key_id`, every key or one.
+    ApiKey(Option<&'a str>),
+}
+
+/// Which passes [`compute`] runs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Passes<'a> {
+    /// The bucket rows, per model and per provider, and the distinct counts.
+    pub(crate) models: bool,
+    /// A grouped-by-dimension pass.
+    pub(crate) dimension: Dimension<'a>,
+    /// The fallback count per bucket.
+    pub(crate) fallbacks: bool,
+}
+
+/// Computes each bucket of `buckets`, keyed by its start; buckets without rows are absent.
+pub(crate) async fn compute<C: ConnectionTrait>(
+    conn: &C,
+    buckets: &Buckets,
+    passes: Passes<'_>,
+) -> Result<BTreeMap<OffsetDateTime, BucketParts>, StatsError> {
+    let mut parts: BTreeMap<OffsetDateTime, BucketParts> = BTreeMap::new();
+    if passes.models {
+        model_pass(conn, buckets, &mut parts).await?;
+    }
+    match passes.dimension {
+        Dimension::Skip => {}
+        Dimension::User(only) => dimension_pass(conn, buckets, "user_id", only, &mut parts).await?,
+        Dimension::ApiKey(only) => {
+            dimension_pass(conn, buckets, "api_key_id", only, &mut parts).await?;
+        }
+    }
+    if passes.fallbacks {
+        fallback_pass(conn, buckets, &mut parts).await?;
+    }
+    Ok(parts)
+}
+
+/// Grouped by bucket, `(global_model, model, provider)` and response-time bucket: few
+/// groups, enough for the bucket row, the per-model and per-provider rows and the distinct
+/// counts without a `COUNT(DISTINCT)`.
+async fn model_pass<C: ConnectionTrait>(
+    conn: &C,
+    buckets: &Buckets,
+    parts: &mut BTreeMap<OffsetDateTime, BucketParts>,
+) -> Result<(), StatsError> {
+    let backend = conn.get_database_backend();
+    let sql = format!(
+        "SELECT {hb}, global_model, model, provider, {rb}, {sums} \
+         FROM usage WHERE created_at >= $1 AND created_at < $2 \
+         GROUP BY 1, 2, 3, 4, 5",
+        hb = buckets.expr,
+        rb = rt_bucket_expr(),
+        sums = sums(6),
+    );
+    let rows = conn
+        .query_all_raw(statement(backend, &sql, buckets.values.clone()))
+        .await?;
+    for row in &rows {
+        let part = parts.entry(buckets.start(row)?).or_default();
+        let global: Option<String> = row.try_get_by_index(1)?;
+        let model: String = row.try_get_by_index(2)?;
+        let provider: String = row.try_get_by_index(3)?;
+        let rt_bucket = get_i64(row, 4)?;
+        let mut acc = Acc::read(row, 5, 6)?;
+        if let Ok(bucket) = usize::try_from(rt_bucket) {
+            acc.histogram
+                .add(bucket, u64::try_from(acc.rt_count).unwrap_or(0));
+        }
+        part.total.merge(&acc);
+        let key = global.unwrap_or_else(|| model.clone());
+        part.models.entry(key).or_default().merge(&acc);
+        part.providers
+            .entry(provider.clone())
+            .or_default()
+            .merge(&acc);
+        part.model_names.insert(model);
+        part.provider_names.insert(provider);
+    }
+    Ok(())
+}
+
+/// Grouped by bucket and `column` (user or client key), one row per pair: the response-time
+/// buckets are grouped inside the database and come back as one `bucket:count,…` text.
+async fn dimension_pass<C: ConnectionTrait>(
+    conn: &C,
+    buckets: &Buckets,
+    column: &str,
+    only: Option<&str>,
+    parts: &mut BTreeMap<OffsetDateTime, BucketParts>,
+) -> Result<(), StatsError> {
+    let backend = conn.get_database_backend();
+    let mut values = buckets.values.clone();
+    let filter = match only {
+        Some(value) => {
+            values.push(Value::from(value.to_owned()));
+            format!("{column} = ${}", values.len())
+        }
+        None => format!("{column} IS NOT NULL"),
+    };
+    let concat = match backend {
+        DbBackend::Postgres => "string_agg",
+        _ => "group_concat",
+    };
+    let sql = format!(
+        "SELECT hb, dim, {outer}, \
+         {concat}(CASE WHEN rtn > 0 THEN CAST(rb AS TEXT) || ':' || CAST(rtn AS TEXT) END, ',') \
+         FROM (SELECT {hb} AS hb, {column} AS dim, {rb} AS rb, {inner} \
+         FROM usage WHERE created_at >= $1 AND created_at < $2 AND {filter} \
+         GROUP BY 1, 2, 3) AS grouped GROUP BY hb, dim",
+        hb = buckets.expr,
+        rb = rt_bucket_expr(),
+        inner = "COUNT(*) AS n, ".to_owned()
+            + &format!("{} AS e, ", sum_int(ERROR_CASE))
+            + &format!("{} AS t0, ", sum_int("input_tokens"))
+            + &format!("{} AS t1, ", sum_int("output_tokens"))
+            + &format!("{} AS t2, ", sum_int("cache_creation_input_tokens"))
+            + &format!("{} AS t3, ", sum_int("cache_read_input_tokens"))
+            + &format!("{} AS c0, ", sum_float("total_cost_usd"))
+            + &format!("{} AS c1, ", sum_float("actual_total_cost_usd"))
+            + &format!("{} AS rts, ", sum_int("response_time_ms"))
+            + "COUNT(response_time_ms) AS rtn, "
+            + &format!("{} AS u", sum_int(UNPRICED_CASE)),
+        outer = ["n", "e", "t0", "t1", "t2", "t3"]
+            .iter()
+            .map(|column| sum_int(column))
+            .chain(["c0", "c1"].iter().map(|column| sum_float(column)))
+            .chain(["rts", "rtn", "u"].iter().map(|column| sum_int(column)))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    let rows = conn.query_all_raw(statement(backend, &sql, values)).await?;
+    for row in &rows {
+        let part = parts.entry(buckets.start(row)?).or_default();
+        let key: String = row.try_get_by_index(1)?;
+        let mut acc = Acc::read(row, 2, 2)?;
+        let histogram: Option<String> = row.try_get_by_index(13)?;
+        for pair in histogram.as_deref().unwrap_or("").split(',') {
+            if let Some((bucket, count)) = pair.split_once(':')
+                && let (Ok(bucket), Ok(count)) = (bucket.parse::<usize>(), count.parse::<u64>())
+            {
+                acc.histogram.add(bucket, count);
+            }
+        }
+        part.dimension.entry(key).or_default().merge(&acc);
+    }
+    Ok(())
+}
+
+/// Per bucket: requests with more than one executed (`success` or `failed`) candidate row
+/// created in the bucket.
+///
+/// `(request_id, candidate_index, retry_index)` is unique, so a request with two executed
+/// rows has at least one executed row other than `(0, 0)`: only those requests (a small
+/// share) are grouped, found with a semi-join instead of grouping every request.
+async fn fallback_pass<C: ConnectionTrait>(
+    conn: &C,
+    buckets: &Buckets,
+    parts: &mut BTreeMap<OffsetDateTime, BucketParts>,
+) -> Result<(), StatsError> {
+    let backend = conn.get_database_backend();
+    let sql = format!(
+        "SELECT hb, COUNT(*) FROM (SELECT {hb} AS hb, request_id FROM request_candidates \
+         WHERE created_at >= $1 AND created_at < $2 AND status IN ('success', 'failed') \
+         AND request_id IN (SELECT request_id FROM request_candidates \
+         WHERE created_at >= $1 AND created_at < $2 AND status IN ('success', 'failed') \
+         AND (candidate_index <> 0 OR retry_index <> 0)) \
+         GROUP BY 1, 2 HAVING COUNT(*) > 1) AS executed GROUP BY hb",
+        hb = buckets.expr,
+    );
+    let rows = conn
+        .query_all_raw(statement(backend, &sql, buckets.values.clone()))
+        .await?;
+    for row in &rows {
+        let count = get_i64(row, 1)?;
+        parts.entry(buckets.start(row)?).or_default().fallback_count = count;
+    }
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! Statistics at production scale (behaviour.md 9): `stats_hourly` and the hourly and daily
+//! slice tables (per model, provider, user and client key), and `unpriced_requests` and
+//! `response_time_histogram` on the daily tables that existed before.
+
+use sea_orm_migration::prelude::{
+    ColumnDef, DbErr, DeriveMigrationName, MigrationTrait, SchemaManager, Table,
+    TableCreateStatement, async_trait,
+};
+use sea_orm_migration::schema::{
+    big_integer, double, integer, json_binary_null, string_len, timestamp_with_time_zone,
+};
+
+use crate::columns::{cascade, created_at, drop_tables, id, id_ref, unique, updated_at};
+
+/// Creates the hourly and slice tables and extends the daily ones.
+#[derive(DeriveMigrationName)]
+pub(crate) struct Migration;
+
+const TOKENS: [&str; 4] = [
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_tokens",
+    "cache_read_tokens",
+];
+
+/// The slice tables: name, time column, dimension column and its length, and whether the
+/// dimension is a user (whose rows go with the user, as in `stats_user_daily`).
+const SLICES: [(&str, &str, &str, u32); 5] = [
+    ("stats_hourly_model", "hour", "model", 200),
+    ("stats_hourly_provider", "hour", "provider", 100),
+    ("stats_hourly_user", "hour", "user_id", 36),
+    ("stats_daily_provider", "date", "provider", 100),
+    ("stats_daily_api_key", "date", "api_key_id", 36),
+];
+
+/// The daily tables of migration 3 that gain the two new columns.
+const EXTENDED: [&str; 3] = ["stats_daily", "stats_daily_model", "stats_user_daily"];
+
+/// `unpriced_requests` and `response_time_histogram`, last before the timestamps.
+fn coverage_columns() -> [ColumnDef; 2] {
+    [
+        integer("unpriced_requests").default(0).take(),
+        json_binary_null("response_time_histogram"),
+    ]
+}
+
+fn counts(table: &mut TableCreateStatement, names: &[&'static str]) {
+    for column in names {
+        table.col(integer(*column).default(0));
+    }
+}
+
+fn tokens(table: &mut TableCreateStatement) {
+    for column in TOKENS {
+        table.col(big_integer(column).default(0));
+    }
+}
+
+fn floats(table: &mut TableCreateStatement, names: &[&'static str]) {
+    for column in names {
+        table.col(double(*column).default(0.0));
+    }
+}
+
+fn finish(table: &mut TableCreateStatement) {
+    for column in coverage_columns() {
+        table.col(column);
+    }
+    table.col(created_at()).col(updated_at());
+}
+
+/// `stats_hourly`: the columns of `stats_daily`, keyed by `hour`.
+fn hourly() -> TableCreateStatement {
+    let mut table = Table::create();
+    table
+        .table("stats_hourly")
+        .col(id())
+        .col(timestamp_with_time_zone("hour"));
+    counts(
+        &mut table,
+        &["total_requests", "success_requests", "error_requests"],
+    );
+    tokens(&mut table);
+    floats(
+        &mut table,
+        &[
+            "total_cost",
+            "actual_total_cost",
+            "input_cost",
+            "output_cost",
+            "cache_creation_cost",
+            "cache_read_cost",
+            "avg_response_time_ms",
+        ],
+    );
+    counts(
+        &mut table,
+        &["fallback_count", "unique_models", "unique_providers"],
+    );
+    finish(&mut table);
+    table.index(&mut unique("stats_hourly", &["hour"]));
+    table.take()
+}
+
+/// One slice table (see `tollgate_entities::slices`).
+fn slice(
+    name: &'static str,
+    time: &'static str,
+    key: &'static str,
+    len: u32,
+) -> TableCreateStatement {
+    let mut table = Table::create();
+    table
+        .table(name)
+        .col(id())
+        .col(timestamp_with_time_zone(time));
+    if key == "user_id" {
+        table.col(id_ref(key));
+    } else {
+        table.col(string_len(key, len));
+    }
+    counts(
+        &mut table,
+        &["total_requests", "success_requests", "error_requests"],
+    );
+    tokens(&mut table);
+    floats(
+        &mut table,
+        &["total_cost", "actual_total_cost", "avg_response_time_ms"],
+    );
+    finish(&mut table);
+    table.index(&mut unique(name, &[time, key]));
+    if key == "user_id" {
+        table.foreign_key(&mut cascade(name, key, "users"));
+    }
+    table.take()
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.create_table(hourly()).await?;
+        for (name, time, key, len) in SLICES {
+            manager.create_table(slice(name, time, key, len)).await?;
+        }
+        // One column per ALTER: SQLite takes no more.
+        for table in EXTENDED {
+            for column in coverage_columns() {
+                manager
+                    .alter_table(Table::alter().table(table).add_column(column).take())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in EXTENDED {
+            for column in ["response_time_histogram", "unpriced_requests"] {
+                manager
+                    .alter_table(Table::alter().table(table).drop_column(column).take())
+                    .await?;
+            }
+        }
+        let mut tables: Vec<&str> = SLICES.iter().rev().map(|slice| slice.0).collect();
+        tables.push("stats_hourly");
+        drop_tables(manager, &tables).await
+    }
+}
