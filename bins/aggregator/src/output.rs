@@ -7,7 +7,8 @@ use tollgate_stats::{DailyEntry, DayAggregate, DaySource, ModelStats};
 fn source(source: DaySource) -> &'static str {
     match source {
         DaySource::Aggregated => "stored",
-        DaySource::Live => "live",
+        DaySource::Hours => "hours",
+        DaySource::NotAggregated => "none",
         DaySource::Today => "today",
     }
 }

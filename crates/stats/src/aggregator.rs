@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, TransactionTrait, Value};
 use time::OffsetDateTime;
-use tollgate_entities::{stats_daily, stats_summary};
+use tollgate_entities::stats_daily;
 
 use crate::hourly;
 use crate::sql::{self, bound, statement};
 use crate::write::{reads_inside_transaction, write_day, write_summary};
 use crate::{
-    BusinessCalendar, BusinessDay, Clock, CombinedStats, DayAggregate, DayStats, StatsError,
-    SummaryReport, SystemClock, Totals,
+    BusinessCalendar, BusinessDay, Clock, DayAggregate, DayStats, StatsError, SummaryReport,
+    SystemClock, Totals,
 };
 
 /// Computes, stores and reads usage statistics on one database, in one business calendar.
@@ -73,7 +73,8 @@ impl Aggregator {
         hourly::compute_day(&self.db, day, &self.calendar.hours_of(day)).await
     }
 
-    /// Today's numbers so far, with the per-model breakdown (no per-user rows).
+    /// Today's numbers so far, with the per-model breakdown (no per-user rows), all
+    /// computed from `usage` (what `tollgate-aggregator today` prints).
     pub async fn today_live(&self) -> Result<DayAggregate, StatsError> {
         let today = self.today()?;
         hourly::compute_range(&self.db, &today, today.start(), today.end()).await
@@ -167,66 +168,6 @@ impl Aggregator {
         })
     }
 
-    /// The dashboard's combined view: the summary, plus every day between its cutoff and
-    /// today (the stored row when complete, else computed from `usage`), plus today live.
-    /// Just after midnight, before the nightly run, yesterday is computed live: no hole.
-    pub async fn combined(&self) -> Result<CombinedStats, StatsError> {
-        let now = self.now();
-        let today = self.calendar.day_containing(now)?;
-        let summary = stats_summary::Entity::find_by_id(stats_summary::SINGLETON_ID)
-            .one(&self.db)
-            .await?
-            .filter(|row| {
-                row.cutoff_date <= today.start() && self.calendar.is_day_start(row.cutoff_date)
-            });
-        let from = summary.as_ref().map(|row| row.cutoff_date);
-        let mut all_time = summary.as_ref().map(Totals::from).unwrap_or_default();
-
-        let rows = daily_rows(&self.db, from, today.start()).await?;
-        let complete = self.complete_rows(&rows);
-        for row in complete.values() {
-            all_time.add(&Totals::from(&DayStats::from(*row)));
-        }
-
-        // Days from the cutoff (or the first usage, without a summary) up to today that have
-        // no complete row: sum them from `usage`, merging consecutive days into one range.
-        let first = match from {
-            Some(cutoff) => Some(cutoff),
-            None => sql::first_usage(&self.db).await?,
-        };
-        let mut days_computed_live = 0_u32;
-        let mut ranges: Vec<(OffsetDateTime, OffsetDateTime)> = Vec::new();
-        if let Some(first) = first {
-            let mut day = self.calendar.day_containing(first)?;
-            while day.start() < today.start() {
-                if !complete.contains_key(&day.start()) {
-                    days_computed_live += 1;
-                    match ranges.last_mut() {
-                        Some(range) if range.1 == day.start() => range.1 = day.end(),
-                        _ => ranges.push((day.start(), day.end())),
-                    }
-                }
-                day = self.calendar.next(&day)?;
-            }
-        }
-        for (start, end) in ranges {
-            all_time.add(&sql::range_totals(&self.db, start, end).await?);
-        }
-
-        let today_live =
-            hourly::compute_range(&self.db, &today, today.start(), today.end()).await?;
-        all_time.add(&Totals::from(&today_live.stats));
-        let accounts = sql::account_counts(&self.db).await?;
-        Ok(CombinedStats {
-            all_time,
-            today: today_live,
-            accounts,
-            summary_cutoff: from,
-            days_computed_live,
-            as_of: now,
-        })
-    }
-
     /// Classifies a stored day row against this calendar.
     pub(crate) fn row_state(&self, row: &stats_daily::Model) -> RowState {
         match self.calendar.day_containing(row.date) {
@@ -286,32 +227,34 @@ pub(crate) async fn daily_rows<C: ConnectionTrait>(
     from: Option<OffsetDateTime>,
     to: OffsetDateTime,
 ) -> Result<Vec<stats_daily::Model>, StatsError> {
-    let stmt = range_select(conn, "stats_daily", from, to, None)?;
+    let stmt = range_select(conn, "stats_daily", "date", from, to, None)?;
     Ok(stats_daily::Entity::find()
         .from_raw_sql(stmt)
         .all(conn)
         .await?)
 }
 
-/// A `SELECT *` of a statistics table by `date` range, optionally for one user.
+/// A `SELECT *` of a statistics table by a range of its time `column` (`date` or `hour`),
+/// optionally for one user.
 pub(crate) fn range_select<C: ConnectionTrait>(
     conn: &C,
     table: &str,
+    column: &str,
     from: Option<OffsetDateTime>,
     to: OffsetDateTime,
     user_id: Option<&str>,
 ) -> Result<sea_orm::Statement, StatsError> {
     let backend = conn.get_database_backend();
-    let mut sql = format!("SELECT * FROM {table} WHERE date < $1");
+    let mut sql = format!("SELECT * FROM {table} WHERE {column} < $1");
     let mut values = vec![bound(backend, to)?];
     if let Some(from) = from {
         values.push(bound(backend, from)?);
-        sql.push_str(&format!(" AND date >= ${}", values.len()));
+        sql.push_str(&format!(" AND {column} >= ${}", values.len()));
     }
     if let Some(user_id) = user_id {
         values.push(Value::from(user_id.to_owned()));
         sql.push_str(&format!(" AND user_id = ${}", values.len()));
     }
-    sql.push_str(" ORDER BY date");
+    sql.push_str(&format!(" ORDER BY {column}"));
     Ok(statement(backend, &sql, values))
 }

@@ -133,35 +133,51 @@ pub(crate) async fn compute_day<C: ConnectionTrait>(
     })
 }
 
-/// Computes `[start, end)` as one bucket: the totals, per-model and per-provider rows and
-/// fallbacks, without per-user or per-key rows (what dashboards show live).
-pub(crate) async fn compute_range<C: ConnectionTrait>(
+/// Computes `[start, end)` as one bucket: the totals, per-model and per-provider sums,
+/// distinct names and fallbacks, without per-user or per-key sums.
+pub(crate) async fn range_parts<C: ConnectionTrait>(
     conn: &C,
-    day: &BusinessDay,
     start: OffsetDateTime,
     end: OffsetDateTime,
-) -> Result<DayAggregate, StatsError> {
+) -> Result<BucketParts, StatsError> {
+    if start >= end {
+        return Ok(BucketParts::default());
+    }
     let buckets = Buckets::new(conn.get_database_backend(), vec![start], end)?;
     let passes = Passes {
         models: true,
         dimension: Dimension::Skip,
         fallbacks: true,
     };
-    let parts = compute(conn, &buckets, passes).await?;
-    let part = parts.get(&start).cloned().unwrap_or_default();
-    Ok(DayAggregate {
+    let mut parts = compute(conn, &buckets, passes).await?;
+    Ok(parts.remove(&start).unwrap_or_default())
+}
+
+/// The day-shaped answer for `parts` (no per-user or per-key rows).
+pub(crate) fn day_of_parts(day: &BusinessDay, parts: &BucketParts) -> DayAggregate {
+    DayAggregate {
         day: *day,
-        stats: part.stats(),
-        models: part
+        stats: parts.stats(),
+        models: parts
             .models
             .iter()
             .map(|(key, acc)| acc.model(key))
             .collect(),
         users: Vec::new(),
-        providers: slices(&part.providers),
+        providers: slices(&parts.providers),
         api_keys: Vec::new(),
         hours: Vec::new(),
-    })
+    }
+}
+
+/// Computes `[start, end)` as one bucket, shaped as a day (see [`range_parts`]).
+pub(crate) async fn compute_range<C: ConnectionTrait>(
+    conn: &C,
+    day: &BusinessDay,
+    start: OffsetDateTime,
+    end: OffsetDateTime,
+) -> Result<DayAggregate, StatsError> {
+    Ok(day_of_parts(day, &range_parts(conn, start, end).await?))
 }
 
 /// One user's (or one client key's) numbers over `[start, end)`.

@@ -22,6 +22,7 @@ mod generator;
 mod histogram;
 mod hourly;
 mod hours;
+mod read;
 mod rollup;
 mod series;
 mod sql;
@@ -39,6 +40,6 @@ pub use hourly::{HourAggregate, HoursReport};
 pub use hours::BusinessHour;
 pub use types::{
     AccountCounts, BackfillProgress, BackfillReport, CombinedStats, DailyEntry, DayAggregate,
-    DaySource, DayStats, ModelStats, Percentiles, SliceStats, SummaryReport, Totals,
-    UserDailyEntry, UserStats,
+    DaySource, DayStats, HourEntry, HourSource, ModelStats, Percentiles, SliceStats, SummaryReport,
+    TodayView, Totals, UserDailyEntry, UserStats,
 };

@@ -197,6 +197,33 @@ impl Acc {
         }
     }
 
+    /// The sums of a stored hour or day row (fallbacks and distinct counts aside).
+    pub(crate) fn of_day(stats: &DayStats) -> Self {
+        let mut acc = Self::of_slice(&SliceStats {
+            key: String::new(),
+            total_requests: stats.total_requests,
+            success_requests: stats.success_requests,
+            error_requests: stats.error_requests,
+            input_tokens: stats.input_tokens,
+            output_tokens: stats.output_tokens,
+            cache_creation_tokens: stats.cache_creation_tokens,
+            cache_read_tokens: stats.cache_read_tokens,
+            total_cost: stats.total_cost,
+            actual_total_cost: stats.actual_total_cost,
+            avg_response_time_ms: stats.avg_response_time_ms,
+            unpriced_requests: stats.unpriced_requests,
+            response_time_histogram: stats.response_time_histogram.clone(),
+            percentiles: stats.percentiles,
+        });
+        acc.costs[2..].copy_from_slice(&[
+            stats.input_cost,
+            stats.output_cost,
+            stats.cache_creation_cost,
+            stats.cache_read_cost,
+        ]);
+        acc
+    }
+
     /// The sums of a stored slice row (its response-time sum recovered from the mean and
     /// the histogram's count, exact to float rounding).
     pub(crate) fn of_slice(slice: &SliceStats) -> Self {

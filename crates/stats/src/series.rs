@@ -1,19 +1,20 @@
 //! Gap detection and backfill, and the dashboard's daily series (per day with per-model
-//! breakdown, and per user), which fill days never aggregated from `usage`.
+//! breakdown, and per user), which read days never aggregated from their closed hours.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
 use sea_orm::EntityTrait;
 use time::OffsetDateTime;
-use tollgate_entities::{stats_daily, stats_daily_model, stats_user_daily};
+use tollgate_entities::{stats_daily, stats_daily_model, stats_hourly_user, stats_user_daily};
 
 use crate::aggregator::{daily_rows, range_select};
-use crate::hourly::{compute_one, compute_range};
-use crate::rollup::Dimension;
+use crate::hourly::compute_one;
+use crate::read::{ClosedHours, hourly_slices};
+use crate::rollup::{Acc, Dimension};
 use crate::{
     Aggregator, BackfillProgress, BackfillReport, BusinessDay, DailyEntry, DaySource, DayStats,
-    ModelStats, StatsError, UserDailyEntry, UserStats,
+    ModelStats, SliceStats, StatsError, UserDailyEntry, UserStats,
 };
 
 /// The days a series covers, and the stored day rows among them.
@@ -116,8 +117,8 @@ impl Aggregator {
 
     /// The last `days` business days including today, oldest first: one entry per day,
     /// zero days included, each with its per-model breakdown. Complete aggregated days come
-    /// from the statistics tables; days never (completely) aggregated are computed from
-    /// `usage`; today is live.
+    /// from the daily tables, other past days from their closed hours (never from `usage`),
+    /// today from [`today_view`](Self::today_view).
     pub async fn daily_series(&self, days: u32) -> Result<Vec<DailyEntry>, StatsError> {
         let Some(window) = self.window(days).await? else {
             return Ok(Vec::new());
@@ -128,6 +129,7 @@ impl Aggregator {
             let stmt = range_select(
                 &self.db,
                 "stats_daily_model",
+                "date",
                 Some(window.from),
                 window.today.start(),
                 None,
@@ -143,6 +145,13 @@ impl Aggregator {
                     .push(ModelStats::from(&row));
             }
         }
+        let closed = self
+            .closed_hours_of(
+                &window.past,
+                |day| !complete.contains_key(&day.start()),
+                true,
+            )
+            .await?;
 
         let mut entries = Vec::with_capacity(window.past.len() + 1);
         for day in window.past {
@@ -158,30 +167,50 @@ impl Aggregator {
                     }
                 }
                 None => {
-                    let live = compute_range(&self.db, &day, day.start(), day.end()).await?;
+                    let (sum, all_closed) = self.day_from_hours(&day, &closed);
                     DailyEntry {
                         day,
-                        source: DaySource::Live,
-                        stats: live.stats,
-                        models: live.models,
+                        source: if all_closed {
+                            DaySource::Hours
+                        } else {
+                            DaySource::NotAggregated
+                        },
+                        stats: sum.stats,
+                        models: sum.models,
                     }
                 }
             };
             entries.push(entry);
         }
-        let today = window.today;
-        let live = compute_range(&self.db, &today, today.start(), today.end()).await?;
+        let today = self.today_view().await?.today;
         entries.push(DailyEntry {
             day: window.today,
             source: DaySource::Today,
-            stats: live.stats,
-            models: live.models,
+            stats: today.stats,
+            models: today.models,
         });
         Ok(entries)
     }
 
+    /// The closed hours of the `days` that `wanted` picks (one read over their span).
+    async fn closed_hours_of(
+        &self,
+        days: &[BusinessDay],
+        wanted: impl Fn(&BusinessDay) -> bool,
+        with_slices: bool,
+    ) -> Result<ClosedHours, StatsError> {
+        let mut picked = days.iter().filter(|day| wanted(day));
+        let Some(first) = picked.next() else {
+            return Ok(ClosedHours::default());
+        };
+        let last = picked.last().unwrap_or(first);
+        self.closed_hours(first.start(), last.end(), with_slices)
+            .await
+    }
+
     /// One user's last `days` business days including today, oldest first, zero days
-    /// included; days never (completely) aggregated and today are computed from `usage`.
+    /// included: complete days from `stats_user_daily`, other past days from the user's
+    /// closed hours, today from its closed hours and a live tail for this user only.
     pub async fn user_daily_series(
         &self,
         user_id: &str,
@@ -194,6 +223,7 @@ impl Aggregator {
         let stmt = range_select(
             &self.db,
             "stats_user_daily",
+            "date",
             Some(window.from),
             window.today.start(),
             Some(user_id),
@@ -209,6 +239,14 @@ impl Aggregator {
             user_id: user_id.to_owned(),
             ..UserStats::default()
         };
+        let closed = self
+            .closed_hours_of(
+                &window.past,
+                |day| !complete.contains_key(&day.start()),
+                false,
+            )
+            .await?;
+        let user_hours = self.user_hours(user_id, &closed).await?;
 
         let mut entries = Vec::with_capacity(window.past.len() + 1);
         for day in window.past {
@@ -219,10 +257,19 @@ impl Aggregator {
                     stats: stored.get(&day.start()).cloned().unwrap_or_else(zero),
                 }
             } else {
+                let mut sum = Acc::default();
+                for (_, acc) in user_hours.range(day.start()..day.end()) {
+                    sum.merge(acc);
+                }
+                let closed_count = closed.stats.range(day.start()..day.end()).count();
                 UserDailyEntry {
                     day,
-                    source: DaySource::Live,
-                    stats: self.user_day(&day, user_id).await?,
+                    source: if closed_count == self.calendar.hours_of(&day).len() {
+                        DaySource::Hours
+                    } else {
+                        DaySource::NotAggregated
+                    },
+                    stats: sum.user(user_id),
                 }
             };
             entries.push(entry);
@@ -230,20 +277,60 @@ impl Aggregator {
         entries.push(UserDailyEntry {
             day: window.today,
             source: DaySource::Today,
-            stats: self.user_day(&window.today, user_id).await?,
+            stats: self.user_today(user_id).await?,
         });
         Ok(entries)
     }
 
-    /// One user's numbers for `day`, computed from `usage`.
-    async fn user_day(&self, day: &BusinessDay, user_id: &str) -> Result<UserStats, StatsError> {
-        let acc = compute_one(
+    /// The user's rows of the closed hours in `closed`, keyed by hour.
+    async fn user_hours(
+        &self,
+        user_id: &str,
+        closed: &ClosedHours,
+    ) -> Result<BTreeMap<OffsetDateTime, Acc>, StatsError> {
+        let (Some(first), Some(last)) = (closed.stats.keys().next(), closed.stats.keys().last())
+        else {
+            return Ok(BTreeMap::new());
+        };
+        let end = self.calendar.hour_containing(*last)?.end();
+        Ok(hourly_slices::<stats_hourly_user::Entity, _>(
             &self.db,
-            day.start(),
-            day.end(),
+            "stats_hourly_user",
+            *first,
+            end,
+            Some(user_id),
+        )
+        .await?
+        .iter()
+        .filter(|row| closed.stats.contains_key(&row.hour))
+        .map(|row| (row.hour, Acc::of_slice(&SliceStats::from(row))))
+        .collect())
+    }
+
+    /// One user's numbers today: closed hours of today, and a live tail for the user only.
+    async fn user_today(&self, user_id: &str) -> Result<UserStats, StatsError> {
+        let now = self.now();
+        let today = self.calendar.day_containing(now)?;
+        let current = self.calendar.hour_containing(now)?;
+        let closed = self
+            .closed_hours(today.start(), current.start(), false)
+            .await?;
+        let live_from = match closed.stats.keys().next_back() {
+            Some(last) => self.calendar.hour_containing(*last)?.end(),
+            None => today.start(),
+        };
+        let mut sum = Acc::default();
+        for acc in self.user_hours(user_id, &closed).await?.values() {
+            sum.merge(acc);
+        }
+        let live = compute_one(
+            &self.db,
+            live_from,
+            today.end(),
             Dimension::User(Some(user_id)),
         )
         .await?;
-        Ok(acc.user(user_id))
+        sum.merge(&live);
+        Ok(sum.user(user_id))
     }
 }

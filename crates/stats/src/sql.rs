@@ -4,7 +4,7 @@
 use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value};
 use time::{OffsetDateTime, UtcOffset};
 
-use crate::{AccountCounts, StatsError, Totals};
+use crate::{AccountCounts, StatsError};
 
 /// The advisory lock key every aggregator takes on PostgreSQL ("tollgate" in ASCII).
 pub(crate) const ADVISORY_LOCK_KEY: i64 = 0x746f_6c6c_6761_7465;
@@ -84,20 +84,6 @@ pub(crate) fn sum_float(expr: &str) -> String {
     format!("CAST(COALESCE(SUM({expr}), 0) AS DOUBLE PRECISION)")
 }
 
-/// `COUNT(*)`, the error count and the four token sums: the leading columns every usage
-/// roll-up selects, in this order.
-fn requests_and_tokens() -> String {
-    [
-        "COUNT(*)".to_owned(),
-        sum_int(ERROR_CASE),
-        sum_int("input_tokens"),
-        sum_int("output_tokens"),
-        sum_int("cache_creation_input_tokens"),
-        sum_int("cache_read_input_tokens"),
-    ]
-    .join(", ")
-}
-
 pub(crate) fn get_i64(row: &QueryResult, index: usize) -> Result<i64, StatsError> {
     Ok(row.try_get_by_index::<i64>(index)?)
 }
@@ -117,39 +103,6 @@ pub(crate) fn mean(sum: i64, count: i64) -> f64 {
         let mean = sum as f64 / count as f64;
         mean
     }
-}
-
-/// Request, token and cost totals of `usage` rows in `[start, end)`, in one pass.
-pub(crate) async fn range_totals<C: ConnectionTrait>(
-    conn: &C,
-    start: OffsetDateTime,
-    end: OffsetDateTime,
-) -> Result<Totals, StatsError> {
-    let backend = conn.get_database_backend();
-    let sql = format!(
-        "SELECT {counts}, {c0}, {c1} \
-         FROM usage WHERE created_at >= $1 AND created_at < $2",
-        counts = requests_and_tokens(),
-        c0 = sum_float("total_cost_usd"),
-        c1 = sum_float("actual_total_cost_usd"),
-    );
-    let values = vec![bound(backend, start)?, bound(backend, end)?];
-    let Some(row) = conn.query_one_raw(statement(backend, &sql, values)).await? else {
-        return Ok(Totals::default());
-    };
-    let requests = get_i64(&row, 0)?;
-    let errors = get_i64(&row, 1)?;
-    Ok(Totals {
-        requests,
-        success_requests: requests - errors,
-        error_requests: errors,
-        input_tokens: get_i64(&row, 2)?,
-        output_tokens: get_i64(&row, 3)?,
-        cache_creation_tokens: get_i64(&row, 4)?,
-        cache_read_tokens: get_i64(&row, 5)?,
-        cost: get_f64(&row, 6)?,
-        actual_cost: get_f64(&row, 7)?,
-    })
 }
 
 /// User and client-key counts, in one statement.

@@ -428,30 +428,78 @@ pub struct SummaryReport {
 pub struct CombinedStats {
     /// All-time totals including today so far.
     pub all_time: Totals,
-    /// Today's live numbers.
+    /// Today so far (see [`Aggregator::today_view`](crate::Aggregator::today_view)).
     pub today: DayAggregate,
+    /// Closed hours of today read from `stats_hourly`.
+    pub today_hours_closed: usize,
+    /// Today's rows from this instant on were computed from `usage`.
+    #[serde(with = "time::serde::rfc3339")]
+    pub today_live_from: OffsetDateTime,
     /// Current user and key counts.
     pub accounts: AccountCounts,
     /// The summary row's cutoff, when a usable summary row exists.
     #[serde(with = "time::serde::rfc3339::option")]
     pub summary_cutoff: Option<OffsetDateTime>,
-    /// Past days that had no complete aggregated row and were computed from `usage`.
-    pub days_computed_live: u32,
+    /// Past days without a complete day row, counted as the sum of their closed hours.
+    pub days_from_hours: u32,
+    /// Past days with neither a complete day row nor all hours closed: counted only with
+    /// the hours they have, never scanned; the aggregator fills them.
+    pub days_not_aggregated: Vec<BusinessDay>,
     /// The instant the view was computed for.
     #[serde(with = "time::serde::rfc3339")]
     pub as_of: OffsetDateTime,
+}
+
+/// Today so far, from closed hours and a live tail.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TodayView {
+    /// Today's numbers (no per-user or per-key rows).
+    pub today: DayAggregate,
+    /// Closed hours of today read from `stats_hourly`.
+    pub hours_closed: usize,
+    /// Hours of today before `live_from` that were never closed (not counted).
+    pub hours_not_aggregated: usize,
+    /// From this instant on, today was computed from `usage`.
+    #[serde(with = "time::serde::rfc3339")]
+    pub live_from: OffsetDateTime,
 }
 
 /// Where a day's numbers in a series came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DaySource {
-    /// A complete row of the statistics tables.
+    /// A complete row of the daily tables.
     Aggregated,
-    /// Computed from `usage` because the day was never (completely) aggregated.
-    Live,
-    /// Today, computed from `usage` so far.
+    /// The sum of the day's closed hours (the day itself not aggregated yet).
+    Hours,
+    /// Neither: the numbers are those of the hours that were closed (often none). Never
+    /// scanned from `usage` on a read.
+    NotAggregated,
+    /// Today: closed hours and a live tail.
     Today,
+}
+
+/// Where an hour's numbers in a series came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HourSource {
+    /// A closed row of `stats_hourly`.
+    Aggregated,
+    /// Computed from `usage`: the current hour and today's hours after the last closed one.
+    Live,
+    /// Never closed and older than today's live tail: zeros, not scanned.
+    NotAggregated,
+}
+
+/// One hour of the dashboard's hourly series.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HourEntry {
+    /// The hour.
+    pub hour: crate::BusinessHour,
+    /// Where the numbers came from.
+    pub source: HourSource,
+    /// The hour's numbers.
+    pub stats: DayStats,
 }
 
 /// One day of the dashboard's daily series.

@@ -9,5 +9,6 @@ mod backfill;
 mod combined;
 mod concurrency;
 mod oracle;
+mod read_path;
 mod support;
 mod zones;

@@ -1,0 +1,110 @@
+//! The read path of behaviour.md 9: today's closed hours come from the rollups (deleting
+//! their raw rows changes nothing), only the tail after the last closed hour is read from
+//! `usage`, and the hourly series marks hours that were never closed.
+
+use std::sync::Arc;
+
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use time::Duration;
+use time::macros::{date, datetime};
+use tollgate_stats::{Aggregator, BusinessCalendar, DayStats, FixedClock, HourSource};
+use tollgate_testkit::db_test;
+
+use crate::support::{self, Data, Rng};
+
+/// Every additive number of `actual` equals `expected` (distinct counts and fallbacks are
+/// per hour once hours are closed, so they are left out).
+fn assert_additive(actual: &DayStats, expected: &DayStats, what: &str) {
+    support::assert_fields!(actual, expected, what;
+        exact: total_requests, success_requests, error_requests, input_tokens, output_tokens,
+            cache_creation_tokens, cache_read_tokens, unpriced_requests, response_time_histogram;
+        close: total_cost, actual_total_cost, input_cost, output_cost, cache_creation_cost,
+            cache_read_cost, avg_response_time_ms);
+}
+
+db_test!(async fn today_reads_closed_hours_from_rollups_and_only_the_tail_live(db) {
+    let calendar = BusinessCalendar::utc();
+    let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 14:10 UTC)));
+    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock.clone());
+    let mut rng = Rng(21);
+    let days = support::days(&calendar, &[date!(2025 - 06 - 20)]);
+    let data = Data::with_traffic(&mut rng, support::users("today", 3, 0), &days, 60);
+    data.insert(&db.conn).await;
+    let day = days[0];
+
+    // Nothing closed: all of today is live and exact.
+    let view = stats.today_view().await.unwrap();
+    assert_eq!(view.hours_closed, 0);
+    assert_eq!(view.live_from, day.start());
+    let expected = support::oracle(&data, day.start(), day.end());
+    support::assert_day_stats(&view.today.stats, &expected.stats, "nothing closed");
+
+    // Close 00:00..14:00 at 14:10, then read at 15:30.
+    let closed: Vec<_> = calendar.hours_of(&day).into_iter().take(14).collect();
+    stats.aggregate_hours(&closed).await.unwrap();
+    clock.set(datetime!(2025-06-20 15:30 UTC));
+    let view = stats.today_view().await.unwrap();
+    assert_eq!(view.hours_closed, 14);
+    assert_eq!(view.hours_not_aggregated, 0);
+    assert_eq!(view.live_from, datetime!(2025-06-20 14:00 UTC));
+    assert_additive(&view.today.stats, &expected.stats, "closed hours and tail");
+    support::assert_models(&view.today.models, &expected.models, "closed hours and tail: models");
+
+    // The closed hours are read from the rollups: removing their raw rows changes nothing,
+    // while the tail is read from usage.
+    let backend = db.conn.get_database_backend();
+    let cut = |sql: &str| {
+        let sql = match backend {
+            DbBackend::Sqlite => sql.replace("$1", "?"),
+            _ => sql.to_owned(),
+        };
+        Statement::from_sql_and_values(backend, sql, [sea_orm::Value::from(datetime!(2025-06-20 13:00 UTC))])
+    };
+    let deleted = db.conn.execute_raw(cut("DELETE FROM usage WHERE created_at < $1")).await.unwrap();
+    assert!(deleted.rows_affected() > 10, "raw rows of closed hours were deleted");
+    let after = stats.today_view().await.unwrap();
+    assert_additive(&after.today.stats, &view.today.stats, "raw rows of closed hours deleted");
+
+    // A user's today: closed user hours plus the live tail for that user.
+    for user in &data.users {
+        let series = stats.user_daily_series(&user.id, 1).await.unwrap();
+        let want = expected.users.iter().find(|u| u.user_id == user.id).cloned().unwrap_or_default();
+        assert_eq!(series[0].stats.total_requests, want.total_requests, "user {} today", user.id);
+        support::close(series[0].stats.total_cost, want.total_cost, "user today cost");
+    }
+});
+
+db_test!(async fn hourly_series_marks_hours_never_closed(db) {
+    let calendar = BusinessCalendar::new("Asia/Kolkata").unwrap();
+    let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 08:40 UTC)));
+    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock.clone());
+    let mut rng = Rng(5);
+    let days = support::days(&calendar, &[date!(2025 - 06 - 19), date!(2025 - 06 - 20)]);
+    let data = Data::with_traffic(&mut rng, support::users("hourly", 2, 0), &days, 80);
+    data.insert(&db.conn).await;
+    let today = days[1];
+    // Today (from 06-19 18:30 UTC) hours 0..10 closed; it is now 14:10 local (08:40 UTC).
+    let closed: Vec<_> = calendar.hours_of(&today).into_iter().take(11).collect();
+    stats.aggregate_hours(&closed).await.unwrap();
+
+    let series = stats.hourly_series(24).await.unwrap();
+    assert_eq!(series.len(), 24);
+    assert_eq!(series[23].hour.start(), datetime!(2025-06-20 08:30 UTC), "current hour last");
+    for entry in &series {
+        let what = format!("hour {}", entry.hour);
+        let start = entry.hour.start();
+        let expected = support::oracle(&data, start, entry.hour.end());
+        if start < today.start() {
+            assert_eq!(entry.source, HourSource::NotAggregated, "{what}");
+            assert_eq!(entry.stats, DayStats::default(), "{what}: not scanned");
+        } else if start < today.start() + Duration::hours(11) {
+            assert_eq!(entry.source, HourSource::Aggregated, "{what}");
+            support::assert_day_stats(&entry.stats, &expected.stats, &what);
+        } else {
+            assert_eq!(entry.source, HourSource::Live, "{what}");
+            support::assert_day_stats(&entry.stats, &expected.stats, &what);
+        }
+    }
+    assert!(series.iter().any(|e| e.source == HourSource::Live && e.stats.total_requests > 0));
+    assert!(stats.hourly_series(0).await.unwrap().is_empty());
+});
