@@ -16,6 +16,7 @@
 mod aggregator;
 mod calendar;
 mod clock;
+mod closing;
 mod error;
 #[cfg(feature = "generator")]
 mod generator;
@@ -32,6 +33,7 @@ mod write;
 pub use aggregator::Aggregator;
 pub use calendar::{BusinessCalendar, BusinessDay};
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use closing::{ClosingConfig, CycleReport};
 pub use error::StatsError;
 #[cfg(feature = "generator")]
 pub use generator::{GeneratedCounts, GeneratorConfig, baseline_aggregate_day, generate};

@@ -1,0 +1,145 @@
+//! The closing loop of behaviour.md 9, shared by the aggregator daemon and the gateway:
+//! shortly after each hour ends, re-aggregate the last few hours; once a business day has
+//! ended, aggregate it (from its hours) and refresh the summary; at start, catch up on the
+//! days since the first usage row that were never aggregated.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::{Aggregator, BusinessDay, StatsError};
+
+/// Settings of the closing loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClosingConfig {
+    /// How long after an hour ends it is closed (default 2 minutes).
+    pub delay: Duration,
+    /// How many ended hours every cycle re-aggregates (default 3): usage rows are written
+    /// when their request ends but dated when it began.
+    pub hours: u32,
+    /// How many days back the catch-up at start looks (never before the first usage row).
+    pub catch_up_days: u32,
+}
+
+impl Default for ClosingConfig {
+    fn default() -> Self {
+        Self {
+            delay: Duration::from_secs(120),
+            hours: 3,
+            catch_up_days: 31,
+        }
+    }
+}
+
+/// What one cycle did.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CycleReport {
+    /// Hours re-aggregated.
+    pub hours: usize,
+    /// Requests in them.
+    pub requests: i64,
+    /// The day closed in this cycle, if one had ended without a complete row.
+    pub day_closed: Option<BusinessDay>,
+}
+
+impl Aggregator {
+    /// One cycle: re-aggregate the last `config.hours` ended hours; if yesterday has no
+    /// complete day row, aggregate it and refresh the summary.
+    pub async fn closing_cycle(&self, config: &ClosingConfig) -> Result<CycleReport, StatsError> {
+        let closed = self.close_hours(config.hours).await?;
+        let yesterday = self.yesterday()?;
+        let day_closed = if self.missing_days(1).await?.contains(&yesterday) {
+            self.aggregate_day(&yesterday).await?;
+            self.refresh_summary().await?;
+            Some(yesterday)
+        } else {
+            None
+        };
+        Ok(CycleReport {
+            hours: closed.hours.len(),
+            requests: closed.requests,
+            day_closed,
+        })
+    }
+
+    /// Days to look back at start: `catch_up_days`, but not before the first usage row.
+    pub async fn catch_up_window(&self, catch_up_days: u32) -> Result<u32, StatsError> {
+        let Some(first) = crate::sql::first_usage(&self.db).await? else {
+            return Ok(0);
+        };
+        let first_day = self.calendar.day_containing(first)?;
+        let today = self.today()?;
+        let span = (today.date() - first_day.date()).whole_days();
+        Ok(u32::try_from(span).unwrap_or(u32::MAX).min(catch_up_days))
+    }
+
+    /// When the next cycle is due: `delay` after the end of the current hour.
+    pub fn next_cycle_at(&self, delay: Duration) -> Result<OffsetDateTime, StatsError> {
+        let now = self.now();
+        let current = self.calendar.hour_containing(now)?;
+        let due = current.end() + delay;
+        // Just after an hour ends, the previous hour's cycle may still be ahead.
+        let previous_due = current.start() + delay;
+        Ok(if previous_due > now {
+            previous_due
+        } else {
+            due
+        })
+    }
+
+    /// Runs the closing loop until `shutdown` resolves: catch up, then one cycle shortly
+    /// after each hour ends. A failed cycle is logged and retried a minute later; the
+    /// transactions it began roll back, so stopping at any point leaves consistent rows.
+    pub async fn run_closing_loop(
+        &self,
+        config: ClosingConfig,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        let catch_up = async {
+            match self.catch_up_window(config.catch_up_days).await {
+                Ok(days) if days > 0 => {
+                    if let Err(error) = self
+                        .backfill(days, |_| std::ops::ControlFlow::Continue(()))
+                        .await
+                    {
+                        tracing::warn!(%error, "statistics catch-up failed");
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "statistics catch-up failed"),
+            }
+        };
+        tokio::select! {
+            () = catch_up => {}
+            () = &mut shutdown => return,
+        }
+        loop {
+            let wait = match self.closing_cycle(&config).await {
+                Ok(report) => {
+                    tracing::debug!(
+                        hours = report.hours,
+                        requests = report.requests,
+                        "closing cycle done"
+                    );
+                    self.next_cycle_at(config.delay)
+                        .map(|due| (due - self.now()).try_into().unwrap_or(Duration::ZERO))
+                        .unwrap_or(Duration::from_secs(60))
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "closing cycle failed; retrying in a minute");
+                    Duration::from_secs(60)
+                }
+            };
+            // Sleep at most a minute at a time, so a wall-clock jump is noticed soon.
+            let wait = wait
+                .min(Duration::from_secs(60))
+                .max(Duration::from_millis(100));
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = &mut shutdown => return,
+            }
+        }
+    }
+}
