@@ -9,5 +9,6 @@ mod backfill;
 mod combined;
 mod concurrency;
 mod oracle;
+mod prune;
 mod support;
 mod zones;
