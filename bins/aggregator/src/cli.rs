@@ -73,6 +73,25 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Delete raw usage and request_candidates rows older than N business days, only for
+    /// days whose rollups are complete, in bounded batches; stops cleanly on SIGINT or
+    /// SIGTERM after the day in progress.
+    Prune {
+        /// Keep the raw rows of today and of the N business days before it.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=36_600))]
+        keep_days: u32,
+        /// The most rows one DELETE statement removes.
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = tollgate_stats::PruneOptions::DEFAULT_BATCH_ROWS,
+            value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+        )]
+        batch_rows: u32,
+        /// Print the report as JSON instead of one line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Catch up, then aggregate each day shortly after the business midnight; stops cleanly
     /// on SIGINT or SIGTERM.
     Daemon {
@@ -85,5 +104,9 @@ pub(crate) enum Command {
         /// How many days back the catch-up looks for missing days.
         #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=36_600))]
         catch_up_days: u32,
+        /// Also prune raw rows older than N business days after each nightly run (as
+        /// `prune --keep-days N`).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=36_600))]
+        keep_days: Option<u32>,
     },
 }

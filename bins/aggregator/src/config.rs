@@ -1,7 +1,7 @@
 //! Turns raw flags into validated settings once; a bad value becomes one line that names
 //! the option, and exit code 2.
 
-use tollgate_stats::BusinessCalendar;
+use tollgate_stats::{BusinessCalendar, PruneOptions};
 
 use crate::cli::{Cli, Command};
 
@@ -39,11 +39,14 @@ pub(crate) enum Job {
     Today { json: bool },
     /// `show`.
     Show { days: u32, json: bool },
+    /// `prune`.
+    Prune { options: PruneOptions, json: bool },
     /// `daemon`.
     Daemon {
         at: time::Time,
         refresh_today: Option<std::time::Duration>,
         catch_up_days: u32,
+        keep_days: Option<u32>,
     },
 }
 
@@ -76,14 +79,24 @@ impl Settings {
                 days: *days,
                 json: *json,
             },
+            Command::Prune {
+                keep_days,
+                batch_rows,
+                json,
+            } => Job::Prune {
+                options: PruneOptions::keep_days(*keep_days).with_batch_rows(*batch_rows),
+                json: *json,
+            },
             Command::Daemon {
                 at,
                 refresh_today,
                 catch_up_days,
+                keep_days,
             } => Job::Daemon {
                 at: parse_time(at)?,
                 refresh_today: refresh_today.map(std::time::Duration::from_secs),
                 catch_up_days: *catch_up_days,
+                keep_days: *keep_days,
             },
         };
         Ok(Self {

@@ -1,11 +1,11 @@
 //! `daemon`: catch up at start, then run shortly after each business midnight, optionally
-//! refreshing today's rows, until SIGINT or SIGTERM.
+//! refreshing today's rows and pruning old raw rows after each run, until SIGINT or SIGTERM.
 
 use std::time::Duration;
 
 use time::OffsetDateTime;
 use tokio::sync::watch;
-use tollgate_stats::Aggregator;
+use tollgate_stats::{Aggregator, PruneOptions};
 
 use crate::jobs;
 use crate::telemetry::Metrics;
@@ -24,6 +24,8 @@ pub(crate) struct DaemonConfig {
     pub(crate) refresh_today: Option<Duration>,
     /// Days the catch-up looks back.
     pub(crate) catch_up_days: u32,
+    /// Prune raw rows older than this many business days after each successful run.
+    pub(crate) keep_days: Option<u32>,
 }
 
 /// Runs until a shutdown is requested.
@@ -75,8 +77,9 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// One catch-up: backfill the window (which includes yesterday), then the summary. Returns
-/// when to run next: the next nightly time, or a retry after a failure.
+/// One catch-up: backfill the window (which includes yesterday), then the summary, then
+/// (with `keep_days`) a prune. Returns when to run next: the next nightly time, or a retry
+/// after a failed backfill.
 async fn cycle(
     stats: &Aggregator,
     config: DaemonConfig,
@@ -88,6 +91,9 @@ async fn cycle(
     match result {
         Ok(()) => {
             metrics.record_run(true);
+            if let Some(keep_days) = config.keep_days {
+                prune(stats, keep_days, metrics, shutdown).await;
+            }
             Ok(stats.calendar().next_local_time(stats.now(), config.at)?)
         }
         Err(_) if stopping => Ok(stats.now()),
@@ -100,4 +106,22 @@ async fn cycle(
             Ok(stats.now() + RETRY_AFTER)
         }
     }
+}
+
+/// The prune after a successful run. A failure is logged and not retried before the next
+/// run: the rows it would have deleted are still counted correctly meanwhile.
+async fn prune(
+    stats: &Aggregator,
+    keep_days: u32,
+    metrics: &Metrics,
+    shutdown: &watch::Receiver<bool>,
+) {
+    let options = PruneOptions::keep_days(keep_days);
+    if let Err(error) = jobs::run_prune(stats, options, metrics, shutdown.clone()).await {
+        tracing::error!(
+            error = format!("{error:#}"),
+            "pruning failed; trying again after the next run"
+        );
+    }
+    metrics.write();
 }

@@ -2,10 +2,11 @@
 
 use anyhow::Context as _;
 use tokio::sync::watch;
-use tollgate_stats::Aggregator;
+use tollgate_stats::{Aggregator, PruneOptions, PruneReport};
 
 use crate::output;
 use crate::progress::Reporter;
+use crate::telemetry::Metrics;
 
 /// `daily`: aggregate one day (default yesterday), then the summary.
 pub(crate) async fn daily(stats: &Aggregator, date: Option<time::Date>) -> anyhow::Result<()> {
@@ -48,6 +49,51 @@ pub(crate) async fn backfill(
         .await
         .context("refreshing the summary")?;
     Ok(())
+}
+
+/// `prune`: delete the raw rows of aggregated days older than the retention, then print
+/// what was done (one line, or JSON). Fails when stopped before the end.
+pub(crate) async fn prune(
+    stats: &Aggregator,
+    options: PruneOptions,
+    json: bool,
+    metrics: &Metrics,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let report = run_prune(stats, options, metrics, shutdown).await?;
+    let cutoff = stats.calendar().day_containing(report.cutoff)?;
+    print(&report, json, |report| output::prune_line(report, &cutoff))?;
+    if report.stopped {
+        anyhow::bail!(
+            "prune stopped after {} days; run it again to resume",
+            report.pruned.len()
+        );
+    }
+    Ok(())
+}
+
+/// A prune with progress (a bar or log lines, stopping on shutdown) that counts the deleted
+/// rows in `aggregator_pruned_rows_total` as it goes; `prune` and the daemon share it.
+pub(crate) async fn run_prune(
+    stats: &Aggregator,
+    options: PruneOptions,
+    metrics: &Metrics,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<PruneReport> {
+    let mut reporter = Reporter::for_prune(shutdown);
+    let mut counted = (0, 0);
+    let report = stats
+        .prune(options, |progress| {
+            metrics.record_pruned(
+                progress.usage_rows_deleted - counted.0,
+                progress.candidate_rows_deleted - counted.1,
+            );
+            counted = (progress.usage_rows_deleted, progress.candidate_rows_deleted);
+            reporter.on_prune_progress(progress)
+        })
+        .await;
+    reporter.finish();
+    report.context("pruning")
 }
 
 /// `summary`.

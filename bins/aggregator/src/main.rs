@@ -72,15 +72,20 @@ async fn run(settings: Settings, cli: &cli::Cli) -> anyhow::Result<()> {
         Job::Summary => jobs::summary(&stats).await,
         Job::Today { json } => return jobs::today(&stats, json).await,
         Job::Show { days, json } => return jobs::show(&stats, days, json).await,
+        Job::Prune { options, json } => {
+            jobs::prune(&stats, options, json, &metrics, shutdown_signal()).await
+        }
         Job::Daemon {
             at,
             refresh_today,
             catch_up_days,
+            keep_days,
         } => {
             let config = daemon::DaemonConfig {
                 at,
                 refresh_today,
                 catch_up_days,
+                keep_days,
             };
             return daemon::run(&stats, config, &metrics, shutdown_signal()).await;
         }
@@ -89,8 +94,8 @@ async fn run(settings: Settings, cli: &cli::Cli) -> anyhow::Result<()> {
     outcome
 }
 
-/// A flag that turns true on SIGINT or SIGTERM, for the long jobs (backfill, daemon), which
-/// check it between days. Short jobs keep the default handlers: a signal ends the process
+/// A flag that turns true on SIGINT or SIGTERM, for the long jobs (backfill, prune, daemon),
+/// which check it between days. Short jobs keep the default handlers: a signal ends the process
 /// and the database rolls back the open transaction.
 fn shutdown_signal() -> watch::Receiver<bool> {
     let (sender, receiver) = watch::channel(false);

@@ -1,8 +1,9 @@
-//! Human output of `show` and `today`: aligned text tables on stdout.
+//! Human output of `show`, `today` and `prune`: aligned text tables and one-line reports on
+//! stdout.
 
 use std::fmt::Write as _;
 
-use tollgate_stats::{DailyEntry, DayAggregate, DaySource, ModelStats};
+use tollgate_stats::{BusinessDay, DailyEntry, DayAggregate, DaySource, ModelStats, PruneReport};
 
 fn source(source: DaySource) -> &'static str {
     match source {
@@ -113,4 +114,24 @@ pub(crate) fn today_table(today: &DayAggregate) -> String {
         out.push_str(&models_table(&today.models));
     }
     out
+}
+
+/// One line saying what `prune` deleted and what it kept; `cutoff` is the first business
+/// day whose rows were kept.
+pub(crate) fn prune_line(report: &PruneReport, cutoff: &BusinessDay) -> String {
+    let mut line = format!(
+        "pruned {} days before {cutoff}: deleted {} usage and {} request_candidates rows in {} batches",
+        report.pruned.len(),
+        report.usage_rows_deleted,
+        report.candidate_rows_deleted,
+        report.batches
+    );
+    if let (Some(first), Some(last)) = (report.skipped.first(), report.skipped.last()) {
+        let _ = write!(
+            line,
+            "; kept {} days without complete rollups ({first}..={last}): aggregate them, then prune again",
+            report.skipped.len()
+        );
+    }
+    line
 }

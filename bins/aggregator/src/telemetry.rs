@@ -81,7 +81,15 @@ impl Metrics {
         self.write();
     }
 
-    fn write(&self) {
+    /// Counts rows deleted by a prune in `aggregator_pruned_rows_total{table}`.
+    pub(crate) fn record_pruned(&self, usage_rows: u64, candidate_rows: u64) {
+        metrics::counter!("aggregator_pruned_rows_total", "table" => "usage").increment(usage_rows);
+        metrics::counter!("aggregator_pruned_rows_total", "table" => "request_candidates")
+            .increment(candidate_rows);
+    }
+
+    /// Writes the metrics file, when there is one.
+    pub(crate) fn write(&self) {
         let (Some(handle), Some(path)) = (&self.handle, &self.file) else {
             return;
         };

@@ -85,7 +85,11 @@ impl Aggregator {
     /// advisory lock. Idempotent: running it again, or from two processes at once, leaves
     /// the same rows. A day aggregated before it has ended is stored but counts as
     /// incomplete, so backfill and the read views compute it again once it has ended.
+    ///
+    /// Fails with [`StatsError::Pruned`] for a day whose raw rows were pruned and whose
+    /// rollups are therefore final (see [`prune`](Self::prune)).
     pub async fn aggregate_day(&self, day: &BusinessDay) -> Result<DayAggregate, StatsError> {
+        self.refuse_pruned(day).await?;
         let started = std::time::Instant::now();
         let aggregate = if reads_inside_transaction(self.db.get_database_backend()) {
             let txn = self.db.begin().await?;

@@ -31,6 +31,24 @@ pub enum StatsError {
         /// The value that did not fit.
         value: i64,
     },
+    /// The business day ends at or before the retention watermark and has complete rollups:
+    /// its raw rows may have been deleted, so aggregating it again would overwrite its
+    /// rollups with what is left of them.
+    #[error(
+        "business day {day} was pruned: its rollups are final and it cannot be aggregated again"
+    )]
+    Pruned {
+        /// The day, `YYYY-MM-DD`.
+        day: String,
+    },
+    /// A retention setting is out of range.
+    #[error("{option} must be at least 1, got {value}")]
+    InvalidPruneOption {
+        /// The setting (`keep_days` or `batch_rows`).
+        option: &'static str,
+        /// The value given.
+        value: u32,
+    },
     /// A database statement failed.
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),

@@ -1,7 +1,7 @@
 //! Usage statistics for tollgate (behaviour.md section 6): daily, per-model, per-user and
 //! summary rollups stored with idempotent upserts, today's live numbers, the combined
-//! view, daily series for dashboards, and backfill with gap detection, in any IANA
-//! business time zone.
+//! view, daily series for dashboards, backfill with gap detection, and retention (pruning
+//! raw rows of aggregated days), in any IANA business time zone.
 //!
 //! The entry point is [`Aggregator`]. The crate picks no database driver: the caller opens
 //! a sea-orm [`DatabaseConnection`](sea_orm::DatabaseConnection) on SQLite or PostgreSQL.
@@ -23,6 +23,7 @@ mod generator;
 mod histogram;
 mod hourly;
 mod hours;
+mod prune;
 mod read;
 mod rollup;
 mod series;
@@ -40,6 +41,7 @@ pub use generator::{GeneratedCounts, GeneratorConfig, baseline_aggregate_day, ge
 pub use histogram::{BOUNDS_MS, BUCKETS, ResponseTimeHistogram, bucket_of};
 pub use hourly::{HourAggregate, HoursReport};
 pub use hours::BusinessHour;
+pub use prune::{PruneOptions, PruneProgress, PruneReport};
 pub use types::{
     AccountCounts, BackfillProgress, BackfillReport, CombinedStats, DailyEntry, DayAggregate,
     DaySource, DayStats, HourEntry, HourSource, ModelStats, Percentiles, SliceStats, SummaryReport,

@@ -125,13 +125,122 @@ async fn daily_summary_and_show_on_a_sqlite_file() {
     assert_eq!(backfill.status.code(), Some(0), "{}", stderr(&backfill));
 }
 
+/// Rows of `usage` and `request_candidates` in the database.
+async fn raw_counts(db: &TestDb) -> (u64, u64) {
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    use tollgate_entities::{request_candidates, usage};
+    (
+        usage::Entity::find().count(&db.conn).await.unwrap(),
+        request_candidates::Entity::find()
+            .count(&db.conn)
+            .await
+            .unwrap(),
+    )
+}
+
+/// `prune` on `db`: usage errors exit 2, the JSON report, what is deleted and kept, and a
+/// pruned day refused by `daily`.
+async fn prune_on(db: &TestDb) {
+    let today = OffsetDateTime::now_utc().date();
+    let midnight = |days_ago: i64| {
+        (today - time::Duration::days(days_ago))
+            .midnight()
+            .assume_utc()
+    };
+    // Five days ago: aggregated. Four days ago: never aggregated. Yesterday: aggregated but
+    // within the retention.
+    for (days_ago, rows) in [(5, 3), (4, 2), (1, 4)] {
+        for i in 0..rows {
+            let at = midnight(days_ago) + time::Duration::minutes(10 * i);
+            let row = fixtures::insert(&db.conn, fixtures::usage_row("gpt-4o", at)).await;
+            let candidate = fixtures::candidate_row(
+                &row.request_id,
+                tollgate_entities::CandidateStatus::Success,
+                at,
+            );
+            fixtures::insert(&db.conn, candidate).await;
+        }
+    }
+    for days_ago in [5, 1] {
+        let date = midnight(days_ago).date().to_string();
+        let daily = aggregator(db.url(), &["daily", "--date", &date]);
+        assert_eq!(daily.status.code(), Some(0), "{}", stderr(&daily));
+    }
+
+    for args in [
+        &["prune", "--keep-days", "0"][..],
+        &["prune"],
+        &["prune", "--keep-days", "2", "--batch-rows", "0"],
+    ] {
+        let output = aggregator(db.url(), args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    assert_eq!(raw_counts(db).await, (9, 9), "usage errors delete nothing");
+
+    let json = aggregator(
+        db.url(),
+        &["prune", "--keep-days", "2", "--batch-rows", "2", "--json"],
+    );
+    assert_eq!(json.status.code(), Some(0), "{}", stderr(&json));
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let date = |days_ago: i64| serde_json::Value::from(midnight(days_ago).date().to_string());
+    assert_eq!(report["pruned"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["pruned"][0]["date"], date(5));
+    assert_eq!(report["skipped"][0]["date"], date(4));
+    assert_eq!(report["usage_rows_deleted"], 3);
+    assert_eq!(report["candidate_rows_deleted"], 3);
+    // Three rows per table in batches of two: 2 + 1.
+    assert_eq!(report["batches"], 4);
+    assert_eq!(report["stopped"], false);
+    assert_eq!(raw_counts(db).await, (6, 6));
+
+    let line = aggregator(db.url(), &["prune", "--keep-days", "2"]);
+    assert_eq!(line.status.code(), Some(0), "{}", stderr(&line));
+    let text = String::from_utf8(line.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    // The walk starts at the oldest row left, four days ago: nothing more to delete.
+    let cutoff = midnight(2).date().to_string();
+    assert!(
+        text.starts_with(&format!("pruned 0 days before {cutoff}: deleted 0 usage")),
+        "{text}"
+    );
+    assert!(
+        text.contains("kept 2 days without complete rollups"),
+        "{text}"
+    );
+
+    let refused = aggregator(
+        db.url(),
+        &["daily", "--date", &midnight(5).date().to_string()],
+    );
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("was pruned"),
+        "{}",
+        stderr(&refused)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_on_sqlite_and_postgres() {
+    prune_on(&TestDb::sqlite().await).await;
+    prune_on(&TestDb::postgres().await).await;
+}
+
 #[cfg(unix)]
-/// Starts `daemon --catch-up-days 3 --refresh-today 10` on `db` with `global` options.
-fn start_daemon(db: &TestDb, global: &[&str]) -> std::process::Child {
+/// Starts `daemon --catch-up-days 3 --refresh-today 10 [daemon options]` on `db` with
+/// `global` options.
+fn start_daemon(db: &TestDb, global: &[&str], daemon: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_tollgate-aggregator"))
         .args(["--database-url", db.url()])
         .args(global)
         .args(["daemon", "--catch-up-days", "3", "--refresh-today", "10"])
+        .args(daemon)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -185,7 +294,7 @@ async fn daemon_stops_cleanly_on_sigterm() {
     let db = TestDb::sqlite().await;
     let metrics = std::env::temp_dir().join(format!("tollgate-metrics-{}.prom", uuid_like()));
     let metrics_arg = metrics.display().to_string();
-    let child = start_daemon(&db, &["--metrics-file", &metrics_arg]);
+    let child = start_daemon(&db, &["--metrics-file", &metrics_arg], &[]);
     // Wait for the catch-up to have written the metrics file, then ask it to stop.
     let started = Instant::now();
     while !metrics.exists() {
@@ -196,6 +305,39 @@ async fn daemon_stops_cleanly_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_caught_up(&std::fs::read_to_string(&metrics).unwrap());
+    stop_daemon(child).await;
+    let _ = std::fs::remove_file(metrics);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_prunes_after_its_run() {
+    let db = TestDb::sqlite().await;
+    // Two days ago: aggregated by the catch-up, then older than `--keep-days 1`.
+    let old = (OffsetDateTime::now_utc().date() - time::Duration::days(2))
+        .midnight()
+        .assume_utc();
+    for minutes in [0_i64, 30, 90] {
+        let at = old + time::Duration::minutes(minutes);
+        fixtures::insert(&db.conn, fixtures::usage_row("gpt-4o", at)).await;
+    }
+    let metrics = std::env::temp_dir().join(format!("tollgate-metrics-{}.prom", uuid_like()));
+    let metrics_arg = metrics.display().to_string();
+    let child = start_daemon(
+        &db,
+        &["--metrics-file", &metrics_arg],
+        &["--keep-days", "1"],
+    );
+    let started = Instant::now();
+    let pruned = "aggregator_pruned_rows_total{table=\"usage\"} 3";
+    while !std::fs::read_to_string(&metrics).is_ok_and(|text| text.contains(pruned)) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the daemon never pruned: {:?}",
+            std::fs::read_to_string(&metrics)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(raw_counts(&db).await, (0, 0));
     stop_daemon(child).await;
     let _ = std::fs::remove_file(metrics);
 }
@@ -227,7 +369,7 @@ async fn daemon_serves_its_metrics_over_http() {
         .unwrap()
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let child = start_daemon(&db, &["--metrics-listen", &addr]);
+    let child = start_daemon(&db, &["--metrics-listen", &addr], &[]);
     let started = Instant::now();
     let text = loop {
         if let Some(text) = scrape(&addr).filter(|text| text.contains("aggregator_runs_total")) {

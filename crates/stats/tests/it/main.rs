@@ -9,6 +9,7 @@ mod backfill;
 mod combined;
 mod concurrency;
 mod oracle;
+mod prune;
 mod read_path;
 mod support;
 mod zones;
