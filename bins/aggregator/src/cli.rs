@@ -56,6 +56,12 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=36_600))]
         days: u32,
     },
+    /// Close the last N business hours that have ended (re-aggregate their hourly rows).
+    Hourly {
+        /// How many ended hours.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=8_784))]
+        hours: u32,
+    },
     /// Refresh the stats_summary row.
     Summary,
     /// Print today's live numbers.

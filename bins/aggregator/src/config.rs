@@ -31,6 +31,8 @@ pub(crate) struct Settings {
 pub(crate) enum Job {
     /// `daily`.
     Daily { date: Option<time::Date> },
+    /// `hourly`.
+    Hourly { hours: u32 },
     /// `backfill`.
     Backfill { days: u32 },
     /// `summary`.
@@ -73,6 +75,7 @@ impl Settings {
                 date: date.as_deref().map(parse_date).transpose()?,
             },
             Command::Backfill { days } => Job::Backfill { days: *days },
+            Command::Hourly { hours } => Job::Hourly { hours: *hours },
             Command::Summary => Job::Summary,
             Command::Today { json } => Job::Today { json: *json },
             Command::Show { days, json } => Job::Show {

@@ -1,11 +1,12 @@
-//! `daemon`: catch up at start, then run shortly after each business midnight, optionally
+//! `daemon`: catch up at start, then close each hour shortly after it ends (re-aggregating
+//! the last 3, behaviour.md 9) and run shortly after each business midnight, optionally
 //! refreshing today's rows and pruning old raw rows after each run, until SIGINT or SIGTERM.
 
 use std::time::Duration;
 
 use time::OffsetDateTime;
 use tokio::sync::watch;
-use tollgate_stats::{Aggregator, PruneOptions};
+use tollgate_stats::{Aggregator, ClosingConfig, PruneOptions};
 
 use crate::jobs;
 use crate::telemetry::Metrics;
@@ -45,11 +46,23 @@ pub(crate) async fn run(
         .refresh_today
         .and_then(|period| time::Duration::try_from(period).ok());
     let mut next_refresh = refresh.map(|period| stats.now() + period);
+    let closing = ClosingConfig::default();
+    let mut next_close = stats.now();
     loop {
         if *shutdown.borrow() {
             break;
         }
         let now = stats.now();
+        if now >= next_close {
+            next_close = match stats.close_hours(closing.hours).await {
+                Ok(_) => stats.next_cycle_at(closing.delay)?,
+                Err(error) => {
+                    tracing::warn!(%error, "closing hours failed; retrying in a minute");
+                    now + MAX_SLEEP
+                }
+            };
+            metrics.write();
+        }
         if now >= next_run {
             next_run = cycle(stats, config, metrics, &shutdown).await?;
         }
@@ -62,11 +75,16 @@ pub(crate) async fn run(
             }
             next_refresh = Some(stats.now() + period);
         }
-        let wake = [Some(next_run), next_refresh, Some(now + MAX_SLEEP)]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(now + MAX_SLEEP);
+        let wake = [
+            Some(next_run),
+            Some(next_close),
+            next_refresh,
+            Some(now + MAX_SLEEP),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(now + MAX_SLEEP);
         let pause = Duration::try_from(wake - stats.now()).unwrap_or(Duration::ZERO);
         tokio::select! {
             () = tokio::time::sleep(pause) => {}

@@ -25,6 +25,22 @@ pub(crate) async fn daily(stats: &Aggregator, date: Option<time::Date>) -> anyho
     Ok(())
 }
 
+/// `hourly`: close the last `hours` ended hours and print one line.
+pub(crate) async fn hourly(stats: &Aggregator, hours: u32) -> anyhow::Result<()> {
+    let report = stats.close_hours(hours).await.context("closing hours")?;
+    match (report.hours.first(), report.hours.last()) {
+        (Some(first), Some(last)) => println!(
+            "closed {} hours from {} to {}: {} requests",
+            report.hours.len(),
+            first.start(),
+            last.end(),
+            report.requests
+        ),
+        _ => println!("no hour to close"),
+    }
+    Ok(())
+}
+
 /// `backfill`: fill missing days, then the summary. Fails when stopped before the end.
 pub(crate) async fn backfill(
     stats: &Aggregator,

@@ -69,6 +69,7 @@ async fn run(settings: Settings, cli: &cli::Cli) -> anyhow::Result<()> {
     let outcome = match settings.job {
         Job::Daily { date } => jobs::daily(&stats, date).await,
         Job::Backfill { days } => jobs::backfill(&stats, days, shutdown_signal()).await,
+        Job::Hourly { hours } => jobs::hourly(&stats, hours).await,
         Job::Summary => jobs::summary(&stats).await,
         Job::Today { json } => return jobs::today(&stats, json).await,
         Job::Show { days, json } => return jobs::show(&stats, days, json).await,

@@ -64,6 +64,10 @@ pub(crate) struct Cli {
     /// Start a built-in mock upstream and a demo catalogue, and print copy-paste requests.
     #[arg(long)]
     pub demo: bool,
+    /// Do not close statistics hours and days in this process (run `tollgate-aggregator
+    /// daemon` instead).
+    #[arg(long, env = "TOLLGATE_NO_AGGREGATION")]
+    pub no_aggregation: bool,
     /// Largest request body in bytes.
     #[arg(long, env = "TOLLGATE_BODY_LIMIT_BYTES", default_value_t = DEFAULT_BODY_LIMIT)]
     pub body_limit_bytes: usize,
@@ -328,6 +332,7 @@ impl Cli {
             resolution_order,
             catalog: self.catalog,
             demo: self.demo,
+            aggregation: !self.no_aggregation,
             body_limit: self.body_limit_bytes,
             writer: WriterConfig {
                 queue_capacity: queue,

@@ -41,6 +41,9 @@ pub struct Config {
     pub catalog: Option<PathBuf>,
     /// Demo mode.
     pub demo: bool,
+    /// Whether this process runs the statistics closing loop (behaviour.md 9); off with
+    /// `--no-aggregation`.
+    pub aggregation: bool,
     /// Largest request body in bytes.
     pub body_limit: usize,
     /// Usage writer settings.

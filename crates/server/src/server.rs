@@ -9,7 +9,7 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use tollgate_cache::Cache;
 use tollgate_migrations::{Migrator, MigratorTraitReexport as _};
 use tollgate_resolver::ResolverConfig;
-use tollgate_stats::BusinessCalendar;
+use tollgate_stats::{Aggregator, BusinessCalendar, ClosingConfig};
 
 use crate::config::Config;
 use crate::demo::DemoError;
@@ -121,6 +121,17 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     };
     let calendar = BusinessCalendar::new(&config.timezone)
         .map_err(|error| StartError::Timezone(error.to_string()))?;
+    // Hours and days close in this process unless told not to; on PostgreSQL the advisory
+    // lock keeps one worker at a time across gateways and aggregators. Its transactions are
+    // atomic, so aborting it at shutdown leaves consistent rows.
+    let closing = config.aggregation.then(|| {
+        let stats = Aggregator::new(conn.clone(), calendar.clone());
+        tokio::spawn(async move {
+            stats
+                .run_closing_loop(ClosingConfig::default(), std::future::pending())
+                .await;
+        })
+    });
     let secrets = SecretBox::new(config.encryption_key.as_ref().map(Secret::expose));
     let mut builder = Gateway::builder(conn.clone())
         .cache(cache)
@@ -186,6 +197,9 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             let _ = stop.send(());
             stop_within(&gateway, config.shutdown_timeout, served).await;
         }
+    }
+    if let Some(closing) = closing {
+        closing.abort();
     }
     drop(demo);
     Ok(())

@@ -239,14 +239,14 @@ pub(crate) async fn daily_rows<C: ConnectionTrait>(
 }
 
 /// A `SELECT *` of a statistics table by a range of its time `column` (`date` or `hour`),
-/// optionally for one user.
+/// optionally for one value of a key column (`("user_id", id)`).
 pub(crate) fn range_select<C: ConnectionTrait>(
     conn: &C,
     table: &str,
     column: &str,
     from: Option<OffsetDateTime>,
     to: OffsetDateTime,
-    user_id: Option<&str>,
+    key: Option<(&str, &str)>,
 ) -> Result<sea_orm::Statement, StatsError> {
     let backend = conn.get_database_backend();
     let mut sql = format!("SELECT * FROM {table} WHERE {column} < $1");
@@ -255,9 +255,9 @@ pub(crate) fn range_select<C: ConnectionTrait>(
         values.push(bound(backend, from)?);
         sql.push_str(&format!(" AND {column} >= ${}", values.len()));
     }
-    if let Some(user_id) = user_id {
-        values.push(Value::from(user_id.to_owned()));
-        sql.push_str(&format!(" AND user_id = ${}", values.len()));
+    if let Some((key, value)) = key {
+        values.push(Value::from(value.to_owned()));
+        sql.push_str(&format!(" AND {key} = ${}", values.len()));
     }
     sql.push_str(&format!(" ORDER BY {column}"));
     Ok(statement(backend, &sql, values))

@@ -14,6 +14,7 @@
 //! ```
 
 mod aggregator;
+mod breakdown;
 mod calendar;
 mod clock;
 mod closing;
@@ -32,6 +33,7 @@ mod types;
 mod write;
 
 pub use aggregator::Aggregator;
+pub use breakdown::{Breakdown, BreakdownBy, KeyDailyEntry};
 pub use calendar::{BusinessCalendar, BusinessDay};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use closing::{ClosingConfig, CycleReport};

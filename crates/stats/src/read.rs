@@ -29,7 +29,14 @@ where
     E: EntityTrait,
     C: ConnectionTrait,
 {
-    let stmt = range_select(conn, table, "hour", Some(from), to, user_id)?;
+    let stmt = range_select(
+        conn,
+        table,
+        "hour",
+        Some(from),
+        to,
+        user_id.map(|id| ("user_id", id)),
+    )?;
     Ok(E::find().from_raw_sql(stmt).all(conn).await?)
 }
 

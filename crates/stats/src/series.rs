@@ -226,7 +226,7 @@ impl Aggregator {
             "date",
             Some(window.from),
             window.today.start(),
-            Some(user_id),
+            Some(("user_id", user_id)),
         )?;
         let stored: BTreeMap<OffsetDateTime, UserStats> = stats_user_daily::Entity::find()
             .from_raw_sql(stmt)

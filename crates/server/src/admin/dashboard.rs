@@ -1,6 +1,7 @@
-//! The dashboard API: combined statistics, the daily series with per-model breakdown and a
-//! user's daily series, over `tollgate-stats`. Answers are cached for a few seconds per
-//! caller key, never shared between callers.
+//! The dashboard API: combined statistics, the daily and hourly series, per-provider and
+//! per-client-key breakdowns, and a user's or a client key's own daily series, over
+//! `tollgate-stats` (which reads rollups, never scans past days). Answers are cached for a
+//! few seconds per caller key, never shared between callers.
 
 use std::sync::Arc;
 
@@ -10,7 +11,8 @@ use axum::extract::State;
 use axum::routing::get;
 use sea_orm::EntityTrait;
 use serde::Deserialize;
-use tollgate_entities::users;
+use tollgate_entities::{api_keys, users};
+use tollgate_stats::BreakdownBy;
 
 use super::error::AdminError;
 use super::extract::{Admin, AdminId, AdminQuery, Caller};
@@ -22,6 +24,40 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/dashboard/stats", get(combined))
         .route("/api/dashboard/daily-stats", get(daily))
         .route("/api/dashboard/users/{id}/daily-stats", get(user_daily))
+        .route("/api/dashboard/hourly-stats", get(hourly))
+        .route("/api/dashboard/breakdown", get(breakdown))
+        .route("/api/dashboard/keys/{id}/daily-stats", get(key_daily))
+}
+
+/// A whole number from `min` to `max` in query parameter `name`, or `default`.
+fn bounded(name: &str, text: Option<&String>, default: u32, max: u32) -> Result<u32, AdminError> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    match text.parse::<u32>() {
+        Ok(value) if (1..=max).contains(&value) => Ok(value),
+        _ => Err(AdminError::bad_request(format!(
+            "{name} `{text}` must be a whole number from 1 to {max}"
+        ))),
+    }
+}
+
+/// `?hours=N`, 1 to 168 (default 24).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HoursQuery {
+    #[serde(default)]
+    hours: Option<String>,
+}
+
+/// `?by=provider|api_key&days=N`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BreakdownQuery {
+    #[serde(default)]
+    by: Option<String>,
+    #[serde(default)]
+    days: Option<String>,
 }
 
 /// `?days=N`, 1 to 90 (default 7).
@@ -34,15 +70,7 @@ pub(crate) struct DaysQuery {
 
 impl DaysQuery {
     fn days(&self) -> Result<u32, AdminError> {
-        let Some(text) = &self.days else {
-            return Ok(7);
-        };
-        match text.parse::<u32>() {
-            Ok(days) if (1..=90).contains(&days) => Ok(days),
-            _ => Err(AdminError::bad_request(format!(
-                "days `{text}` must be a whole number from 1 to 90"
-            ))),
-        }
+        bounded("days", self.days.as_ref(), 7, 90)
     }
 }
 
@@ -125,6 +153,105 @@ pub(crate) async fn user_daily(
                 .map_err(AdminError::from)?;
             Ok(serde_json::json!({
                 "user_id": user_id,
+                "timezone": state.stats().calendar().zone_name(),
+                "days": to_json(&series)?,
+            }))
+        })
+        .await?;
+    Ok(Json(answer))
+}
+
+/// `GET /api/dashboard/hourly-stats?hours=N`: the last N business hours, the current one
+/// included, oldest first.
+pub(crate) async fn hourly(
+    Admin(caller): Admin,
+    State(state): State<AppState>,
+    AdminQuery(query): AdminQuery<HoursQuery>,
+) -> Result<Json<Arc<serde_json::Value>>, AdminError> {
+    let hours = bounded("hours", query.hours.as_ref(), 24, 168)?;
+    let key = format!("{}|hourly|{hours}", caller.key_id);
+    let answer = state
+        .dashboard()
+        .answer(key, || async {
+            let series = state
+                .stats()
+                .hourly_series(hours)
+                .await
+                .map_err(AdminError::from)?;
+            Ok(serde_json::json!({
+                "timezone": state.stats().calendar().zone_name(),
+                "hours": to_json(&series)?,
+            }))
+        })
+        .await?;
+    Ok(Json(answer))
+}
+
+/// `GET /api/dashboard/breakdown?by=provider|api_key&days=N`: totals per provider or
+/// client key over the last N business days.
+pub(crate) async fn breakdown(
+    Admin(caller): Admin,
+    State(state): State<AppState>,
+    AdminQuery(query): AdminQuery<BreakdownQuery>,
+) -> Result<Json<Arc<serde_json::Value>>, AdminError> {
+    let by = match query.by.as_deref() {
+        None | Some("provider") => BreakdownBy::Provider,
+        Some("api_key") => BreakdownBy::ApiKey,
+        Some(other) => {
+            return Err(AdminError::bad_request(format!(
+                "by `{other}` must be `provider` or `api_key`"
+            )));
+        }
+    };
+    let days = bounded("days", query.days.as_ref(), 7, 90)?;
+    let key = format!("{}|breakdown|{by:?}|{days}", caller.key_id);
+    let answer = state
+        .dashboard()
+        .answer(key, || async {
+            let breakdown = state
+                .stats()
+                .breakdown(by, days)
+                .await
+                .map_err(AdminError::from)?;
+            let mut answer = to_json(&breakdown)?;
+            answer["timezone"] = state.stats().calendar().zone_name().into();
+            Ok(answer)
+        })
+        .await?;
+    Ok(Json(answer))
+}
+
+/// `GET /api/dashboard/keys/{id}/daily-stats?days=N`: one client key's daily series; an
+/// admin may read any key, any other caller only keys of their own user.
+pub(crate) async fn key_daily(
+    caller: Caller,
+    State(state): State<AppState>,
+    AdminId(key_id): AdminId,
+    AdminQuery(query): AdminQuery<DaysQuery>,
+) -> Result<Json<Arc<serde_json::Value>>, AdminError> {
+    let days = query.days()?;
+    let Some(api_key) = api_keys::Entity::find_by_id(key_id.clone())
+        .one(state.conn())
+        .await?
+    else {
+        return Err(AdminError::not_found("client key", &key_id));
+    };
+    if !caller.is_admin() && caller.0.user_id != api_key.user_id {
+        return Err(AdminError::forbidden(
+            "a user may read only the statistics of their own client keys",
+        ));
+    }
+    let key = format!("{}|key|{key_id}|{days}", caller.0.key_id);
+    let answer = state
+        .dashboard()
+        .answer(key, || async {
+            let series = state
+                .stats()
+                .api_key_daily_series(&key_id, days)
+                .await
+                .map_err(AdminError::from)?;
+            Ok(serde_json::json!({
+                "api_key_id": key_id,
                 "timezone": state.stats().calendar().zone_name(),
                 "days": to_json(&series)?,
             }))
