@@ -8,6 +8,7 @@
 mod backfill;
 mod combined;
 mod concurrency;
+mod hourly;
 mod oracle;
 mod prune;
 mod read_path;
