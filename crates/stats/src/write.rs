@@ -368,6 +368,54 @@ mod tests {
                 "updated_at",
             ]
         );
+        let slice = [
+            "total_requests",
+            "success_requests",
+            "error_requests",
+            "input_tokens",
+            "output_tokens",
+            "cache_creation_tokens",
+            "cache_read_tokens",
+            "total_cost",
+            "actual_total_cost",
+            "avg_response_time_ms",
+            "unpriced_requests",
+            "response_time_histogram",
+            "updated_at",
+        ];
+        {
+            use stats_hourly_model::Column as C;
+            let columns = updated_columns::<stats_hourly_model::Entity>(&[C::Hour, C::Model]);
+            assert_eq!(names(columns), slice);
+        }
+        {
+            use stats_hourly_provider::Column as C;
+            let columns = updated_columns::<stats_hourly_provider::Entity>(&[C::Hour, C::Provider]);
+            assert_eq!(names(columns), slice);
+        }
+        {
+            use stats_hourly_user::Column as C;
+            let columns = updated_columns::<stats_hourly_user::Entity>(&[C::Hour, C::UserId]);
+            assert_eq!(names(columns), slice);
+        }
+        {
+            use stats_daily_provider::Column as C;
+            let columns = updated_columns::<stats_daily_provider::Entity>(&[C::Date, C::Provider]);
+            assert_eq!(names(columns), slice);
+        }
+        {
+            use stats_daily_api_key::Column as C;
+            let columns = updated_columns::<stats_daily_api_key::Entity>(&[C::Date, C::ApiKeyId]);
+            assert_eq!(names(columns), slice);
+        }
+        assert_eq!(
+            names(updated_columns::<stats_hourly::Entity>(&[
+                stats_hourly::Column::Hour
+            ])),
+            names(updated_columns::<stats_daily::Entity>(&[
+                stats_daily::Column::Date
+            ])),
+        );
         assert_eq!(
             names(updated_columns::<stats_summary::Entity>(&[
                 stats_summary::Column::Id
