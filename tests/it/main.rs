@@ -15,6 +15,7 @@ mod admin_rules;
 mod admin_support;
 mod fault_upstream;
 mod gateway_catalog;
+mod gateway_closing;
 mod gateway_dead_letters;
 mod gateway_demo;
 mod gateway_durability;

@@ -56,15 +56,39 @@ const SCHEMA: &[(&str, &str)] = &[
     ),
     (
         "stats_daily",
-        "id date total_requests success_requests error_requests input_tokens output_tokens cache_creation_tokens cache_read_tokens total_cost actual_total_cost input_cost output_cost cache_creation_cost cache_read_cost avg_response_time_ms fallback_count unique_models unique_providers created_at updated_at",
+        "id date total_requests success_requests error_requests input_tokens output_tokens cache_creation_tokens cache_read_tokens total_cost actual_total_cost input_cost output_cost cache_creation_cost cache_read_cost avg_response_time_ms fallback_count unique_models unique_providers unpriced_requests response_time_histogram? created_at updated_at",
     ),
     (
         "stats_daily_model",
-        "id date model total_requests input_tokens output_tokens cache_creation_tokens cache_read_tokens total_cost avg_response_time_ms created_at updated_at",
+        "id date model total_requests input_tokens output_tokens cache_creation_tokens cache_read_tokens total_cost avg_response_time_ms unpriced_requests response_time_histogram? created_at updated_at",
     ),
     (
         "stats_user_daily",
-        "id user_id date total_requests success_requests error_requests input_tokens output_tokens cache_creation_tokens cache_read_tokens total_cost created_at updated_at",
+        "id user_id date total_requests success_requests error_requests input_tokens output_tokens cache_creation_tokens cache_read_tokens total_cost unpriced_requests response_time_histogram? created_at updated_at",
+    ),
+    (
+        "stats_hourly",
+        "id hour total_requests success_requests error_requests input_tokens output_tokens cache_creation_tokens cache_read_tokens total_cost actual_total_cost input_cost output_cost cache_creation_cost cache_read_cost avg_response_time_ms fallback_count unique_models unique_providers unpriced_requests response_time_histogram? created_at updated_at",
+    ),
+    (
+        "stats_hourly_model",
+        "id hour model total_requests success_requests error_requests input_tokens output_tokens cache_creation_tokens cache_read_tokens total_cost actual_total_cost avg_response_time_ms unpriced_requests response_time_histogram? created_at updated_at",
+    ),
+    (
+        "stats_hourly_provider",
+        "id hour provider total_requests success_requests error_requests input_tokens output_tokens cache_creation_tokens cache_read_tokens total_cost actual_total_cost avg_response_time_ms unpriced_requests response_time_histogram? created_at updated_at",
+    ),
+    (
+        "stats_hourly_user",
+        "id hour user_id total_requests success_requests error_requests input_tokens output_tokens cache_creation_tokens cache_read_tokens total_cost actual_total_cost avg_response_time_ms unpriced_requests response_time_histogram? created_at updated_at",
+    ),
+    (
+        "stats_daily_provider",
+        "id date provider total_requests success_requests error_requests input_tokens output_tokens cache_creation_tokens cache_read_tokens total_cost actual_total_cost avg_response_time_ms unpriced_requests response_time_histogram? created_at updated_at",
+    ),
+    (
+        "stats_daily_api_key",
+        "id date api_key_id total_requests success_requests error_requests input_tokens output_tokens cache_creation_tokens cache_read_tokens total_cost actual_total_cost avg_response_time_ms unpriced_requests response_time_histogram? created_at updated_at",
     ),
     (
         "stats_summary",
@@ -89,6 +113,12 @@ const UNIQUES: &[(&str, &[&str])] = &[
     ("stats_daily", &["date"]),
     ("stats_daily_model", &["date", "model"]),
     ("stats_user_daily", &["user_id", "date"]),
+    ("stats_hourly", &["hour"]),
+    ("stats_hourly_model", &["hour", "model"]),
+    ("stats_hourly_provider", &["hour", "provider"]),
+    ("stats_hourly_user", &["hour", "user_id"]),
+    ("stats_daily_provider", &["date", "provider"]),
+    ("stats_daily_api_key", &["date", "api_key_id"]),
 ];
 
 /// Plain indexes of schema.md.

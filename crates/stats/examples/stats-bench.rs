@@ -7,13 +7,19 @@
 //! cargo run --release -p tollgate-stats --features generator --example stats-bench -- \
 //!     --database-url URL baseline --date 2025-06-01
 //! ```
+//!
+//! Section 9 (see docs/PERFORMANCE.md, "Statistics at scale"): `aggregate --days N` fills
+//! history, `close-hours` times closing hours as the loop does, and `dashboard` times the
+//! dashboard's reads at a fixed instant (no answer cache at this layer).
 
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DbBackend};
+use std::sync::Arc;
 use tollgate_migrations::{Migrator, MigratorTraitReexport as _};
-use tollgate_stats::{Aggregator, BusinessCalendar, GeneratorConfig};
+
+use tollgate_stats::{Aggregator, BusinessCalendar, FixedClock, GeneratorConfig};
 
 #[derive(Parser)]
 struct Cli {
@@ -57,11 +63,67 @@ enum Command {
         #[arg(long)]
         date: String,
     },
-    /// Time `Aggregator::aggregate_day` on one day, in process.
+    /// Time `Aggregator::aggregate_day` on one day (or `--days` consecutive days), in
+    /// process.
     Aggregate {
         #[arg(long)]
         date: String,
+        #[arg(long, default_value_t = 1)]
+        days: u32,
     },
+    /// Close the `--hours` hours that ended before `--at` (RFC 3339), one call per hour
+    /// from the oldest, then time `--rounds` re-closings of the last 3 hours (the loop's
+    /// cycle) and of the last hour alone.
+    CloseHours {
+        #[arg(long)]
+        at: String,
+        #[arg(long, default_value_t = 3)]
+        hours: u32,
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+    },
+    /// Time the dashboard reads at `--at` (RFC 3339): combined view, daily series of 30 and
+    /// 90 days, hourly series of 24 hours; `--rounds` calls each, median and p95.
+    Dashboard {
+        #[arg(long)]
+        at: String,
+        #[arg(long, default_value_t = 20)]
+        rounds: u32,
+    },
+}
+
+fn parse_instant(raw: &str) -> anyhow::Result<time::OffsetDateTime> {
+    Ok(time::OffsetDateTime::parse(
+        raw,
+        &time::format_description::well_known::Rfc3339,
+    )?)
+}
+
+/// Median and p95 (nearest rank) of `samples` in milliseconds.
+fn summary(samples: &mut [f64]) -> (f64, f64) {
+    samples.sort_by(f64::total_cmp);
+    let rank = |q: f64| {
+        let index = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1;
+        samples[index]
+    };
+    (rank(0.5), rank(0.95))
+}
+
+/// Times `rounds` calls of `call` and prints median and p95.
+async fn time_calls<F, Fut, T>(what: &str, rounds: u32, mut call: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, tollgate_stats::StatsError>>,
+{
+    let mut samples = Vec::new();
+    for _ in 0..rounds {
+        let started = Instant::now();
+        call().await?;
+        samples.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    let (median, p95) = summary(&mut samples);
+    eprintln!("{what}: median {median:.1} ms, p95 {p95:.1} ms over {rounds} calls");
+    Ok(())
 }
 
 fn parse_date(raw: &str) -> anyhow::Result<time::Date> {
@@ -128,18 +190,59 @@ async fn main() -> anyhow::Result<()> {
                 started.elapsed().as_secs_f64()
             );
         }
-        Command::Aggregate { date } => {
-            let day = calendar.day(parse_date(&date)?)?;
-            let stats = Aggregator::new(db, calendar);
-            let started = Instant::now();
-            let aggregate = stats.aggregate_day(&day).await?;
+        Command::Aggregate { date, days } => {
+            let mut day = calendar.day(parse_date(&date)?)?;
+            let stats = Aggregator::new(db, calendar.clone());
+            for _ in 0..days {
+                let started = Instant::now();
+                let aggregate = stats.aggregate_day(&day).await?;
+                eprintln!(
+                    "aggregate: {day}, {} requests, {} models, {} users, {} keys in {:.2} s",
+                    aggregate.stats.total_requests,
+                    aggregate.models.len(),
+                    aggregate.users.len(),
+                    aggregate.api_keys.len(),
+                    started.elapsed().as_secs_f64()
+                );
+                day = calendar.next(&day)?;
+            }
+        }
+        Command::CloseHours { at, hours, rounds } => {
+            let clock = Arc::new(FixedClock::new(parse_instant(&at)?));
+            let stats = Aggregator::new(db, calendar.clone()).with_clock(clock);
+            let all = calendar.hours_before(stats.now(), hours)?;
+            for hour in &all {
+                let started = Instant::now();
+                let closed = stats.aggregate_hours(std::slice::from_ref(hour)).await?;
+                eprintln!(
+                    "close {hour}: {} requests, {} users in {:.0} ms",
+                    closed[0].stats.total_requests,
+                    closed[0].users.len(),
+                    started.elapsed().as_secs_f64() * 1e3
+                );
+            }
+            time_calls("re-close the last hour", rounds, || stats.close_hours(1)).await?;
+            time_calls("re-close the last 3 hours (one cycle)", rounds, || {
+                stats.close_hours(3)
+            })
+            .await?;
+        }
+        Command::Dashboard { at, rounds } => {
+            let clock = Arc::new(FixedClock::new(parse_instant(&at)?));
+            let stats = Aggregator::new(db, calendar).with_clock(clock);
+            let view = stats.today_view().await?;
             eprintln!(
-                "aggregate: {day}, {} requests, {} models, {} users in {:.2} s",
-                aggregate.stats.total_requests,
-                aggregate.models.len(),
-                aggregate.users.len(),
-                started.elapsed().as_secs_f64()
+                "today: {} requests, {} hours closed, live from {}",
+                view.today.stats.total_requests, view.hours_closed, view.live_from
             );
+            time_calls("combined (GET /api/dashboard/stats)", rounds, || {
+                stats.combined()
+            })
+            .await?;
+            time_calls("daily_series(30)", rounds, || stats.daily_series(30)).await?;
+            time_calls("daily_series(90)", rounds, || stats.daily_series(90)).await?;
+            time_calls("hourly_series(24)", rounds, || stats.hourly_series(24)).await?;
+            time_calls("hourly_series(168)", rounds, || stats.hourly_series(168)).await?;
         }
     }
     Ok(())
