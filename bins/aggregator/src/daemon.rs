@@ -54,7 +54,7 @@ pub(crate) async fn run(
         }
         let now = stats.now();
         if now >= next_close {
-            next_close = match stats.close_hours(closing.hours).await {
+            next_close = match stats.closing_cycle(&closing).await {
                 Ok(_) => stats.next_cycle_at(closing.delay)?,
                 Err(error) => {
                     tracing::warn!(%error, "closing hours failed; retrying in a minute");

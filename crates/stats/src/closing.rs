@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::{Aggregator, BusinessDay, StatsError};
+use crate::{Aggregator, BusinessDay, BusinessHour, StatsError};
 
 /// Settings of the closing loop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,28 +39,66 @@ pub struct CycleReport {
     pub hours: usize,
     /// Requests in them.
     pub requests: i64,
-    /// The day closed in this cycle, if one had ended without a complete row.
+    /// The (last) past day aggregated in this cycle.
     pub day_closed: Option<BusinessDay>,
 }
 
 impl Aggregator {
-    /// One cycle: re-aggregate the last `config.hours` ended hours; if yesterday has no
-    /// complete day row, aggregate it and refresh the summary.
+    /// One cycle: re-aggregate the last `config.hours` ended hours; then aggregate every
+    /// past day those hours belong to (from its hours, so the day row stays equal to their
+    /// sum even when a late row changed one of them after the day was first closed), and
+    /// yesterday if it has no complete day row; refresh the summary after a day changed.
     pub async fn closing_cycle(&self, config: &ClosingConfig) -> Result<CycleReport, StatsError> {
-        let closed = self.close_hours(config.hours).await?;
-        let yesterday = self.yesterday()?;
-        let day_closed = if self.missing_days(1).await?.contains(&yesterday) {
-            self.aggregate_day(&yesterday).await?;
+        let closed = self.close(self.hours_to_close(config.hours).await?).await?;
+        let today = self.today()?;
+        let mut days: Vec<BusinessDay> = self
+            .days_of(&closed.hours)?
+            .into_iter()
+            .filter(|day| day.start() < today.start())
+            .collect();
+        let yesterday = self.calendar.previous(&today)?;
+        if !days.contains(&yesterday) && self.missing_days(1).await?.contains(&yesterday) {
+            days.push(yesterday);
+        }
+        for day in &days {
+            self.aggregate_day(day).await?;
+        }
+        if !days.is_empty() {
             self.refresh_summary().await?;
-            Some(yesterday)
-        } else {
-            None
-        };
+        }
+        let day_closed = days.last().copied();
         Ok(CycleReport {
             hours: closed.hours.len(),
             requests: closed.requests,
             day_closed,
         })
+    }
+
+    /// The last `count` ended hours, extended back to the first ended hour of today that
+    /// was never closed (the loop was not running then), so no hour of today is left out.
+    async fn hours_to_close(&self, count: u32) -> Result<Vec<BusinessHour>, StatsError> {
+        let now = self.now();
+        let window = self.calendar.hours_before(now, count)?;
+        let today = self.calendar.day_containing(now)?;
+        let current = self.calendar.hour_containing(now)?;
+        let closed = self
+            .closed_hours(today.start(), current.start(), false)
+            .await?;
+        let ended: Vec<BusinessHour> = self
+            .calendar
+            .hours_of(&today)
+            .into_iter()
+            .filter(|hour| hour.end() <= current.start())
+            .collect();
+        let first_gap = ended
+            .iter()
+            .position(|hour| !closed.stats.contains_key(&hour.start()));
+        match (first_gap, window.first()) {
+            (Some(gap), Some(first)) if ended[gap].start() < first.start() => {
+                Ok(ended[gap..].to_vec())
+            }
+            _ => Ok(window),
+        }
     }
 
     /// Days to look back at start: `catch_up_days`, but not before the first usage row.

@@ -225,6 +225,10 @@ impl Aggregator {
                 detail: "hours to aggregate must be consecutive".to_owned(),
             });
         }
+        // The raw rows of a pruned day are gone: its hours are final, like the day.
+        for day in self.days_of(hours)? {
+            self.refuse_pruned(&day).await?;
+        }
         let aggregates = if reads_inside_transaction(self.db.get_database_backend()) {
             let txn = self.db.begin().await?;
             sql::lock(&txn).await?;
@@ -242,11 +246,28 @@ impl Aggregator {
         Ok(aggregates)
     }
 
+    /// The business days `hours` fall in, in order, each once.
+    pub(crate) fn days_of(&self, hours: &[BusinessHour]) -> Result<Vec<BusinessDay>, StatsError> {
+        let mut days: Vec<BusinessDay> = Vec::new();
+        for hour in hours {
+            let day = self.calendar.day_containing(hour.start())?;
+            if days.last() != Some(&day) {
+                days.push(day);
+            }
+        }
+        Ok(days)
+    }
+
     /// Closes the last `count` hours that have ended (re-aggregating them: usage rows are
     /// written when their request ends but dated when it started, so an hour keeps
     /// receiving rows for a while). `count` 0 does nothing.
     pub async fn close_hours(&self, count: u32) -> Result<HoursReport, StatsError> {
         let hours = self.calendar.hours_before(self.now(), count)?;
+        self.close(hours).await
+    }
+
+    /// Aggregates `hours` (consecutive) and counts them as closed.
+    pub(crate) async fn close(&self, hours: Vec<BusinessHour>) -> Result<HoursReport, StatsError> {
         let aggregates = self.aggregate_hours(&hours).await?;
         let requests = aggregates
             .iter()

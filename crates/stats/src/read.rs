@@ -255,6 +255,7 @@ impl Aggregator {
             all_time,
             today: today.today,
             today_hours_closed: today.hours_closed,
+            today_hours_not_aggregated: today.hours_not_aggregated,
             today_live_from: today.live_from,
             accounts,
             summary_cutoff: from,

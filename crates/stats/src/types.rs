@@ -432,6 +432,9 @@ pub struct CombinedStats {
     pub today: DayAggregate,
     /// Closed hours of today read from `stats_hourly`.
     pub today_hours_closed: usize,
+    /// Ended hours of today before `today_live_from` that were never closed: not counted
+    /// until the closing loop (or `tollgate-aggregator hourly`) closes them.
+    pub today_hours_not_aggregated: usize,
     /// Today's rows from this instant on were computed from `usage`.
     #[serde(with = "time::serde::rfc3339")]
     pub today_live_from: OffsetDateTime,

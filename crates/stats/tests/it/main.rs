@@ -6,6 +6,7 @@
 )]
 
 mod backfill;
+mod closing;
 mod combined;
 mod concurrency;
 mod hourly;

@@ -1,0 +1,125 @@
+//! The closing loop (behaviour.md 9): a cycle closes the last hours and the day they belong
+//! to, a late row changes the day as well as its hour, the loop catches up at start, and
+//! pruned hours are never rewritten.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use sea_orm::EntityTrait;
+use time::macros::{date, datetime};
+use tollgate_entities::{stats_daily, stats_hourly};
+use tollgate_stats::{
+    Aggregator, BusinessCalendar, ClosingConfig, DayStats, FixedClock, PruneOptions, StatsError,
+};
+use tollgate_testkit::db_test;
+
+use crate::support::{self, Data, Rng};
+
+db_test!(async fn a_cycle_closes_the_day_and_a_late_row_reaches_hour_and_day(db) {
+    let calendar = BusinessCalendar::new("Europe/Berlin").unwrap();
+    let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 22:02:30 UTC)));
+    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock.clone());
+    let mut rng = Rng(77);
+    let days = support::days(&calendar, &[date!(2025 - 06 - 20)]);
+    let data = Data::with_traffic(&mut rng, support::users("cycle", 2, 0), &days, 40);
+    data.insert(&db.conn).await;
+    let day = days[0];
+    let config = ClosingConfig::default();
+
+    // 00:02:30 local on 06-21: the last three hours of 06-20 close, and 06-20 with them.
+    let report = stats.closing_cycle(&config).await.unwrap();
+    assert_eq!(report.hours, 3);
+    assert_eq!(report.day_closed, Some(day));
+    let stored = stats_daily::Entity::find().all(&db.conn).await.unwrap();
+    let row = stored.iter().find(|row| row.date == day.start()).expect("day row");
+    let expected = support::oracle(&data, day.start(), day.end());
+    support::assert_day_stats(&DayStats::from(row), &expected.stats, "closed at 00:02");
+
+    // A stream that began at 23:30 local ends late; the next cycle (01:02) re-aggregates
+    // 23:00 and the day, so the day stays the sum of its hours.
+    let late = support::usage_row(&mut rng, None, datetime!(2025-06-20 21:30 UTC));
+    support::insert_usage(&db.conn, std::slice::from_ref(&late)).await;
+    clock.set(datetime!(2025-06-20 23:02:30 UTC));
+    stats.closing_cycle(&config).await.unwrap();
+    let mut with_late = data.clone();
+    with_late.usage.push(late);
+    let expected = support::oracle(&with_late, day.start(), day.end());
+    let stored = stats_daily::Entity::find().all(&db.conn).await.unwrap();
+    let row = stored.iter().find(|row| row.date == day.start()).unwrap();
+    support::assert_day_stats(&DayStats::from(row), &expected.stats, "after the late row");
+    let hours = stats_hourly::Entity::find().all(&db.conn).await.unwrap();
+    let sum: i32 = hours
+        .iter()
+        .filter(|hour| day.contains(hour.hour))
+        .map(|hour| hour.total_requests)
+        .sum();
+    assert_eq!(i64::from(sum), expected.stats.total_requests, "day = sum of hours");
+});
+
+db_test!(async fn the_loop_catches_up_then_closes_hours_until_stopped(db) {
+    let calendar = BusinessCalendar::utc();
+    let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 10:05 UTC)));
+    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock);
+    let mut rng = Rng(3);
+    let days = support::days(&calendar, &[date!(2025 - 06 - 17), date!(2025 - 06 - 20)]);
+    let data = Data::with_traffic(&mut rng, support::users("loop", 2, 0), &days, 20);
+    data.insert(&db.conn).await;
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let looping = {
+        let stats = stats.clone();
+        tokio::spawn(async move {
+            stats
+                .run_closing_loop(ClosingConfig::default(), async {
+                    let _ = stopped.await;
+                })
+                .await;
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let hours = stats_hourly::Entity::find().all(&db.conn).await.unwrap();
+        if hours.iter().any(|hour| hour.hour == datetime!(2025-06-20 09:00 UTC)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the loop closed no hour");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(());
+    tokio::time::timeout(std::time::Duration::from_secs(10), looping)
+        .await
+        .expect("the loop stops when told")
+        .unwrap();
+    // Catch-up filled every day since the first usage row (boundary rows start on 06-16).
+    assert!(stats.missing_days(4).await.unwrap().is_empty(), "days since the first row");
+    let series = stats.daily_series(4).await.unwrap();
+    for entry in &series[..3] {
+        let expected = support::oracle(&data, entry.day.start(), entry.day.end());
+        support::assert_day_stats(&entry.stats, &expected.stats, &format!("{}", entry.day));
+    }
+    // Today: hours 07:00 to 10:00 closed by the first cycle, the rest live, no hole.
+    let view = stats.today_view().await.unwrap();
+    assert_eq!(view.live_from, datetime!(2025-06-20 10:00 UTC));
+    let expected = support::oracle(&data, days[1].start(), days[1].end());
+    assert_eq!(view.today.stats.total_requests, expected.stats.total_requests);
+});
+
+db_test!(async fn hours_of_a_pruned_day_are_refused(db) {
+    let calendar = BusinessCalendar::utc();
+    let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 12:00 UTC)));
+    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock);
+    let mut rng = Rng(9);
+    let days = support::days(&calendar, &[date!(2025 - 06 - 10)]);
+    let data = Data::with_traffic(&mut rng, support::users("pruned", 1, 0), &days, 10);
+    data.insert(&db.conn).await;
+    stats.aggregate_day(&days[0]).await.unwrap();
+    let report = stats
+        .prune(PruneOptions::keep_days(2), |_| ControlFlow::Continue(()))
+        .await
+        .unwrap();
+    assert!(report.pruned.contains(&days[0]));
+    let before = stats_hourly::Entity::find().all(&db.conn).await.unwrap();
+    let refused = stats.aggregate_hours(&calendar.hours_of(&days[0])).await;
+    assert!(matches!(refused, Err(StatsError::Pruned { .. })), "{refused:?}");
+    assert_eq!(stats_hourly::Entity::find().all(&db.conn).await.unwrap(), before);
+});
