@@ -201,6 +201,8 @@ db_test!(async fn hourly_breakdown_and_key_routes_equal_the_aggregators(db) {
     let by_admin = get(format!("/api/dashboard/keys/{}/daily-stats?days=2", alice.key_id), root.key.clone()).await;
     assert_close(&by_admin.json()["days"], &expected, "alice's key by admin");
     assert_eq!(get("/api/dashboard/keys/nokey/daily-stats".into(), root.key.clone()).await.status.as_u16(), 404);
+    // A user cannot probe which key ids exist.
+    assert_eq!(get("/api/dashboard/keys/nokey/daily-stats".into(), bob.key.clone()).await.status.as_u16(), 403);
     assert_eq!(get("/api/dashboard/hourly-stats".into(), alice.key.clone()).await.status.as_u16(), 403);
     assert_eq!(get("/api/dashboard/breakdown".into(), bob.key.clone()).await.status.as_u16(), 403);
 

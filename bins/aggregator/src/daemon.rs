@@ -46,7 +46,11 @@ pub(crate) async fn run(
         .refresh_today
         .and_then(|period| time::Duration::try_from(period).ok());
     let mut next_refresh = refresh.map(|period| stats.now() + period);
-    let closing = ClosingConfig::default();
+    // The nightly run below does the catch-up over `--catch-up-days`.
+    let closing = ClosingConfig {
+        catch_up_days: 0,
+        ..ClosingConfig::default()
+    };
     let mut next_close = stats.now();
     loop {
         if *shutdown.borrow() {

@@ -1,6 +1,6 @@
 //! The hourly and daily "slice" tables of behaviour.md section 9: one row per time bucket
 //! and value of one dimension (model, provider, user; client keys by day only), all with the same
-//! numbers. One macro declares them, so the six tables cannot drift apart.
+//! numbers. One macro declares them, so the five tables cannot drift apart.
 
 /// Declares the entity module of one slice table: `$time` is `hour` or `date` (the UTC
 /// instant of the bucket's local start), `$key` the dimension column.

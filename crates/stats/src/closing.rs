@@ -18,7 +18,8 @@ pub struct ClosingConfig {
     /// How many ended hours every cycle re-aggregates (default 3): usage rows are written
     /// when their request ends but dated when it began.
     pub hours: u32,
-    /// How many days back the catch-up at start looks (never before the first usage row).
+    /// How many days back each cycle looks for days without a complete row (never before
+    /// the first usage row).
     pub catch_up_days: u32,
 }
 
@@ -47,7 +48,8 @@ impl Aggregator {
     /// One cycle: re-aggregate the last `config.hours` ended hours; then aggregate every
     /// past day those hours belong to (from its hours, so the day row stays equal to their
     /// sum even when a late row changed one of them after the day was first closed), and
-    /// yesterday if it has no complete day row; refresh the summary after a day changed.
+    /// every day of the catch-up window without a complete row (yesterday after midnight,
+    /// or the days the process was down); refresh the summary after a day changed.
     pub async fn closing_cycle(&self, config: &ClosingConfig) -> Result<CycleReport, StatsError> {
         let closed = self.close(self.hours_to_close(config.hours).await?).await?;
         let today = self.today()?;
@@ -56,10 +58,15 @@ impl Aggregator {
             .into_iter()
             .filter(|day| day.start() < today.start())
             .collect();
-        let yesterday = self.calendar.previous(&today)?;
-        if !days.contains(&yesterday) && self.missing_days(1).await?.contains(&yesterday) {
-            days.push(yesterday);
+        // Every day of the catch-up window without a complete row (yesterday, or days the
+        // process was down for), never before the first usage row.
+        let window = self.catch_up_window(config.catch_up_days).await?;
+        for day in self.missing_days(window).await? {
+            if !days.contains(&day) {
+                days.push(day);
+            }
         }
+        days.sort();
         for day in &days {
             self.aggregate_day(day).await?;
         }
@@ -126,8 +133,8 @@ impl Aggregator {
         })
     }
 
-    /// Runs the closing loop until `shutdown` resolves: catch up, then one cycle shortly
-    /// after each hour ends. A failed cycle is logged and retried a minute later; the
+    /// Runs the closing loop until `shutdown` resolves: one cycle at once (which catches up
+    /// on missed days and hours), then one shortly after each hour ends. A failed cycle is logged and retried a minute later; the
     /// transactions it began roll back, so stopping at any point leaves consistent rows.
     pub async fn run_closing_loop(
         &self,
@@ -135,26 +142,13 @@ impl Aggregator {
         shutdown: impl Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
-        let catch_up = async {
-            match self.catch_up_window(config.catch_up_days).await {
-                Ok(days) if days > 0 => {
-                    if let Err(error) = self
-                        .backfill(days, |_| std::ops::ControlFlow::Continue(()))
-                        .await
-                    {
-                        tracing::warn!(%error, "statistics catch-up failed");
-                    }
-                }
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "statistics catch-up failed"),
-            }
-        };
-        tokio::select! {
-            () = catch_up => {}
-            () = &mut shutdown => return,
-        }
         loop {
-            let wait = match self.closing_cycle(&config).await {
+            let cycle = tokio::select! {
+                cycle = self.closing_cycle(&config) => cycle,
+                // Dropping the cycle rolls back its open transaction.
+                () = &mut shutdown => return,
+            };
+            let wait = match cycle {
                 Ok(report) => {
                     tracing::debug!(
                         hours = report.hours,

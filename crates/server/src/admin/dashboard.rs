@@ -230,16 +230,20 @@ pub(crate) async fn key_daily(
     AdminQuery(query): AdminQuery<DaysQuery>,
 ) -> Result<Json<Arc<serde_json::Value>>, AdminError> {
     let days = query.days()?;
-    let Some(api_key) = api_keys::Entity::find_by_id(key_id.clone())
+    let api_key = api_keys::Entity::find_by_id(key_id.clone())
         .one(state.conn())
-        .await?
-    else {
-        return Err(AdminError::not_found("client key", &key_id));
-    };
-    if !caller.is_admin() && caller.0.user_id != api_key.user_id {
+        .await?;
+    // A non-admin learns nothing about keys that are not theirs, not even whether they exist.
+    let own = api_key
+        .as_ref()
+        .is_some_and(|api_key| api_key.user_id == caller.0.user_id);
+    if !caller.is_admin() && !own {
         return Err(AdminError::forbidden(
             "a user may read only the statistics of their own client keys",
         ));
+    }
+    if api_key.is_none() {
+        return Err(AdminError::not_found("client key", &key_id));
     }
     let key = format!("{}|key|{key_id}|{days}", caller.0.key_id);
     let answer = state
