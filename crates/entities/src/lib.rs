@@ -30,9 +30,7 @@ pub mod provider_api_keys;
 pub mod provider_endpoints;
 pub mod providers;
 pub mod request_candidates;
-pub mod stats_daily;
 pub mod stats_daily_model;
-pub mod stats_hourly;
 pub mod stats_summary;
 pub mod stats_user_daily;
 pub mod tollgate_meta;
@@ -54,8 +52,8 @@ pub use json::{
 pub use pricing::{PriceTier, TieredPricing};
 pub use sanitize::{MAX_TEXT_CHARS, fit_json, fit_text};
 pub use slices::{
-    stats_daily_api_key, stats_daily_provider, stats_hourly_model, stats_hourly_provider,
-    stats_hourly_user,
+    stats_daily, stats_daily_api_key, stats_daily_provider, stats_hourly, stats_hourly_model,
+    stats_hourly_provider, stats_hourly_user,
 };
 
 /// A new application-generated primary key: a UUID v7 rendered as a 36-character string.

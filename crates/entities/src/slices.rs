@@ -1,6 +1,81 @@
-//! The hourly and daily "slice" tables of behaviour.md section 9: one row per time bucket
-//! and value of one dimension (model, provider, user; client keys by day only), all with the same
-//! numbers. One macro declares them, so the five tables cannot drift apart.
+//! The rollup tables declared by macro, so tables that share columns cannot drift apart:
+//! `stats_daily` and `stats_hourly` (the totals of a business day or hour), and the hourly
+//! and daily "slice" tables of behaviour.md section 9: one row per time bucket and value of
+//! one dimension (model, provider, user; client keys by day only), all with the same
+//! numbers.
+
+/// Declares the entity module of a totals table: `$time` is `date` or `hour` (the UTC
+/// instant of the bucket's local start), unique.
+macro_rules! totals_table {
+    ($(#[$doc:meta])* $module:ident = $table:literal, $time:ident) => {
+        $(#[$doc])*
+        pub mod $module {
+            use sea_orm::entity::prelude::*;
+            use serde::{Deserialize, Serialize};
+
+            use crate::HistogramCounts;
+
+            /// A row of the table.
+            #[sea_orm::model]
+            #[expect(
+                missing_docs,
+                reason = "columns are documented in shared/spec/schema.md"
+            )]
+            #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
+            #[sea_orm(table_name = $table)]
+            pub struct Model {
+                #[sea_orm(
+                    primary_key,
+                    auto_increment = false,
+                    column_type = "String(StringLen::N(36))"
+                )]
+                pub id: String,
+                /// UTC instant of the start of the business day or local hour.
+                #[sea_orm(unique)]
+                #[serde(with = "time::serde::rfc3339")]
+                pub $time: TimeDateTimeWithTimeZone,
+                pub total_requests: i32,
+                pub success_requests: i32,
+                pub error_requests: i32,
+                pub input_tokens: i64,
+                pub output_tokens: i64,
+                pub cache_creation_tokens: i64,
+                pub cache_read_tokens: i64,
+                pub total_cost: f64,
+                pub actual_total_cost: f64,
+                pub input_cost: f64,
+                pub output_cost: f64,
+                pub cache_creation_cost: f64,
+                pub cache_read_cost: f64,
+                pub avg_response_time_ms: f64,
+                pub fallback_count: i32,
+                pub unique_models: i32,
+                pub unique_providers: i32,
+                /// Successful requests for which no price was found.
+                pub unpriced_requests: i32,
+                /// Response times per histogram bucket; null when there were none.
+                #[sea_orm(column_type = "JsonBinary", nullable)]
+                pub response_time_histogram: Option<HistogramCounts>,
+                #[serde(with = "time::serde::rfc3339")]
+                pub created_at: TimeDateTimeWithTimeZone,
+                #[serde(with = "time::serde::rfc3339")]
+                pub updated_at: TimeDateTimeWithTimeZone,
+            }
+
+            impl ActiveModelBehavior for ActiveModel {}
+        }
+    };
+}
+
+totals_table!(
+    /// `stats_daily`: one row per business day (written only by the aggregator).
+    stats_daily = "stats_daily", date
+);
+totals_table!(
+    /// `stats_hourly`: one row per local hour of the business time zone (behaviour.md 9),
+    /// the columns of `stats_daily` keyed by `hour`.
+    stats_hourly = "stats_hourly", hour
+);
 
 /// Declares the entity module of one slice table: `$time` is `hour` or `date` (the UTC
 /// instant of the bucket's local start), `$key` the dimension column.

@@ -3,13 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::EntityTrait;
 use serde::Serialize;
 use time::OffsetDateTime;
 use tollgate_entities::{stats_daily_api_key, stats_daily_provider};
 
-use crate::aggregator::range_select;
 use crate::hourly::compute_one;
+use crate::read::slices_by_time;
 use crate::rollup::{Acc, Dimension};
 use crate::{Aggregator, BusinessDay, DaySource, SliceStats, StatsError};
 
@@ -182,50 +181,30 @@ impl Aggregator {
         to: OffsetDateTime,
         api_key_id: Option<&str>,
     ) -> Result<BTreeMap<OffsetDateTime, Vec<SliceStats>>, StatsError> {
-        let mut out: BTreeMap<OffsetDateTime, Vec<SliceStats>> = BTreeMap::new();
-        if from >= to {
-            return Ok(out);
-        }
+        let range = (from, to);
         match by {
             BreakdownBy::Provider => {
-                let stmt = range_select(
+                slices_by_time::<stats_daily_provider::Entity, _>(
                     &self.db,
                     "stats_daily_provider",
                     "date",
-                    Some(from),
-                    to,
+                    range,
                     None,
-                )?;
-                for row in stats_daily_provider::Entity::find()
-                    .from_raw_sql(stmt)
-                    .all(&self.db)
-                    .await?
-                {
-                    out.entry(row.date)
-                        .or_default()
-                        .push(SliceStats::from(&row));
-                }
+                    |row| row.date,
+                )
+                .await
             }
             BreakdownBy::ApiKey => {
-                let stmt = range_select(
+                slices_by_time::<stats_daily_api_key::Entity, _>(
                     &self.db,
                     "stats_daily_api_key",
                     "date",
-                    Some(from),
-                    to,
+                    range,
                     api_key_id.map(|id| ("api_key_id", id)),
-                )?;
-                for row in stats_daily_api_key::Entity::find()
-                    .from_raw_sql(stmt)
-                    .all(&self.db)
-                    .await?
-                {
-                    out.entry(row.date)
-                        .or_default()
-                        .push(SliceStats::from(&row));
-                }
+                    |row| row.date,
+                )
+                .await
             }
         }
-        Ok(out)
     }
 }

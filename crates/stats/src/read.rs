@@ -40,6 +40,34 @@ where
     Ok(E::find().from_raw_sql(stmt).all(conn).await?)
 }
 
+/// Rows of slice table `E` (named `table`) whose time `column` (`hour` or `date`) lies in
+/// `[from, to)`, optionally for one value of a key column, by bucket start.
+pub(crate) async fn slices_by_time<E, C>(
+    conn: &C,
+    table: &str,
+    column: &str,
+    range: (OffsetDateTime, OffsetDateTime),
+    key: Option<(&str, &str)>,
+    time_of: fn(&E::Model) -> OffsetDateTime,
+) -> Result<BTreeMap<OffsetDateTime, Vec<SliceStats>>, StatsError>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+    for<'a> SliceStats: From<&'a E::Model>,
+{
+    let mut out: BTreeMap<OffsetDateTime, Vec<SliceStats>> = BTreeMap::new();
+    if range.0 >= range.1 {
+        return Ok(out);
+    }
+    let stmt = range_select(conn, table, column, Some(range.0), range.1, key)?;
+    for row in E::find().from_raw_sql(stmt).all(conn).await? {
+        out.entry(time_of(&row))
+            .or_default()
+            .push(SliceStats::from(&row));
+    }
+    Ok(out)
+}
+
 /// The complete (aggregated after they ended) hours of a range, with their per-model and
 /// per-provider rows when asked for.
 #[derive(Default)]
@@ -108,40 +136,27 @@ impl Aggregator {
             }
         }
         if with_slices && !closed.stats.is_empty() {
-            for row in hourly_slices::<stats_hourly_model::Entity, _>(
+            closed.models = slices_by_time::<stats_hourly_model::Entity, _>(
                 &self.db,
                 "stats_hourly_model",
-                from,
-                to,
+                "hour",
+                (from, to),
                 None,
+                |row| row.hour,
             )
-            .await?
-            {
-                if closed.stats.contains_key(&row.hour) {
-                    closed
-                        .models
-                        .entry(row.hour)
-                        .or_default()
-                        .push(SliceStats::from(&row));
-                }
-            }
-            for row in hourly_slices::<stats_hourly_provider::Entity, _>(
+            .await?;
+            closed.providers = slices_by_time::<stats_hourly_provider::Entity, _>(
                 &self.db,
                 "stats_hourly_provider",
-                from,
-                to,
+                "hour",
+                (from, to),
                 None,
+                |row| row.hour,
             )
-            .await?
-            {
-                if closed.stats.contains_key(&row.hour) {
-                    closed
-                        .providers
-                        .entry(row.hour)
-                        .or_default()
-                        .push(SliceStats::from(&row));
-                }
-            }
+            .await?;
+            let open = |hour: &OffsetDateTime| !closed.stats.contains_key(hour);
+            closed.models.retain(|hour, _| !open(hour));
+            closed.providers.retain(|hour, _| !open(hour));
         }
         Ok(closed)
     }

@@ -147,23 +147,24 @@ pub struct DayStats {
     pub percentiles: Percentiles,
 }
 
-stored_as!(DayStats in stats_hourly at hour {
-    key: ;
-    counts: total_requests, success_requests, error_requests, fallback_count, unique_models,
-        unique_providers;
-    same: input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, total_cost,
-        actual_total_cost, input_cost, output_cost, cache_creation_cost, cache_read_cost,
-        avg_response_time_ms;
-});
+/// `stats_daily` and `stats_hourly` both store [`DayStats`], by `date` and by `hour`.
+macro_rules! totals_stored_as {
+    ($($table:ident at $time:ident;)+) => {$(
+        stored_as!(DayStats in $table at $time {
+            key: ;
+            counts: total_requests, success_requests, error_requests, fallback_count,
+                unique_models, unique_providers;
+            same: input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens,
+                total_cost, actual_total_cost, input_cost, output_cost, cache_creation_cost,
+                cache_read_cost, avg_response_time_ms;
+        });
+    )+};
+}
 
-stored_as!(DayStats in stats_daily at date {
-    key: ;
-    counts: total_requests, success_requests, error_requests, fallback_count, unique_models,
-        unique_providers;
-    same: input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, total_cost,
-        actual_total_cost, input_cost, output_cost, cache_creation_cost, cache_read_cost,
-        avg_response_time_ms;
-});
+totals_stored_as! {
+    stats_hourly at hour;
+    stats_daily at date;
+}
 
 /// One model's statistics for a day (the columns of `stats_daily_model`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -270,40 +271,25 @@ pub struct SliceStats {
     pub percentiles: Percentiles,
 }
 
-stored_as!(SliceStats in stats_hourly_model at hour {
-    key: key = model;
-    counts: total_requests, success_requests, error_requests;
-    same: input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, total_cost,
-        actual_total_cost, avg_response_time_ms;
-});
+/// Every slice table stores [`SliceStats`]: `table at time column by key column`.
+macro_rules! slices_stored_as {
+    ($($table:ident at $time:ident by $column:ident;)+) => {$(
+        stored_as!(SliceStats in $table at $time {
+            key: key = $column;
+            counts: total_requests, success_requests, error_requests;
+            same: input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens,
+                total_cost, actual_total_cost, avg_response_time_ms;
+        });
+    )+};
+}
 
-stored_as!(SliceStats in stats_hourly_provider at hour {
-    key: key = provider;
-    counts: total_requests, success_requests, error_requests;
-    same: input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, total_cost,
-        actual_total_cost, avg_response_time_ms;
-});
-
-stored_as!(SliceStats in stats_hourly_user at hour {
-    key: key = user_id;
-    counts: total_requests, success_requests, error_requests;
-    same: input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, total_cost,
-        actual_total_cost, avg_response_time_ms;
-});
-
-stored_as!(SliceStats in stats_daily_provider at date {
-    key: key = provider;
-    counts: total_requests, success_requests, error_requests;
-    same: input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, total_cost,
-        actual_total_cost, avg_response_time_ms;
-});
-
-stored_as!(SliceStats in stats_daily_api_key at date {
-    key: key = api_key_id;
-    counts: total_requests, success_requests, error_requests;
-    same: input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, total_cost,
-        actual_total_cost, avg_response_time_ms;
-});
+slices_stored_as! {
+    stats_hourly_model at hour by model;
+    stats_hourly_provider at hour by provider;
+    stats_hourly_user at hour by user_id;
+    stats_daily_provider at date by provider;
+    stats_daily_api_key at date by api_key_id;
+}
 
 /// Everything computed for one business day: the day row, one row per model, user,
 /// provider and client key with traffic (each sorted by key; users and keys empty when not

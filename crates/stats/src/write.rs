@@ -75,8 +75,7 @@ async fn delete_leftovers<C: ConnectionTrait>(
     conn: &C,
     tables: &[&str],
     column: &str,
-    from: OffsetDateTime,
-    to: OffsetDateTime,
+    (from, to): (OffsetDateTime, OffsetDateTime),
     now: OffsetDateTime,
 ) -> Result<(), StatsError> {
     let backend = conn.get_database_backend();
@@ -93,6 +92,20 @@ async fn delete_leftovers<C: ConnectionTrait>(
     Ok(())
 }
 
+/// [`upsert_all`] of `items` into the entity module `table`, keyed by its `keys` columns.
+macro_rules! upsert {
+    ($conn:expr, $table:ident, $items:expr, $time:expr, $now:expr, [$($key:ident),+]) => {
+        upsert_all::<$table::Entity, _, _>(
+            $conn,
+            $items,
+            $time,
+            $now,
+            &[$($table::Column::$key),+],
+        )
+        .await?
+    };
+}
+
 /// Upserts the rows of every hour of `hours` (consecutive), stamped `now`, and deletes
 /// their per-model, per-provider and per-user rows this run did not write.
 pub(crate) async fn write_hours<C: ConnectionTrait>(
@@ -105,61 +118,40 @@ pub(crate) async fn write_hours<C: ConnectionTrait>(
     };
     for aggregate in hours {
         let hour = aggregate.hour.start();
-        upsert_all::<stats_hourly::Entity, _, _>(
+        let stats = std::slice::from_ref(&aggregate.stats);
+        upsert!(conn, stats_hourly, stats, hour, now, [Hour]);
+        upsert!(
             conn,
-            std::slice::from_ref(&aggregate.stats),
+            stats_hourly_model,
+            &aggregate.models,
             hour,
             now,
-            &[stats_hourly::Column::Hour],
-        )
-        .await?;
-        {
-            use stats_hourly_model::Column as C;
-            upsert_all::<stats_hourly_model::Entity, _, _>(
-                conn,
-                &aggregate.models,
-                hour,
-                now,
-                &[C::Hour, C::Model],
-            )
-            .await?;
-        }
-        {
-            use stats_hourly_provider::Column as C;
-            upsert_all::<stats_hourly_provider::Entity, _, _>(
-                conn,
-                &aggregate.providers,
-                hour,
-                now,
-                &[C::Hour, C::Provider],
-            )
-            .await?;
-        }
-        {
-            use stats_hourly_user::Column as C;
-            upsert_all::<stats_hourly_user::Entity, _, _>(
-                conn,
-                &aggregate.users,
-                hour,
-                now,
-                &[C::Hour, C::UserId],
-            )
-            .await?;
-        }
+            [Hour, Model]
+        );
+        upsert!(
+            conn,
+            stats_hourly_provider,
+            &aggregate.providers,
+            hour,
+            now,
+            [Hour, Provider]
+        );
+        upsert!(
+            conn,
+            stats_hourly_user,
+            &aggregate.users,
+            hour,
+            now,
+            [Hour, UserId]
+        );
     }
-    delete_leftovers(
-        conn,
-        &[
-            "stats_hourly_model",
-            "stats_hourly_provider",
-            "stats_hourly_user",
-        ],
-        "hour",
-        first.hour.start(),
-        last.hour.end(),
-        now,
-    )
-    .await
+    let tables = [
+        "stats_hourly_model",
+        "stats_hourly_provider",
+        "stats_hourly_user",
+    ];
+    let range = (first.hour.start(), last.hour.end());
+    delete_leftovers(conn, &tables, "hour", range, now).await
 }
 
 /// Upserts the day's hours, then the day row and its per-model, per-user, per-provider and
@@ -172,72 +164,48 @@ pub(crate) async fn write_day<C: ConnectionTrait>(
 ) -> Result<(), StatsError> {
     write_hours(conn, &aggregate.hours, now).await?;
     let date = aggregate.day.start();
-    upsert_all::<stats_daily::Entity, _, _>(
+    let stats = std::slice::from_ref(&aggregate.stats);
+    upsert!(conn, stats_daily, stats, date, now, [Date]);
+    upsert!(
         conn,
-        std::slice::from_ref(&aggregate.stats),
+        stats_daily_model,
+        &aggregate.models,
         date,
         now,
-        &[stats_daily::Column::Date],
-    )
-    .await?;
-    {
-        use stats_daily_model::Column as C;
-        upsert_all::<stats_daily_model::Entity, _, _>(
-            conn,
-            &aggregate.models,
-            date,
-            now,
-            &[C::Date, C::Model],
-        )
-        .await?;
-    }
-    {
-        use stats_user_daily::Column as C;
-        upsert_all::<stats_user_daily::Entity, _, _>(
-            conn,
-            &aggregate.users,
-            date,
-            now,
-            &[C::UserId, C::Date],
-        )
-        .await?;
-    }
-    {
-        use stats_daily_provider::Column as C;
-        upsert_all::<stats_daily_provider::Entity, _, _>(
-            conn,
-            &aggregate.providers,
-            date,
-            now,
-            &[C::Date, C::Provider],
-        )
-        .await?;
-    }
-    {
-        use stats_daily_api_key::Column as C;
-        upsert_all::<stats_daily_api_key::Entity, _, _>(
-            conn,
-            &aggregate.api_keys,
-            date,
-            now,
-            &[C::Date, C::ApiKeyId],
-        )
-        .await?;
-    }
-    delete_leftovers(
+        [Date, Model]
+    );
+    upsert!(
         conn,
-        &[
-            "stats_daily_model",
-            "stats_user_daily",
-            "stats_daily_provider",
-            "stats_daily_api_key",
-        ],
-        "date",
+        stats_user_daily,
+        &aggregate.users,
         date,
-        aggregate.day.end(),
         now,
-    )
-    .await
+        [UserId, Date]
+    );
+    upsert!(
+        conn,
+        stats_daily_provider,
+        &aggregate.providers,
+        date,
+        now,
+        [Date, Provider]
+    );
+    upsert!(
+        conn,
+        stats_daily_api_key,
+        &aggregate.api_keys,
+        date,
+        now,
+        [Date, ApiKeyId]
+    );
+    let tables = [
+        "stats_daily_model",
+        "stats_user_daily",
+        "stats_daily_provider",
+        "stats_daily_api_key",
+    ];
+    let range = (date, aggregate.day.end());
+    delete_leftovers(conn, &tables, "date", range, now).await
 }
 
 /// Upserts the single summary row.
