@@ -12,8 +12,8 @@ use crate::hourly;
 use crate::sql::{self, bound, statement};
 use crate::write::{reads_inside_transaction, write_day, write_summary};
 use crate::{
-    BusinessCalendar, BusinessDay, Clock, DayAggregate, DayStats, StatsError, SummaryReport,
-    SystemClock, Totals,
+    BusinessCalendar, BusinessDay, BusinessHour, Clock, DayAggregate, DayStats, StatsError,
+    SummaryReport, SystemClock, Totals,
 };
 
 /// Computes, stores and reads usage statistics on one database, in one business calendar.
@@ -70,7 +70,7 @@ impl Aggregator {
 
     /// Computes `day` from `usage` and `request_candidates` without writing anything.
     pub async fn compute_day(&self, day: &BusinessDay) -> Result<DayAggregate, StatsError> {
-        hourly::compute_day(&self.db, day, &self.calendar.hours_of(day)).await
+        hourly::compute_day(&self.db, day, &self.calendar.hours_of(day), 0).await
     }
 
     /// Today's numbers so far, with the per-model breakdown (no per-user rows), all
@@ -89,18 +89,41 @@ impl Aggregator {
     /// Fails with [`StatsError::Pruned`] for a day whose raw rows were pruned and whose
     /// rollups are therefore final (see [`prune`](Self::prune)).
     pub async fn aggregate_day(&self, day: &BusinessDay) -> Result<DayAggregate, StatsError> {
+        self.store_day(day, false).await
+    }
+
+    /// Closes `day` as the closing loop and backfill do: like
+    /// [`aggregate_day`](Self::aggregate_day), but the hours already closed (from the first
+    /// hour on, up to the first that is not) are kept as stored instead of recomputed, so a
+    /// day whose hours the loop closed costs a few whole-day passes and no hourly rewrite.
+    /// The day rows are computed from the same `usage` rows as those hours.
+    pub async fn close_day(&self, day: &BusinessDay) -> Result<DayAggregate, StatsError> {
+        self.store_day(day, true).await
+    }
+
+    async fn store_day(&self, day: &BusinessDay, reuse: bool) -> Result<DayAggregate, StatsError> {
         self.refuse_pruned(day).await?;
         let started = std::time::Instant::now();
+        let hours = self.calendar.hours_of(day);
         let aggregate = if reads_inside_transaction(self.db.get_database_backend()) {
             let txn = self.db.begin().await?;
             sql::lock(&txn).await?;
-            let aggregate = hourly::compute_day(&txn, day, &self.calendar.hours_of(day)).await?;
+            let from = if reuse {
+                self.closed_prefix(&txn, &hours).await?
+            } else {
+                0
+            };
+            let aggregate = hourly::compute_day(&txn, day, &hours, from).await?;
             write_day(&txn, &aggregate, self.now()).await?;
             txn.commit().await?;
             aggregate
         } else {
-            let aggregate =
-                hourly::compute_day(&self.db, day, &self.calendar.hours_of(day)).await?;
+            let from = if reuse {
+                self.closed_prefix(&self.db, &hours).await?
+            } else {
+                0
+            };
+            let aggregate = hourly::compute_day(&self.db, day, &hours, from).await?;
             let txn = self.db.begin().await?;
             write_day(&txn, &aggregate, self.now()).await?;
             txn.commit().await?;
@@ -111,10 +134,29 @@ impl Aggregator {
             requests = aggregate.stats.total_requests,
             models = aggregate.models.len(),
             users = aggregate.users.len(),
+            hours_recomputed = aggregate.hours.len(),
             elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "aggregated business day"
         );
         Ok(aggregate)
+    }
+
+    /// How many of `hours`, from the first, have a closed row.
+    async fn closed_prefix<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        hours: &[BusinessHour],
+    ) -> Result<usize, StatsError> {
+        let (Some(first), Some(last)) = (hours.first(), hours.last()) else {
+            return Ok(0);
+        };
+        let closed = self
+            .closed_hours_on(conn, first.start(), last.end(), false)
+            .await?;
+        Ok(hours
+            .iter()
+            .take_while(|hour| closed.stats.contains_key(&hour.start()))
+            .count())
     }
 
     /// Recomputes the single `stats_summary` row: sums of the complete `stats_daily` rows

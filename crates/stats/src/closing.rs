@@ -68,7 +68,7 @@ impl Aggregator {
         }
         days.sort();
         for day in &days {
-            self.aggregate_day(day).await?;
+            self.close_day(day).await?;
         }
         if !days.is_empty() {
             self.refresh_summary().await?;

@@ -93,19 +93,40 @@ pub(crate) async fn compute_hours<C: ConnectionTrait>(
         .collect())
 }
 
-/// Computes `day` in full: its hours, and the day as their sum, with the day's distinct
-/// counts, fallbacks and per-client-key rows.
+/// Computes `day`: its hours from `hours[recompute_from..]` on (the hours before were
+/// closed and are kept as stored), and the day's rows.
+///
+/// When every hour is computed, the day is their sum plus one whole-day pass for what does
+/// not add up across hours (fallbacks of requests straddling an hour, the per-client-key
+/// rows). Otherwise the day comes from whole-day passes over the same rows as its stored
+/// hours, which is as cheap as it gets for a day the closing loop has kept up with: no
+/// per-user row of any hour is rewritten.
 pub(crate) async fn compute_day<C: ConnectionTrait>(
     conn: &C,
     day: &BusinessDay,
     hours: &[BusinessHour],
+    recompute_from: usize,
 ) -> Result<DayAggregate, StatsError> {
-    let parts = hour_parts(conn, hours).await?;
-    let mut sum = BucketParts::default();
-    for part in parts.values() {
-        sum.merge(part);
-    }
+    let recompute = hours.get(recompute_from..).unwrap_or_default();
+    let parts = hour_parts(conn, recompute).await?;
     let whole = Buckets::new(conn.get_database_backend(), vec![day.start()], day.end())?;
+    let mut sum = if recompute_from == 0 {
+        let mut sum = BucketParts::default();
+        for part in parts.values() {
+            sum.merge(part);
+        }
+        sum
+    } else {
+        let passes = Passes {
+            models: true,
+            dimension: Dimension::User(None),
+            fallbacks: false,
+        };
+        compute(conn, &whole, passes)
+            .await?
+            .remove(&day.start())
+            .unwrap_or_default()
+    };
     let passes = Passes {
         models: false,
         dimension: Dimension::ApiKey(None),
@@ -114,7 +135,7 @@ pub(crate) async fn compute_day<C: ConnectionTrait>(
     let day_only = compute(conn, &whole, passes).await?;
     let day_only = day_only.get(&day.start()).cloned().unwrap_or_default();
     sum.fallback_count = day_only.fallback_count;
-    let hours = hours
+    let hours = recompute
         .iter()
         .map(|hour| HourAggregate::new(*hour, parts.get(&hour.start())))
         .collect();

@@ -123,13 +123,23 @@ impl Aggregator {
         to: OffsetDateTime,
         with_slices: bool,
     ) -> Result<ClosedHours, StatsError> {
+        self.closed_hours_on(&self.db, from, to, with_slices).await
+    }
+
+    /// [`closed_hours`](Self::closed_hours) on `conn` (a transaction, when writing).
+    pub(crate) async fn closed_hours_on<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        with_slices: bool,
+    ) -> Result<ClosedHours, StatsError> {
         let mut closed = ClosedHours::default();
         if from >= to {
             return Ok(closed);
         }
         for row in
-            hourly_slices::<stats_hourly::Entity, _>(&self.db, "stats_hourly", from, to, None)
-                .await?
+            hourly_slices::<stats_hourly::Entity, _>(conn, "stats_hourly", from, to, None).await?
         {
             if self.closed_hour(row.hour, row.updated_at) {
                 closed.stats.insert(row.hour, DayStats::from(&row));
@@ -137,7 +147,7 @@ impl Aggregator {
         }
         if with_slices && !closed.stats.is_empty() {
             closed.models = slices_by_time::<stats_hourly_model::Entity, _>(
-                &self.db,
+                conn,
                 "stats_hourly_model",
                 "hour",
                 (from, to),
@@ -146,7 +156,7 @@ impl Aggregator {
             )
             .await?;
             closed.providers = slices_by_time::<stats_hourly_provider::Entity, _>(
-                &self.db,
+                conn,
                 "stats_hourly_provider",
                 "hour",
                 (from, to),

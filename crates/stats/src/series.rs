@@ -94,7 +94,7 @@ impl Aggregator {
             return Ok(report);
         }
         for day in missing {
-            self.aggregate_day(&day).await?;
+            self.close_day(&day).await?;
             report.filled.push(day);
             let progress = BackfillProgress {
                 done: report.filled.len(),

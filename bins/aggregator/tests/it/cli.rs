@@ -3,6 +3,7 @@
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use sea_orm::EntityTrait as _;
 use time::OffsetDateTime;
 use tollgate_testkit::{TestDb, fixtures};
 
@@ -123,6 +124,42 @@ async fn daily_summary_and_show_on_a_sqlite_file() {
     assert_eq!(today.status.code(), Some(0), "{}", stderr(&today));
     let backfill = aggregator(db.url(), &["backfill", "--days", "4"]);
     assert_eq!(backfill.status.code(), Some(0), "{}", stderr(&backfill));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hourly_closes_the_last_hours_on_a_sqlite_file() {
+    let db = TestDb::sqlite().await;
+    let now = OffsetDateTime::now_utc();
+    // Two hours ago is in one of the last three ended (UTC) hours.
+    let at = now - time::Duration::hours(2);
+    for _ in 0..2 {
+        fixtures::insert(&db.conn, fixtures::usage_row("gpt-4o", at)).await;
+    }
+    let output = aggregator(db.url(), &["hourly"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.starts_with("closed 3 hours from "), "{text}");
+    assert!(text.trim_end().ends_with(": 2 requests"), "{text}");
+    let hour = at
+        .replace_minute(0)
+        .unwrap()
+        .replace_second(0)
+        .unwrap()
+        .replace_nanosecond(0)
+        .unwrap();
+    let rows = tollgate_entities::stats_hourly::Entity::find()
+        .all(&db.conn)
+        .await
+        .unwrap();
+    let row = rows
+        .iter()
+        .find(|row| row.hour == hour)
+        .expect("the hour's row");
+    assert_eq!(row.total_requests, 2);
+    assert_eq!(rows.len(), 3, "three hours closed");
+    let zero = aggregator(db.url(), &["hourly", "--hours", "0"]);
+    assert_eq!(zero.status.code(), Some(2), "{}", stderr(&zero));
+    assert!(stderr(&zero).contains("--hours"), "{}", stderr(&zero));
 }
 
 /// Rows of `usage` and `request_candidates` in the database.

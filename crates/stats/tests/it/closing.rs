@@ -127,3 +127,38 @@ db_test!(async fn hours_of_a_pruned_day_are_refused(db) {
     assert!(matches!(refused, Err(StatsError::Pruned { .. })), "{refused:?}");
     assert_eq!(stats_hourly::Entity::find().all(&db.conn).await.unwrap(), before);
 });
+
+db_test!(async fn closing_a_day_from_closed_hours_equals_aggregating_it(db) {
+    let calendar = BusinessCalendar::new("Asia/Kolkata").unwrap();
+    let clock = Arc::new(FixedClock::new(datetime!(2025-06-21 01:00 UTC)));
+    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock.clone());
+    let mut rng = Rng(31);
+    let days = support::days(&calendar, &[date!(2025 - 06 - 20)]);
+    let data = Data::with_traffic(&mut rng, support::users("reuse", 4, 1), &days, 90);
+    data.insert(&db.conn).await;
+    let day = days[0];
+
+    // The loop closed every hour but the last; closing the day recomputes only that one.
+    let hours = calendar.hours_of(&day);
+    stats.aggregate_hours(&hours[..23]).await.unwrap();
+    let before = stats_hourly::Entity::find().all(&db.conn).await.unwrap();
+    clock.set(datetime!(2025-06-21 02:00 UTC));
+    let closed = stats.close_day(&day).await.unwrap();
+    assert_eq!(closed.hours.len(), 1, "only the open hour is recomputed");
+    let after = stats_hourly::Entity::find().all(&db.conn).await.unwrap();
+    for row in &before {
+        let same = after.iter().find(|other| other.hour == row.hour).unwrap();
+        assert_eq!(same.updated_at, row.updated_at, "hour {} kept as stored", row.hour);
+    }
+
+    // The same rows as aggregating the day in full.
+    clock.set(datetime!(2025-06-21 03:00 UTC));
+    let full = stats.aggregate_day(&day).await.unwrap();
+    support::assert_day_stats(&closed.stats, &full.stats, "day");
+    support::assert_models(&closed.models, &full.models, "models");
+    support::assert_users(&closed.users, &full.users, "users");
+    assert_eq!(closed.providers.len(), full.providers.len());
+    assert_eq!(closed.api_keys.len(), full.api_keys.len());
+    let expected = support::oracle(&data, day.start(), day.end());
+    support::assert_day_stats(&closed.stats, &expected.stats, "oracle");
+});
