@@ -64,12 +64,14 @@ enum Command {
         date: String,
     },
     /// Time `Aggregator::aggregate_day` on one day (or `--days` consecutive days), in
-    /// process.
+    /// process; with `--close`, `close_day` (keeps the hours already closed).
     Aggregate {
         #[arg(long)]
         date: String,
         #[arg(long, default_value_t = 1)]
         days: u32,
+        #[arg(long)]
+        close: bool,
     },
     /// Close the `--hours` hours that ended before `--at` (RFC 3339), one call per hour
     /// from the oldest, then time `--rounds` re-closings of the last 3 hours (the loop's
@@ -190,18 +192,25 @@ async fn main() -> anyhow::Result<()> {
                 started.elapsed().as_secs_f64()
             );
         }
-        Command::Aggregate { date, days } => {
+        Command::Aggregate { date, days, close } => {
             let mut day = calendar.day(parse_date(&date)?)?;
             let stats = Aggregator::new(db, calendar.clone());
             for _ in 0..days {
                 let started = Instant::now();
-                let aggregate = stats.aggregate_day(&day).await?;
+                let aggregate = if close {
+                    stats.close_day(&day).await?
+                } else {
+                    stats.aggregate_day(&day).await?
+                };
                 eprintln!(
-                    "aggregate: {day}, {} requests, {} models, {} users, {} keys in {:.2} s",
+                    "{}: {day}, {} requests, {} models, {} users, {} keys, {} hours recomputed \
+                     in {:.2} s",
+                    if close { "close_day" } else { "aggregate_day" },
                     aggregate.stats.total_requests,
                     aggregate.models.len(),
                     aggregate.users.len(),
                     aggregate.api_keys.len(),
+                    aggregate.hours.len(),
                     started.elapsed().as_secs_f64()
                 );
                 day = calendar.next(&day)?;
