@@ -72,6 +72,9 @@ enum Command {
         days: u32,
         #[arg(long)]
         close: bool,
+        /// Only compute (`Aggregator::compute_day`), write nothing.
+        #[arg(long)]
+        compute_only: bool,
     },
     /// Close the `--hours` hours that ended before `--at` (RFC 3339), one call per hour
     /// from the oldest, then time `--rounds` re-closings of the last 3 hours (the loop's
@@ -84,8 +87,9 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         rounds: u32,
     },
-    /// Time the dashboard reads at `--at` (RFC 3339): combined view, daily series of 30 and
-    /// 90 days, hourly series of 24 hours; `--rounds` calls each, median and p95.
+    /// Refresh the summary as of `--at` (RFC 3339), then time the dashboard reads there:
+    /// combined view, daily series of 30 and 90 days, hourly series of 24 and 168 hours;
+    /// `--rounds` calls each, median and p95.
     Dashboard {
         #[arg(long)]
         at: String,
@@ -192,12 +196,19 @@ async fn main() -> anyhow::Result<()> {
                 started.elapsed().as_secs_f64()
             );
         }
-        Command::Aggregate { date, days, close } => {
+        Command::Aggregate {
+            date,
+            days,
+            close,
+            compute_only,
+        } => {
             let mut day = calendar.day(parse_date(&date)?)?;
             let stats = Aggregator::new(db, calendar.clone());
             for _ in 0..days {
                 let started = Instant::now();
-                let aggregate = if close {
+                let aggregate = if compute_only {
+                    stats.compute_day(&day).await?
+                } else if close {
                     stats.close_day(&day).await?
                 } else {
                     stats.aggregate_day(&day).await?
@@ -239,6 +250,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Dashboard { at, rounds } => {
             let clock = Arc::new(FixedClock::new(parse_instant(&at)?));
             let stats = Aggregator::new(db, calendar).with_clock(clock);
+            // The nightly run's summary, as of `--at`: every complete day before today.
+            let summary = stats.refresh_summary().await?;
+            eprintln!(
+                "summary: cutoff {}, {} requests",
+                summary.cutoff, summary.totals.requests
+            );
             let view = stats.today_view().await?;
             eprintln!(
                 "today: {} requests, {} hours closed, live from {}",
