@@ -67,6 +67,11 @@ pub(crate) async fn run(
             };
             metrics.write();
         }
+        // At every wake (at least once a minute): a snapshot of the current hour, so the
+        // dashboards read at most about a minute of raw rows.
+        if let Err(error) = stats.refresh_open_hour().await {
+            tracing::warn!(%error, "refreshing the open hour failed");
+        }
         if now >= next_run {
             next_run = cycle(stats, config, metrics, &shutdown).await?;
         }

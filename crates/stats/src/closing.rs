@@ -134,36 +134,51 @@ impl Aggregator {
     }
 
     /// Runs the closing loop until `shutdown` resolves: one cycle at once (which catches up
-    /// on missed days and hours), then one shortly after each hour ends. A failed cycle is logged and retried a minute later; the
-    /// transactions it began roll back, so stopping at any point leaves consistent rows.
+    /// on missed days and hours), then one shortly after each hour ends, and a snapshot of
+    /// the open hour at every wake (at least once a minute). A failed cycle is logged and
+    /// retried a minute later; the transactions it began roll back, so stopping at any point
+    /// leaves consistent rows.
     pub async fn run_closing_loop(
         &self,
         config: ClosingConfig,
         shutdown: impl Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
+        let mut due = self.now();
         loop {
-            let cycle = tokio::select! {
-                cycle = self.closing_cycle(&config) => cycle,
-                // Dropping the cycle rolls back its open transaction.
+            let mut wait = Duration::from_secs(60);
+            if self.now() >= due {
+                let cycle = tokio::select! {
+                    cycle = self.closing_cycle(&config) => cycle,
+                    // Dropping the cycle rolls back its open transaction.
+                    () = &mut shutdown => return,
+                };
+                match cycle {
+                    Ok(report) => {
+                        tracing::debug!(
+                            hours = report.hours,
+                            requests = report.requests,
+                            "closing cycle done"
+                        );
+                        due = self.next_cycle_at(config.delay).unwrap_or(due);
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "closing cycle failed; retrying in a minute");
+                    }
+                }
+            }
+            if due > self.now() {
+                wait = (due - self.now()).try_into().unwrap_or(wait);
+            }
+            // Every wake (at least once a minute): a fresh snapshot of the current hour, so
+            // dashboards read at most about a minute of raw rows.
+            let refreshed = tokio::select! {
+                refreshed = self.refresh_open_hour() => refreshed,
                 () = &mut shutdown => return,
             };
-            let wait = match cycle {
-                Ok(report) => {
-                    tracing::debug!(
-                        hours = report.hours,
-                        requests = report.requests,
-                        "closing cycle done"
-                    );
-                    self.next_cycle_at(config.delay)
-                        .map(|due| (due - self.now()).try_into().unwrap_or(Duration::ZERO))
-                        .unwrap_or(Duration::from_secs(60))
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "closing cycle failed; retrying in a minute");
-                    Duration::from_secs(60)
-                }
-            };
+            if let Err(error) = refreshed {
+                tracing::warn!(%error, "refreshing the open hour failed");
+            }
             // Sleep at most a minute at a time, so a wall-clock jump is noticed soon.
             let wait = wait
                 .min(Duration::from_secs(60))

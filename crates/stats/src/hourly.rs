@@ -37,7 +37,7 @@ fn slices(map: &BTreeMap<String, Acc>) -> Vec<SliceStats> {
 }
 
 impl HourAggregate {
-    fn new(hour: BusinessHour, parts: Option<&BucketParts>) -> Self {
+    pub(crate) fn new(hour: BusinessHour, parts: Option<&BucketParts>) -> Self {
         let empty = BucketParts::default();
         let parts = parts.unwrap_or(&empty);
         Self {

@@ -196,11 +196,22 @@ impl Aggregator {
             .iter()
             .filter(|hour| hour.end() <= live_from && !closed.stats.contains_key(&hour.start()))
             .count();
+        let mut parts = closed.parts(today.start(), live_from);
+        // The loop's snapshot of the current hour, when every hour before it is closed.
+        let mut live_from = live_from;
+        let mut snapshot = false;
+        if live_from == current.start()
+            && let Some((open, until)) = self.open_hour(&current).await?
+        {
+            parts.merge(&open);
+            parts.fallback_count += open.fallback_count;
+            live_from = until;
+            snapshot = true;
+        }
         let mut live = range_parts(&self.db, live_from, today.end()).await?;
-        let aggregate = if closed.stats.is_empty() {
+        let aggregate = if closed.stats.is_empty() && !snapshot {
             day_of_parts(&today, &live)
         } else {
-            let mut parts = closed.parts(today.start(), live_from);
             live.model_names = live.models.keys().cloned().collect();
             parts.merge(&live);
             parts.fallback_count += live.fallback_count;
@@ -312,12 +323,26 @@ impl Aggregator {
             None => first.start(),
         };
         let live_from = last_closed_end.max(today.start());
+        // The current hour from the loop's snapshot and the rows after it, when it has one.
+        let open = if hours > 0 {
+            self.open_hour(&current).await?
+        } else {
+            None
+        };
         let live_hours: Vec<BusinessHour> = window
             .iter()
             .filter(|hour| hour.start() >= live_from)
+            .filter(|hour| open.is_none() || hour.start() < current.start())
             .copied()
             .collect();
-        let live = self.live_hours(&live_hours).await?;
+        let mut live = self.live_hours(&live_hours).await?;
+        if let Some((mut parts, until)) = open {
+            let mut tail = range_parts(&self.db, until, current.end()).await?;
+            tail.model_names = tail.models.keys().cloned().collect();
+            parts.merge(&tail);
+            parts.fallback_count += tail.fallback_count;
+            live.insert(current.start(), parts);
+        }
         Ok(window
             .into_iter()
             .map(|hour| {

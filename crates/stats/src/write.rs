@@ -154,6 +154,38 @@ pub(crate) async fn write_hours<C: ConnectionTrait>(
     delete_leftovers(conn, &tables, "hour", range, now).await
 }
 
+/// Upserts the snapshot of an open hour (its `stats_hourly`, per-model and per-provider
+/// rows), stamped `now`, and deletes the hour's per-model and per-provider rows this run did
+/// not write; per-user rows are written when the hour closes.
+pub(crate) async fn write_open_hour<C: ConnectionTrait>(
+    conn: &C,
+    aggregate: &HourAggregate,
+    now: OffsetDateTime,
+) -> Result<(), StatsError> {
+    let hour = aggregate.hour.start();
+    let stats = std::slice::from_ref(&aggregate.stats);
+    upsert!(conn, stats_hourly, stats, hour, now, [Hour]);
+    upsert!(
+        conn,
+        stats_hourly_model,
+        &aggregate.models,
+        hour,
+        now,
+        [Hour, Model]
+    );
+    upsert!(
+        conn,
+        stats_hourly_provider,
+        &aggregate.providers,
+        hour,
+        now,
+        [Hour, Provider]
+    );
+    let tables = ["stats_hourly_model", "stats_hourly_provider"];
+    let range = (hour, aggregate.hour.end());
+    delete_leftovers(conn, &tables, "hour", range, now).await
+}
+
 /// Upserts the day's hours, then the day row and its per-model, per-user, per-provider and
 /// per-client-key rows, stamped `now`, and deletes the day's dimension rows this run did
 /// not write.

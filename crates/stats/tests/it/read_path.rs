@@ -108,3 +108,64 @@ db_test!(async fn hourly_series_marks_hours_never_closed(db) {
     assert!(series.iter().any(|e| e.source == HourSource::Live && e.stats.total_requests > 0));
     assert!(stats.hourly_series(0).await.unwrap().is_empty());
 });
+
+db_test!(async fn the_open_hour_snapshot_leaves_only_the_last_minutes_live(db) {
+    let calendar = BusinessCalendar::utc();
+    let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 14:10 UTC)));
+    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock.clone());
+    let mut rng = Rng(44);
+    let days = support::days(&calendar, &[date!(2025 - 06 - 20)]);
+    let data = Data::with_traffic(&mut rng, support::users("open", 3, 0), &days, 200);
+    data.insert(&db.conn).await;
+    let day = days[0];
+    let closed: Vec<_> = calendar.hours_of(&day).into_iter().take(14).collect();
+    stats.aggregate_hours(&closed).await.unwrap();
+
+    // The loop's snapshot at 14:30:00.5 covers the rows dated before 14:30:00.
+    clock.set(datetime!(2025-06-20 14:30:00.5 UTC));
+    let until = stats.refresh_open_hour().await.unwrap();
+    assert_eq!(until, Some(datetime!(2025-06-20 14:30 UTC)));
+    clock.set(datetime!(2025-06-20 14:50 UTC));
+    let view = stats.today_view().await.unwrap();
+    assert_eq!(view.live_from, datetime!(2025-06-20 14:30 UTC), "live only after the snapshot");
+    assert_eq!(view.hours_closed, 14, "the snapshot is not a closed hour");
+    let expected = support::oracle(&data, day.start(), day.end());
+    assert_additive(&view.today.stats, &expected.stats, "closed hours, snapshot and tail");
+    let series = stats.hourly_series(2).await.unwrap();
+    let hour = support::oracle(&data, datetime!(2025-06-20 14:00 UTC), datetime!(2025-06-20 15:00 UTC));
+    assert_eq!(series[1].source, HourSource::Live);
+    assert_additive(&series[1].stats, &hour.stats, "current hour from snapshot and tail");
+
+    // The snapshot is read, not usage: deleting the rows it covers changes nothing.
+    let backend = db.conn.get_database_backend();
+    let (from, to) = match backend {
+        DbBackend::Sqlite => ("2025-06-20T14:00:00", "2025-06-20T14:30:00"),
+        _ => ("2025-06-20 14:00:00+00", "2025-06-20 14:30:00+00"),
+    };
+    let sql = match backend {
+        DbBackend::Sqlite => "DELETE FROM usage WHERE created_at >= ? AND created_at < ?",
+        _ => "DELETE FROM usage WHERE created_at >= $1::timestamptz AND created_at < $2::timestamptz",
+    };
+    let deleted = db
+        .conn
+        .execute_raw(Statement::from_sql_and_values(backend, sql, [from.into(), to.into()]))
+        .await
+        .unwrap();
+    assert!(deleted.rows_affected() > 0);
+    let after = stats.today_view().await.unwrap();
+    assert_additive(&after.today.stats, &view.today.stats, "rows under the snapshot deleted");
+
+    // A request dated 14:10 but recorded after the snapshot waits for the next one.
+    let late = support::usage_row(&mut rng, None, datetime!(2025-06-20 14:10 UTC));
+    support::insert_usage(&db.conn, std::slice::from_ref(&late)).await;
+    let waiting = stats.today_view().await.unwrap();
+    assert_eq!(waiting.today.stats.total_requests, after.today.stats.total_requests);
+    clock.set(datetime!(2025-06-20 14:55 UTC));
+    stats.refresh_open_hour().await.unwrap();
+    let counted = stats.today_view().await.unwrap();
+    assert_eq!(
+        counted.today.stats.total_requests,
+        expected.stats.total_requests - i64::try_from(deleted.rows_affected()).unwrap() + 1,
+        "the next snapshot counts it (and no longer the deleted rows)"
+    );
+});
