@@ -95,6 +95,10 @@ enum Command {
         at: String,
         #[arg(long, default_value_t = 20)]
         rounds: u32,
+        /// Age of the loop's snapshot of the open hour at `--at` (the loop refreshes it
+        /// every minute: 60 is the worst case); 0 for none.
+        #[arg(long, default_value_t = 60)]
+        snapshot_age: i64,
     },
 }
 
@@ -247,9 +251,19 @@ async fn main() -> anyhow::Result<()> {
             })
             .await?;
         }
-        Command::Dashboard { at, rounds } => {
-            let clock = Arc::new(FixedClock::new(parse_instant(&at)?));
-            let stats = Aggregator::new(db, calendar).with_clock(clock);
+        Command::Dashboard {
+            at,
+            rounds,
+            snapshot_age,
+        } => {
+            let at = parse_instant(&at)?;
+            let clock = Arc::new(FixedClock::new(at));
+            let stats = Aggregator::new(db, calendar).with_clock(clock.clone());
+            if snapshot_age > 0 {
+                clock.set(at - time::Duration::seconds(snapshot_age));
+                stats.refresh_open_hour().await?;
+                clock.set(at);
+            }
             // The nightly run's summary, as of `--at`: every complete day before today.
             let summary = stats.refresh_summary().await?;
             eprintln!(
