@@ -9,11 +9,13 @@ use time::OffsetDateTime;
 use tollgate_entities::stats_daily;
 
 use crate::hourly;
+use crate::memo::Memo;
+use crate::read::ClosedHours;
 use crate::sql::{self, bound, statement};
 use crate::write::{reads_inside_transaction, write_day, write_summary};
 use crate::{
-    BusinessCalendar, BusinessDay, BusinessHour, Clock, DayAggregate, DayStats, StatsError,
-    SummaryReport, SystemClock, Totals,
+    BusinessCalendar, BusinessDay, BusinessHour, Clock, DayAggregate, DayStats, ModelStats,
+    StatsError, SummaryReport, SystemClock, Totals,
 };
 
 /// Computes, stores and reads usage statistics on one database, in one business calendar.
@@ -24,6 +26,10 @@ pub struct Aggregator {
     pub(crate) db: DatabaseConnection,
     pub(crate) calendar: BusinessCalendar,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Today's closed hours with their per-model and per-provider rows.
+    pub(crate) today_hours: Memo<ClosedHours>,
+    /// The per-model rows of the complete days of a daily series.
+    pub(crate) day_models: Memo<BTreeMap<OffsetDateTime, Vec<ModelStats>>>,
 }
 
 impl Aggregator {
@@ -33,6 +39,8 @@ impl Aggregator {
             db,
             calendar,
             clock: Arc::new(SystemClock),
+            today_hours: Memo::default(),
+            day_models: Memo::default(),
         }
     }
 

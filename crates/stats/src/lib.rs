@@ -24,6 +24,7 @@ mod generator;
 mod histogram;
 mod hourly;
 mod hours;
+mod memo;
 mod open_hour;
 mod prune;
 mod read;

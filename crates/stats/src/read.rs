@@ -10,6 +10,7 @@ use tollgate_entities::{stats_hourly, stats_hourly_model, stats_hourly_provider,
 
 use crate::aggregator::{daily_rows, range_select};
 use crate::hourly::{day_of_parts, range_parts};
+use crate::memo;
 use crate::rollup::{Acc, BucketParts, Buckets, Dimension, Passes, compute};
 use crate::sql;
 use crate::{
@@ -70,7 +71,7 @@ where
 
 /// The complete (aggregated after they ended) hours of a range, with their per-model and
 /// per-provider rows when asked for.
-#[derive(Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct ClosedHours {
     pub(crate) stats: BTreeMap<OffsetDateTime, DayStats>,
     pub(crate) models: BTreeMap<OffsetDateTime, Vec<SliceStats>>,
@@ -183,9 +184,24 @@ impl Aggregator {
         let now = self.now();
         let today = self.calendar.day_containing(now)?;
         let current = self.calendar.hour_containing(now)?;
-        let closed = self
-            .closed_hours(today.start(), current.start(), true)
-            .await?;
+        // Today's closed hours change once an hour: read them again only when they did.
+        let version = memo::version(
+            &self.db,
+            "stats_hourly",
+            "hour",
+            today.start(),
+            current.start(),
+        )
+        .await?;
+        let closed = match self.today_hours.get(&version) {
+            Some(closed) => closed,
+            None => {
+                let closed = self
+                    .closed_hours(today.start(), current.start(), true)
+                    .await?;
+                self.today_hours.put(version, closed)
+            }
+        };
         let live_from = match closed.stats.keys().next_back() {
             Some(last) => self.calendar.hour_containing(*last)?.end(),
             None => today.start(),

@@ -10,6 +10,7 @@ use tollgate_entities::{stats_daily, stats_daily_model, stats_hourly_user, stats
 
 use crate::aggregator::{daily_rows, range_select};
 use crate::hourly::compute_one;
+use crate::memo;
 use crate::read::{ClosedHours, hourly_slices};
 use crate::rollup::{Acc, Dimension};
 use crate::{
@@ -124,27 +125,23 @@ impl Aggregator {
             return Ok(Vec::new());
         };
         let complete = self.complete_rows(&window.rows);
-        let mut models: BTreeMap<OffsetDateTime, Vec<ModelStats>> = BTreeMap::new();
-        if !complete.is_empty() {
-            let stmt = range_select(
-                &self.db,
-                "stats_daily_model",
-                "date",
-                Some(window.from),
-                window.today.start(),
-                None,
-            )?;
-            for row in stats_daily_model::Entity::find()
-                .from_raw_sql(stmt)
-                .all(&self.db)
-                .await?
-            {
-                models
-                    .entry(row.date)
-                    .or_default()
-                    .push(ModelStats::from(&row));
+        // The day rows of the window change once a day: read the per-model rows again only
+        // when they did.
+        let version = memo::version(
+            &self.db,
+            "stats_daily",
+            "date",
+            window.from,
+            window.today.start(),
+        )
+        .await?;
+        let models = match self.day_models.get(&version) {
+            Some(models) => models,
+            None => {
+                let models = self.day_model_rows(&window).await?;
+                self.day_models.put(version, models)
             }
-        }
+        };
         let closed = self
             .closed_hours_of(
                 &window.past,
@@ -157,7 +154,7 @@ impl Aggregator {
         for day in window.past {
             let entry = match complete.get(&day.start()) {
                 Some(row) => {
-                    let mut day_models = models.remove(&day.start()).unwrap_or_default();
+                    let mut day_models = models.get(&day.start()).cloned().unwrap_or_default();
                     day_models.sort_by(|a, b| a.model.cmp(&b.model));
                     DailyEntry {
                         day,
@@ -190,6 +187,33 @@ impl Aggregator {
             models: today.models,
         });
         Ok(entries)
+    }
+
+    /// The `stats_daily_model` rows of `window`'s past days, by date.
+    async fn day_model_rows(
+        &self,
+        window: &Window,
+    ) -> Result<BTreeMap<OffsetDateTime, Vec<ModelStats>>, StatsError> {
+        let mut models: BTreeMap<OffsetDateTime, Vec<ModelStats>> = BTreeMap::new();
+        let stmt = range_select(
+            &self.db,
+            "stats_daily_model",
+            "date",
+            Some(window.from),
+            window.today.start(),
+            None,
+        )?;
+        for row in stats_daily_model::Entity::find()
+            .from_raw_sql(stmt)
+            .all(&self.db)
+            .await?
+        {
+            models
+                .entry(row.date)
+                .or_default()
+                .push(ModelStats::from(&row));
+        }
+        Ok(models)
     }
 
     /// The closed hours of the `days` that `wanted` picks (one read over their span).

@@ -101,9 +101,11 @@ db_test!(async fn the_loop_catches_up_then_closes_hours_until_stopped(db) {
         let expected = support::oracle(&data, entry.day.start(), entry.day.end());
         support::assert_day_stats(&entry.stats, &expected.stats, &format!("{}", entry.day));
     }
-    // Today: hours 07:00 to 10:00 closed by the first cycle, the rest live, no hole.
+    // Today: every ended hour closed by the first cycle, the open hour's snapshot taken at
+    // 10:05, only the rows after it live; no hole.
     let view = stats.today_view().await.unwrap();
-    assert_eq!(view.live_from, datetime!(2025-06-20 10:00 UTC));
+    assert_eq!(view.hours_closed, 10);
+    assert_eq!(view.live_from, datetime!(2025-06-20 10:05 UTC));
     let expected = support::oracle(&data, days[1].start(), days[1].end());
     assert_eq!(view.today.stats.total_requests, expected.stats.total_requests);
 });

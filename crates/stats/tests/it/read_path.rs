@@ -169,3 +169,35 @@ db_test!(async fn the_open_hour_snapshot_leaves_only_the_last_minutes_live(db) {
         "the next snapshot counts it (and no longer the deleted rows)"
     );
 });
+
+db_test!(async fn memoised_reads_follow_every_rewrite(db) {
+    let calendar = BusinessCalendar::utc();
+    let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 14:10 UTC)));
+    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock.clone());
+    let mut rng = Rng(12);
+    let days = support::days(&calendar, &[date!(2025 - 06 - 18), date!(2025 - 06 - 20)]);
+    let data = Data::with_traffic(&mut rng, support::users("memo", 2, 0), &days, 30);
+    data.insert(&db.conn).await;
+    let hours: Vec<_> = calendar.hours_of(&days[1]).into_iter().take(14).collect();
+    stats.aggregate_hours(&hours).await.unwrap();
+    stats.aggregate_day(&days[0]).await.unwrap();
+    let view = stats.today_view().await.unwrap();
+    let series = stats.daily_series(3).await.unwrap();
+
+    // A late row in a closed hour of today and one in the aggregated day, both re-aggregated
+    // under the same (fixed) clock reading: the memoised reads see them.
+    for at in [datetime!(2025-06-20 09:30 UTC), datetime!(2025-06-18 09:30 UTC)] {
+        let late = support::usage_row(&mut rng, None, at);
+        support::insert_usage(&db.conn, std::slice::from_ref(&late)).await;
+    }
+    stats.aggregate_hours(&hours).await.unwrap();
+    stats.aggregate_day(&days[0]).await.unwrap();
+    let again = stats.today_view().await.unwrap();
+    assert_eq!(again.today.stats.total_requests, view.today.stats.total_requests + 1);
+    let later = stats.daily_series(3).await.unwrap();
+    assert_eq!(later[0].stats.total_requests, series[0].stats.total_requests + 1);
+    let models = |entries: &[tollgate_stats::DailyEntry]| -> i64 {
+        entries[0].models.iter().map(|m| m.total_requests).sum()
+    };
+    assert_eq!(models(&later), models(&series) + 1, "per-model rows re-read");
+});
