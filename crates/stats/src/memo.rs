@@ -47,11 +47,14 @@ pub(crate) async fn version<C: ConnectionTrait>(
     Ok((from, to, count, latest, requests))
 }
 
+/// A memoised value and the version it was read at.
+type Entry<T> = Option<(Version, Arc<T>)>;
+
 /// One memoised value with the version it was read at; shared by the clones of an
 /// [`Aggregator`](crate::Aggregator).
 #[derive(Debug)]
 pub(crate) struct Memo<T> {
-    slot: Arc<Mutex<Option<(Version, Arc<T>)>>>,
+    slot: Arc<Mutex<Entry<T>>>,
 }
 
 impl<T> Clone for Memo<T> {
