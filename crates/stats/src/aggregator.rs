@@ -4,14 +4,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use time::OffsetDateTime;
 use tollgate_entities::stats_daily;
 
 use crate::hourly;
 use crate::memo::Memo;
 use crate::read::ClosedHours;
-use crate::sql::{self, bound, statement};
+use crate::rows::daily_rows;
+use crate::sql;
 use crate::write::{reads_inside_transaction, write_day, write_summary};
 use crate::{
     BusinessCalendar, BusinessDay, BusinessHour, Clock, DayAggregate, DayStats, ModelStats,
@@ -273,42 +274,4 @@ pub(crate) enum RowState {
     Incomplete(BusinessDay),
     /// Not the start of a day of this calendar (written under another time zone).
     Foreign,
-}
-
-/// `SELECT * FROM stats_daily WHERE [date >= from AND] date < to ORDER BY date`.
-pub(crate) async fn daily_rows<C: ConnectionTrait>(
-    conn: &C,
-    from: Option<OffsetDateTime>,
-    to: OffsetDateTime,
-) -> Result<Vec<stats_daily::Model>, StatsError> {
-    let stmt = range_select(conn, "stats_daily", "date", from, to, None)?;
-    Ok(stats_daily::Entity::find()
-        .from_raw_sql(stmt)
-        .all(conn)
-        .await?)
-}
-
-/// A `SELECT *` of a statistics table by a range of its time `column` (`date` or `hour`),
-/// optionally for one value of a key column (`("user_id", id)`).
-pub(crate) fn range_select<C: ConnectionTrait>(
-    conn: &C,
-    table: &str,
-    column: &str,
-    from: Option<OffsetDateTime>,
-    to: OffsetDateTime,
-    key: Option<(&str, &str)>,
-) -> Result<sea_orm::Statement, StatsError> {
-    let backend = conn.get_database_backend();
-    let mut sql = format!("SELECT * FROM {table} WHERE {column} < $1");
-    let mut values = vec![bound(backend, to)?];
-    if let Some(from) = from {
-        values.push(bound(backend, from)?);
-        sql.push_str(&format!(" AND {column} >= ${}", values.len()));
-    }
-    if let Some((key, value)) = key {
-        values.push(Value::from(value.to_owned()));
-        sql.push_str(&format!(" AND {key} = ${}", values.len()));
-    }
-    sql.push_str(&format!(" ORDER BY {column}"));
-    Ok(statement(backend, &sql, values))
 }

@@ -57,8 +57,7 @@ impl Aggregator {
         let today = self.today()?;
         let past = self.days_before(&today, days.saturating_sub(1))?;
         let from = past.first().copied().unwrap_or(today);
-        let rows =
-            crate::aggregator::daily_rows(&self.db, Some(from.start()), today.start()).await?;
+        let rows = crate::rows::daily_rows(&self.db, Some(from.start()), today.start()).await?;
         let complete = self.complete_rows(&rows);
         let mut sums: BTreeMap<String, Acc> = BTreeMap::new();
         let mut add = |slice: &SliceStats| {
@@ -127,7 +126,7 @@ impl Aggregator {
         let today = self.today()?;
         let past = self.days_before(&today, before_today)?;
         let from = past.first().map_or(today.start(), BusinessDay::start);
-        let rows = crate::aggregator::daily_rows(&self.db, Some(from), today.start()).await?;
+        let rows = crate::rows::daily_rows(&self.db, Some(from), today.start()).await?;
         let complete = self.complete_rows(&rows);
         let stored = self
             .daily_slices(BreakdownBy::ApiKey, from, today.start(), Some(api_key_id))

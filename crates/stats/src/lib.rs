@@ -29,6 +29,7 @@ mod open_hour;
 mod prune;
 mod read;
 mod rollup;
+mod rows;
 mod series;
 mod sql;
 mod types;

@@ -8,10 +8,10 @@ use sea_orm::{ConnectionTrait, EntityTrait};
 use time::OffsetDateTime;
 use tollgate_entities::{stats_hourly, stats_hourly_model, stats_hourly_provider, stats_summary};
 
-use crate::aggregator::{daily_rows, range_select};
 use crate::hourly::{day_of_parts, range_parts};
 use crate::memo;
 use crate::rollup::{Acc, BucketParts, Buckets, Dimension, Passes, compute};
+use crate::rows::{daily_rows, range_select};
 use crate::sql;
 use crate::{
     Aggregator, BusinessDay, BusinessHour, CombinedStats, DayAggregate, DayStats, HourEntry,

@@ -8,11 +8,11 @@ use sea_orm::EntityTrait;
 use time::OffsetDateTime;
 use tollgate_entities::{stats_daily, stats_daily_model, stats_hourly_user, stats_user_daily};
 
-use crate::aggregator::{daily_rows, range_select};
 use crate::hourly::compute_one;
 use crate::memo;
 use crate::read::{ClosedHours, hourly_slices};
 use crate::rollup::{Acc, Dimension};
+use crate::rows::{daily_rows, range_select};
 use crate::{
     Aggregator, BackfillProgress, BackfillReport, BusinessDay, DailyEntry, DaySource, DayStats,
     ModelStats, SliceStats, StatsError, UserDailyEntry, UserStats,

@@ -1,0 +1,46 @@
+//! Range selects of stored statistics rows, shared by the writers and the read path.
+
+use sea_orm::{ConnectionTrait, EntityTrait, Value};
+use time::OffsetDateTime;
+use tollgate_entities::stats_daily;
+
+use crate::StatsError;
+use crate::sql::{bound, statement};
+
+/// `SELECT * FROM stats_daily WHERE [date >= from AND] date < to ORDER BY date`.
+pub(crate) async fn daily_rows<C: ConnectionTrait>(
+    conn: &C,
+    from: Option<OffsetDateTime>,
+    to: OffsetDateTime,
+) -> Result<Vec<stats_daily::Model>, StatsError> {
+    let stmt = range_select(conn, "stats_daily", "date", from, to, None)?;
+    Ok(stats_daily::Entity::find()
+        .from_raw_sql(stmt)
+        .all(conn)
+        .await?)
+}
+
+/// A `SELECT *` of a statistics table by a range of its time `column` (`date` or `hour`),
+/// optionally for one value of a key column (`("user_id", id)`).
+pub(crate) fn range_select<C: ConnectionTrait>(
+    conn: &C,
+    table: &str,
+    column: &str,
+    from: Option<OffsetDateTime>,
+    to: OffsetDateTime,
+    key: Option<(&str, &str)>,
+) -> Result<sea_orm::Statement, StatsError> {
+    let backend = conn.get_database_backend();
+    let mut sql = format!("SELECT * FROM {table} WHERE {column} < $1");
+    let mut values = vec![bound(backend, to)?];
+    if let Some(from) = from {
+        values.push(bound(backend, from)?);
+        sql.push_str(&format!(" AND {column} >= ${}", values.len()));
+    }
+    if let Some((key, value)) = key {
+        values.push(Value::from(value.to_owned()));
+        sql.push_str(&format!(" AND {key} = ${}", values.len()));
+    }
+    sql.push_str(&format!(" ORDER BY {column}"));
+    Ok(statement(backend, &sql, values))
+}
