@@ -106,6 +106,34 @@ macro_rules! upsert {
     };
 }
 
+/// Upserts an hour's `stats_hourly`, per-model and per-provider rows, stamped `now`.
+async fn upsert_hour_totals<C: ConnectionTrait>(
+    conn: &C,
+    aggregate: &HourAggregate,
+    now: OffsetDateTime,
+) -> Result<(), StatsError> {
+    let hour = aggregate.hour.start();
+    let stats = std::slice::from_ref(&aggregate.stats);
+    upsert!(conn, stats_hourly, stats, hour, now, [Hour]);
+    upsert!(
+        conn,
+        stats_hourly_model,
+        &aggregate.models,
+        hour,
+        now,
+        [Hour, Model]
+    );
+    upsert!(
+        conn,
+        stats_hourly_provider,
+        &aggregate.providers,
+        hour,
+        now,
+        [Hour, Provider]
+    );
+    Ok(())
+}
+
 /// Upserts the rows of every hour of `hours` (consecutive), stamped `now`, and deletes
 /// their per-model, per-provider and per-user rows this run did not write.
 pub(crate) async fn write_hours<C: ConnectionTrait>(
@@ -117,25 +145,8 @@ pub(crate) async fn write_hours<C: ConnectionTrait>(
         return Ok(());
     };
     for aggregate in hours {
+        upsert_hour_totals(conn, aggregate, now).await?;
         let hour = aggregate.hour.start();
-        let stats = std::slice::from_ref(&aggregate.stats);
-        upsert!(conn, stats_hourly, stats, hour, now, [Hour]);
-        upsert!(
-            conn,
-            stats_hourly_model,
-            &aggregate.models,
-            hour,
-            now,
-            [Hour, Model]
-        );
-        upsert!(
-            conn,
-            stats_hourly_provider,
-            &aggregate.providers,
-            hour,
-            now,
-            [Hour, Provider]
-        );
         upsert!(
             conn,
             stats_hourly_user,
@@ -162,25 +173,8 @@ pub(crate) async fn write_open_hour<C: ConnectionTrait>(
     aggregate: &HourAggregate,
     now: OffsetDateTime,
 ) -> Result<(), StatsError> {
+    upsert_hour_totals(conn, aggregate, now).await?;
     let hour = aggregate.hour.start();
-    let stats = std::slice::from_ref(&aggregate.stats);
-    upsert!(conn, stats_hourly, stats, hour, now, [Hour]);
-    upsert!(
-        conn,
-        stats_hourly_model,
-        &aggregate.models,
-        hour,
-        now,
-        [Hour, Model]
-    );
-    upsert!(
-        conn,
-        stats_hourly_provider,
-        &aggregate.providers,
-        hour,
-        now,
-        [Hour, Provider]
-    );
     let tables = ["stats_hourly_model", "stats_hourly_provider"];
     let range = (hour, aggregate.hour.end());
     delete_leftovers(conn, &tables, "hour", range, now).await
