@@ -80,10 +80,15 @@ db_test!(async fn the_loop_catches_up_then_closes_hours_until_stopped(db) {
     loop {
         let hours = stats_hourly::Entity::find().all(&db.conn).await.unwrap();
         let closed = hours.iter().any(|hour| hour.hour == datetime!(2025-06-20 09:00 UTC));
-        if closed && stats.missing_days(4).await.unwrap().is_empty() {
+        // The snapshot of the open hour (10:00) comes after the cycle.
+        let snapshot = hours.iter().any(|hour| hour.hour == datetime!(2025-06-20 10:00 UTC));
+        if closed && snapshot && stats.missing_days(4).await.unwrap().is_empty() {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the loop closed no hour or day");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the loop closed no hour or day, or took no snapshot"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let _ = stop.send(());
