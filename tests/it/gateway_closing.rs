@@ -84,6 +84,7 @@ async fn the_gateway_alone_closes_hours_and_days() {
     }
     let yesterday_requests = 3 + if yesterday.contains(recent) { 2 } else { 0 };
 
+    tollgate_server::install_crypto_provider();
     let http = reqwest::Client::new();
     // With --no-aggregation nothing is closed.
     {
@@ -149,6 +150,68 @@ async fn the_gateway_alone_closes_hours_and_days() {
         rows_in(&conn, "stats_hourly").await >= 3,
         "the last three hours are closed"
     );
+    drop(conn);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A closing loop that fails on every cycle (the database rejects its writes: a statistics
+/// table is gone) holds no request up: another user's next request is answered and recorded.
+#[tokio::test]
+async fn a_failing_closing_loop_stops_no_request() {
+    let dir = std::env::temp_dir().join(format!(
+        "tollgate-closing-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("tollgate.db").display());
+    let conn = Database::connect(&url).await.unwrap();
+    Migrator::up(&conn, None).await.unwrap();
+    conn.execute_unprepared("ALTER TABLE stats_hourly RENAME TO stats_hourly_gone")
+        .await
+        .unwrap();
+    let recent = OffsetDateTime::now_utc() - time::Duration::hours(2);
+    fixtures::insert(&conn, fixtures::usage_row("gpt-recent", recent)).await;
+
+    let mock = tollgate_server::mock::MockUpstream::start().await.unwrap();
+    let client_key = format!("tg-client-{}", uuid::Uuid::new_v4().simple());
+    let catalogue = serde_json::json!({
+        "global_models": [{"name": "canary", "default_tiered_pricing": {"tiers": [
+            {"up_to": null, "input_price_per_1m": 3.0, "output_price_per_1m": 15.0}]}}],
+        "providers": [{"name": "healthy", "priority": 10, "endpoints": [
+            {"api_format": "OPENAI", "base_url": mock.openai_base_url(),
+             "keys": [{"name": "c", "api_key": crate::gateway_support::UPSTREAM_SECRET}]}],
+            "models": [{"global_model": "canary", "provider_model_name": "canary"}]}],
+        "users": [{"username": "bystander", "api_keys": [{"name": "k", "key": client_key}]}],
+    });
+    let path = dir.join("catalog.json");
+    std::fs::write(&path, catalogue.to_string()).unwrap();
+
+    tollgate_server::install_crypto_provider();
+    let http = reqwest::Client::new();
+    let port = closed_port();
+    let catalog = path.display().to_string();
+    let _child = start(&dir, &url, port, &["--catalog", &catalog]);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_healthy(&http, &base, Duration::from_secs(60)).await;
+    // Let the loop try (and fail) its first cycle.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let answer = http
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(&client_key)
+        .header("content-type", "application/json")
+        .body(crate::gateway_support::chat("canary", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "the request is answered");
+    let request_id = answer.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let row = crate::gateway_support::wait_for_usage(&conn, &request_id, Duration::from_secs(10))
+        .await
+        .expect("the request is recorded while the loop fails");
+    assert_eq!(row.model, "canary");
     drop(conn);
     let _ = std::fs::remove_dir_all(&dir);
 }
