@@ -3,6 +3,7 @@
 //! never aggregated are reported as such instead of being scanned.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use sea_orm::{ConnectionTrait, EntityTrait};
 use time::OffsetDateTime;
@@ -172,6 +173,43 @@ impl Aggregator {
         Ok(closed)
     }
 
+    /// Today's closed hours (those before `current`) with their per-model and per-provider
+    /// rows. They change once an hour, so they are memoised and read again only when the
+    /// range's version changed.
+    pub(crate) async fn today_closed(
+        &self,
+        today: &BusinessDay,
+        current: &BusinessHour,
+    ) -> Result<Arc<ClosedHours>, StatsError> {
+        let version = memo::version(
+            &self.db,
+            "stats_hourly",
+            "hour",
+            today.start(),
+            current.start(),
+        )
+        .await?;
+        if let Some(closed) = self.today_hours.get(&version) {
+            return Ok(closed);
+        }
+        let closed = self
+            .closed_hours(today.start(), current.start(), true)
+            .await?;
+        Ok(self.today_hours.put(version, closed))
+    }
+
+    /// The end of the last of `closed`'s hours, or `otherwise` when there is none.
+    pub(crate) fn end_of_closed(
+        &self,
+        closed: &ClosedHours,
+        otherwise: OffsetDateTime,
+    ) -> Result<OffsetDateTime, StatsError> {
+        match closed.stats.keys().next_back() {
+            Some(last) => Ok(self.calendar.hour_containing(*last)?.end()),
+            None => Ok(otherwise),
+        }
+    }
+
     /// Today so far: the closed hours of today from `stats_hourly`, and only what is newer
     /// than the last of them computed from `usage` (up to the day's end: no row is dated in
     /// the future).
@@ -184,28 +222,8 @@ impl Aggregator {
         let now = self.now();
         let today = self.calendar.day_containing(now)?;
         let current = self.calendar.hour_containing(now)?;
-        // Today's closed hours change once an hour: read them again only when they did.
-        let version = memo::version(
-            &self.db,
-            "stats_hourly",
-            "hour",
-            today.start(),
-            current.start(),
-        )
-        .await?;
-        let closed = match self.today_hours.get(&version) {
-            Some(closed) => closed,
-            None => {
-                let closed = self
-                    .closed_hours(today.start(), current.start(), true)
-                    .await?;
-                self.today_hours.put(version, closed)
-            }
-        };
-        let live_from = match closed.stats.keys().next_back() {
-            Some(last) => self.calendar.hour_containing(*last)?.end(),
-            None => today.start(),
-        };
+        let closed = self.today_closed(&today, &current).await?;
+        let live_from = self.end_of_closed(&closed, today.start())?;
         let hours_not_aggregated = self
             .calendar
             .hours_of(&today)
@@ -334,11 +352,9 @@ impl Aggregator {
         let closed = self
             .closed_hours(first.start(), current.start(), false)
             .await?;
-        let last_closed_end = match closed.stats.keys().next_back() {
-            Some(last) => self.calendar.hour_containing(*last)?.end(),
-            None => first.start(),
-        };
-        let live_from = last_closed_end.max(today.start());
+        let live_from = self
+            .end_of_closed(&closed, first.start())?
+            .max(today.start());
         // The current hour from the loop's snapshot and the rows after it, when it has one.
         let open = if hours > 0 {
             self.open_hour(&current).await?

@@ -336,13 +336,8 @@ impl Aggregator {
         let now = self.now();
         let today = self.calendar.day_containing(now)?;
         let current = self.calendar.hour_containing(now)?;
-        let closed = self
-            .closed_hours(today.start(), current.start(), false)
-            .await?;
-        let live_from = match closed.stats.keys().next_back() {
-            Some(last) => self.calendar.hour_containing(*last)?.end(),
-            None => today.start(),
-        };
+        let closed = self.today_closed(&today, &current).await?;
+        let live_from = self.end_of_closed(&closed, today.start())?;
         let mut sum = Acc::default();
         for acc in self.user_hours(user_id, &closed).await?.values() {
             sum.merge(acc);
