@@ -6,17 +6,18 @@ use std::sync::Arc;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use time::OffsetDateTime;
-use tollgate_entities::stats_daily;
+use tollgate_entities::{stats_daily, stats_hourly_user};
 
-use crate::hourly;
+use crate::hourly::{self, KeptHours};
 use crate::memo::Memo;
-use crate::read::ClosedHours;
+use crate::read::{ClosedHours, hourly_slices};
+use crate::rollup::Acc;
 use crate::rows::daily_rows;
 use crate::sql;
 use crate::write::{reads_inside_transaction, write_day, write_summary};
 use crate::{
     BusinessCalendar, BusinessDay, BusinessHour, Clock, DayAggregate, DayStats, ModelStats,
-    StatsError, SummaryReport, SystemClock, Totals,
+    SliceStats, StatsError, SummaryReport, SystemClock, Totals,
 };
 
 /// Computes, stores and reads usage statistics on one database, in one business calendar.
@@ -79,7 +80,13 @@ impl Aggregator {
 
     /// Computes `day` from `usage` and `request_candidates` without writing anything.
     pub async fn compute_day(&self, day: &BusinessDay) -> Result<DayAggregate, StatsError> {
-        hourly::compute_day(&self.db, day, &self.calendar.hours_of(day), 0).await
+        hourly::compute_day(
+            &self.db,
+            day,
+            &self.calendar.hours_of(day),
+            KeptHours::default(),
+        )
+        .await
     }
 
     /// Today's numbers so far, with the per-model breakdown (no per-user rows), all
@@ -117,22 +124,22 @@ impl Aggregator {
         let aggregate = if reads_inside_transaction(self.db.get_database_backend()) {
             let txn = self.db.begin().await?;
             sql::lock(&txn).await?;
-            let from = if reuse {
-                self.closed_prefix(&txn, &hours).await?
+            let kept = if reuse {
+                self.kept_hours(&txn, &hours).await?
             } else {
-                0
+                KeptHours::default()
             };
-            let aggregate = hourly::compute_day(&txn, day, &hours, from).await?;
+            let aggregate = hourly::compute_day(&txn, day, &hours, kept).await?;
             write_day(&txn, &aggregate, self.now()).await?;
             txn.commit().await?;
             aggregate
         } else {
-            let from = if reuse {
-                self.closed_prefix(&self.db, &hours).await?
+            let kept = if reuse {
+                self.kept_hours(&self.db, &hours).await?
             } else {
-                0
+                KeptHours::default()
             };
-            let aggregate = hourly::compute_day(&self.db, day, &hours, from).await?;
+            let aggregate = hourly::compute_day(&self.db, day, &hours, kept).await?;
             let txn = self.db.begin().await?;
             write_day(&txn, &aggregate, self.now()).await?;
             txn.commit().await?;
@@ -150,22 +157,44 @@ impl Aggregator {
         Ok(aggregate)
     }
 
-    /// How many of `hours`, from the first, have a closed row.
-    async fn closed_prefix<C: ConnectionTrait>(
+    /// The closed hours of `hours` (a day's), from the first up to the first that is not
+    /// closed, with their sums read back from the hourly rows.
+    async fn kept_hours<C: ConnectionTrait>(
         &self,
         conn: &C,
         hours: &[BusinessHour],
-    ) -> Result<usize, StatsError> {
+    ) -> Result<KeptHours, StatsError> {
         let (Some(first), Some(last)) = (hours.first(), hours.last()) else {
-            return Ok(0);
+            return Ok(KeptHours::default());
         };
         let closed = self
-            .closed_hours_on(conn, first.start(), last.end(), false)
+            .closed_hours_on(conn, first.start(), last.end(), true)
             .await?;
-        Ok(hours
+        let count = hours
             .iter()
             .take_while(|hour| closed.stats.contains_key(&hour.start()))
-            .count())
+            .count();
+        if count == 0 {
+            return Ok(KeptHours::default());
+        }
+        let end = hours.get(count).map_or(last.end(), BusinessHour::start);
+        let mut parts = closed.parts(first.start(), end);
+        for row in hourly_slices::<stats_hourly_user::Entity, _>(
+            conn,
+            "stats_hourly_user",
+            first.start(),
+            end,
+            None,
+        )
+        .await?
+        {
+            parts
+                .dimension
+                .entry(row.user_id.clone())
+                .or_default()
+                .merge(&Acc::of_slice(&SliceStats::from(&row)));
+        }
+        Ok(KeptHours { count, parts })
     }
 
     /// Recomputes the single `stats_summary` row: sums of the complete `stats_daily` rows

@@ -103,6 +103,35 @@ fn user_id(index: u64) -> String {
     format!("00000000-0000-4000-8000-{index:012x}")
 }
 
+/// The id of generated user `index`'s client key.
+fn key_id(index: u64) -> String {
+    format!("00000000-0000-4000-9000-{index:012x}")
+}
+
+const USERS_INSERT: &str = "INSERT INTO users (id, email, username, role, is_active, quota_usd, \
+    used_usd, total_usd, created_at, updated_at) VALUES ";
+
+const KEYS_INSERT: &str = "INSERT INTO api_keys (id, user_id, key_hash, name, is_active, \
+    expires_at, total_requests, total_cost_usd, last_used_at, created_at, updated_at) VALUES ";
+
+/// Inserts `rows` (rendered value tuples) after `header` in statements of `batch` rows,
+/// skipping rows that exist; returns how many were inserted.
+async fn insert_values(
+    db: &DatabaseConnection,
+    header: &str,
+    rows: impl Iterator<Item = String>,
+    batch: usize,
+) -> Result<u64, StatsError> {
+    let mut inserted = 0;
+    let mut rows = rows.peekable();
+    while rows.peek().is_some() {
+        let values: Vec<String> = rows.by_ref().take(batch).collect();
+        let sql = format!("{header}{} ON CONFLICT DO NOTHING", values.join(","));
+        inserted += db.execute_unprepared(&sql).await?.rows_affected();
+    }
+    Ok(inserted)
+}
+
 fn timestamp(instant: OffsetDateTime) -> Result<String, StatsError> {
     instant
         .to_offset(UtcOffset::UTC)
@@ -126,33 +155,26 @@ pub async fn generate(
     let batch = config.batch_rows.max(1);
 
     let users = u64::from(config.users.max(1));
-    let mut sql = String::new();
-    let mut pending = 0;
-    for index in 0..users {
-        if pending == 0 {
-            sql.clear();
-            sql.push_str(
-                "INSERT INTO users (id, email, username, role, is_active, quota_usd, used_usd, \
-                 total_usd, created_at, updated_at) VALUES ",
-            );
-        } else {
-            sql.push(',');
-        }
-        // One user in twenty is inactive: their traffic must still be counted.
+    // One user in twenty is inactive: their traffic must still be counted.
+    let user_rows = (0..users).map(|index| {
         let active = if index % 20 == 19 { "FALSE" } else { "TRUE" };
-        let _ = write!(
-            sql,
+        format!(
             "('{id}', 'gen{index}@example.test', 'gen{index}', 'user', {active}, NULL, 0, 0, \
              '{now}', '{now}')",
             id = user_id(index)
-        );
-        pending += 1;
-        if pending == batch || index + 1 == users {
-            sql.push_str(" ON CONFLICT DO NOTHING");
-            counts.users += db.execute_unprepared(&sql).await?.rows_affected();
-            pending = 0;
-        }
-    }
+        )
+    });
+    counts.users += insert_values(db, USERS_INSERT, user_rows, batch).await?;
+    // One client key per user: the per-key rollups get as many groups as the per-user ones.
+    let key_rows = (0..users).map(|index| {
+        format!(
+            "('{id}', '{user}', '{index:064x}', 'gen{index}', TRUE, NULL, 0, 0, NULL, '{now}', \
+             '{now}')",
+            id = key_id(index),
+            user = user_id(index)
+        )
+    });
+    insert_values(db, KEYS_INSERT, key_rows, batch).await?;
 
     // Batches are built in order (so a seed always gives the same rows) and inserted two
     // at a time on two connections: one PostgreSQL backend per core.
@@ -238,11 +260,13 @@ fn push_request(
 ) -> Result<u64, StatsError> {
     let request_id = rng.uuid();
     // About 1 % of rows lost their user (deleted: the foreign key sets it null).
-    let user = if rng.below(100) == 0 {
+    let owner = if rng.below(100) == 0 {
         None
     } else {
-        Some(user_id(rng.below(users)))
+        Some(rng.below(users))
     };
+    let user = owner.map(user_id);
+    let key = owner.map(key_id);
     // Skewed model popularity: the square of a uniform draw favours low indices.
     let models = f64::from(config.models.max(1));
     #[expect(
@@ -329,12 +353,13 @@ fn push_request(
     };
     let quote = |value: Option<&str>| value.map_or_else(|| "NULL".to_owned(), |v| format!("'{v}'"));
     let user_sql = quote(user.as_deref());
+    let key_sql = quote(key.as_deref());
     let code_sql = code.map_or_else(|| "NULL".to_owned(), |c| c.to_string());
     let stream = if rng.below(2) == 0 { "TRUE" } else { "FALSE" };
     let created_sql = timestamp(created)?;
     let _ = write!(
         usage_sql,
-        "('{id}', {user_sql}, NULL, '{request_id}', '{provider}', '{model}', {global}, '{model}', \
+        "('{id}', {user_sql}, {key_sql}, '{request_id}', '{provider}', '{model}', {global}, '{model}', \
          {input}, {output}, {total_tokens}, {cache_creation}, {cache_read}, \
          {c0}, {c1}, {c2}, {c3}, {cache_cost}, 0, {total}, \
          {a0}, {a1}, {a2}, {a3}, 0, {atotal}, {rate}, {input_price}, {output_price}, {cc_price}, \

@@ -75,6 +75,7 @@ async fn hour_parts<C: ConnectionTrait>(
     }
     let passes = Passes {
         models: true,
+        names: false,
         dimension: Dimension::User(None),
         fallbacks: true,
     };
@@ -93,48 +94,50 @@ pub(crate) async fn compute_hours<C: ConnectionTrait>(
         .collect())
 }
 
-/// Computes `day`: its hours from `hours[recompute_from..]` on (the hours before were
-/// closed and are kept as stored), and the day's rows.
+/// The first `count` hours of a day, closed and kept as stored, and their sums (totals,
+/// per model, per provider and per user) read back from the hourly rows.
+#[derive(Debug, Default)]
+pub(crate) struct KeptHours {
+    pub(crate) count: usize,
+    pub(crate) parts: BucketParts,
+}
+
+/// Computes `day`: its hours from `hours[kept.count..]` on (the hours before are kept as
+/// stored), and the day's rows.
 ///
-/// When every hour is computed, the day is their sum plus one whole-day pass for what does
-/// not add up across hours (fallbacks of requests straddling an hour, the per-client-key
-/// rows). Otherwise the day comes from whole-day passes over the same rows as its stored
-/// hours, which is as cheap as it gets for a day the closing loop has kept up with: no
-/// per-user row of any hour is rewritten.
+/// The day is the sum of its hours, kept and computed, added in hour order (so a day
+/// closed from its stored hours equals one computed in full, to the last bit), plus one
+/// whole-day pass for what does not add up across hours: the fallbacks of requests
+/// straddling an hour, the per-client-key rows and, when hours are kept, the distinct
+/// model and provider names. No per-user row of a kept hour is rewritten.
 pub(crate) async fn compute_day<C: ConnectionTrait>(
     conn: &C,
     day: &BusinessDay,
     hours: &[BusinessHour],
-    recompute_from: usize,
+    kept: KeptHours,
 ) -> Result<DayAggregate, StatsError> {
-    let recompute = hours.get(recompute_from..).unwrap_or_default();
+    let recompute = hours.get(kept.count..).unwrap_or_default();
     let parts = hour_parts(conn, recompute).await?;
+    let mut sum = kept.parts;
+    for part in parts.values() {
+        sum.merge(part);
+    }
     let whole = Buckets::new(conn.get_database_backend(), vec![day.start()], day.end())?;
-    let mut sum = if recompute_from == 0 {
-        let mut sum = BucketParts::default();
-        for part in parts.values() {
-            sum.merge(part);
-        }
-        sum
-    } else {
-        let passes = Passes {
-            models: true,
-            dimension: Dimension::User(None),
-            fallbacks: false,
-        };
-        compute(conn, &whole, passes)
-            .await?
-            .remove(&day.start())
-            .unwrap_or_default()
-    };
     let passes = Passes {
         models: false,
+        names: kept.count > 0,
         dimension: Dimension::ApiKey(None),
         fallbacks: true,
     };
-    let day_only = compute(conn, &whole, passes).await?;
-    let day_only = day_only.get(&day.start()).cloned().unwrap_or_default();
+    let day_only = compute(conn, &whole, passes)
+        .await?
+        .remove(&day.start())
+        .unwrap_or_default();
     sum.fallback_count = day_only.fallback_count;
+    if kept.count > 0 {
+        sum.model_names = day_only.model_names;
+        sum.provider_names = day_only.provider_names;
+    }
     let hours = recompute
         .iter()
         .map(|hour| HourAggregate::new(*hour, parts.get(&hour.start())))
@@ -167,6 +170,7 @@ pub(crate) async fn range_parts<C: ConnectionTrait>(
     let buckets = Buckets::new(conn.get_database_backend(), vec![start], end)?;
     let passes = Passes {
         models: true,
+        names: false,
         dimension: Dimension::Skip,
         fallbacks: true,
     };
@@ -211,6 +215,7 @@ pub(crate) async fn compute_one<C: ConnectionTrait>(
     let buckets = Buckets::new(conn.get_database_backend(), vec![start], end)?;
     let passes = Passes {
         models: false,
+        names: false,
         dimension,
         fallbacks: false,
     };

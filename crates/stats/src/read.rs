@@ -419,6 +419,7 @@ impl Aggregator {
         )?;
         let passes = Passes {
             models: true,
+            names: false,
             dimension: Dimension::Skip,
             fallbacks: true,
         };

@@ -394,6 +394,8 @@ pub(crate) enum Dimension<'a> {
 pub(crate) struct Passes<'a> {
     /// The bucket rows, per model and per provider, and the distinct counts.
     pub(crate) models: bool,
+    /// Only the distinct `usage.model` and `usage.provider` names (implied by `models`).
+    pub(crate) names: bool,
     /// A grouped-by-dimension pass.
     pub(crate) dimension: Dimension<'a>,
     /// The fallback count per bucket.
@@ -409,6 +411,8 @@ pub(crate) async fn compute<C: ConnectionTrait>(
     let mut parts: BTreeMap<OffsetDateTime, BucketParts> = BTreeMap::new();
     if passes.models {
         model_pass(conn, buckets, &mut parts).await?;
+    } else if passes.names {
+        names_pass(conn, buckets, &mut parts).await?;
     }
     match passes.dimension {
         Dimension::Skip => {}
@@ -463,6 +467,30 @@ async fn model_pass<C: ConnectionTrait>(
             .merge(&acc);
         part.model_names.insert(model);
         part.provider_names.insert(provider);
+    }
+    Ok(())
+}
+
+/// The distinct `usage.model` and `usage.provider` names of each bucket, grouped by plain
+/// columns only (a hash aggregate over few groups).
+async fn names_pass<C: ConnectionTrait>(
+    conn: &C,
+    buckets: &Buckets,
+    parts: &mut BTreeMap<OffsetDateTime, BucketParts>,
+) -> Result<(), StatsError> {
+    let backend = conn.get_database_backend();
+    let sql = format!(
+        "SELECT {hb}, model, provider FROM usage WHERE created_at >= $1 AND created_at < $2 \
+         GROUP BY 1, 2, 3",
+        hb = buckets.expr,
+    );
+    let rows = conn
+        .query_all_raw(statement(backend, &sql, buckets.values.clone()))
+        .await?;
+    for row in &rows {
+        let part = parts.entry(buckets.start(row)?).or_default();
+        part.model_names.insert(row.try_get_by_index(1)?);
+        part.provider_names.insert(row.try_get_by_index(2)?);
     }
     Ok(())
 }
