@@ -31,6 +31,15 @@ pub enum StatsError {
         /// The value that did not fit.
         value: i64,
     },
+    /// A computed value has no stored form (a non-finite float, or a type the writer does
+    /// not know).
+    #[error("value of column {column} cannot be stored: {detail}")]
+    Unstorable {
+        /// The column being written.
+        column: &'static str,
+        /// The value, as debug text.
+        detail: String,
+    },
     /// The business day ends at or before the retention watermark and has complete rollups:
     /// its raw rows may have been deleted, so aggregating it again would overwrite its
     /// rollups with what is left of them.

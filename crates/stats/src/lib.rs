@@ -33,6 +33,7 @@ mod rows;
 mod series;
 mod sql;
 mod types;
+mod upsert;
 mod write;
 
 pub use aggregator::Aggregator;

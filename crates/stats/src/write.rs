@@ -1,237 +1,146 @@
-//! Idempotent writes: every statistics row is an `INSERT … ON CONFLICT … DO UPDATE SET col
-//! = excluded.col` upsert, batched, and rows of an hour or day that the current run did not
-//! write (a model, provider, user or key whose traffic has since gone) are removed.
+//! What each run writes: an hour's, a day's and the summary's rows, table by table, each
+//! bucket through [`crate::upsert`].
 
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, IdenStatic, IntoActiveModel,
-    Iterable,
-};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait};
 use time::OffsetDateTime;
 use tollgate_entities::{
     stats_daily, stats_daily_api_key, stats_daily_model, stats_daily_provider, stats_hourly,
     stats_hourly_model, stats_hourly_provider, stats_hourly_user, stats_summary, stats_user_daily,
 };
 
-use crate::sql::{instant, statement};
-use crate::types::{StoredAs, to_i32};
+use crate::types::to_i32;
+use crate::upsert::{Bucket, upsert_on, write_bucket};
 use crate::{DayAggregate, HourAggregate, StatsError, SummaryReport};
 
-/// Rows per multi-row INSERT: 13 bound values a row stays well below SQLite's 32 766 and
-/// PostgreSQL's 65 535 parameters per statement.
-const BATCH_ROWS: usize = 1_000;
-
-/// `ON CONFLICT (keys) DO UPDATE SET col = excluded.col` for every other column of `E` but
-/// `id` and `created_at`. The list follows the entity, so a new rollup column needs only
-/// the entity and the SQL that computes it.
-fn upsert_on<E: EntityTrait>(keys: &[E::Column]) -> OnConflict {
-    OnConflict::columns(keys.iter().copied())
-        .update_columns(updated_columns::<E>(keys))
-        .to_owned()
-}
-
-/// The columns [`upsert_on`] overwrites.
-fn updated_columns<E: EntityTrait>(keys: &[E::Column]) -> Vec<E::Column> {
-    E::Column::iter()
-        .filter(|column| {
-            let name = column.as_str();
-            name != "id" && name != "created_at" && !keys.iter().any(|key| key.as_str() == name)
-        })
-        .collect()
-}
-
-/// Upserts `items` as rows of `E` for the bucket starting at `time`, stamped `now`, in
-/// batches, overwriting on the `keys` conflict.
-async fn upsert_all<E, T, C>(
-    conn: &C,
-    items: &[T],
-    time: OffsetDateTime,
-    now: OffsetDateTime,
-    keys: &[E::Column],
-) -> Result<(), StatsError>
-where
-    E: EntityTrait,
-    E::Model: IntoActiveModel<E::ActiveModel>,
-    T: StoredAs<E::Model>,
-    C: ConnectionTrait,
-{
-    for chunk in items.chunks(BATCH_ROWS) {
-        let rows = chunk
-            .iter()
-            .map(|item| Ok(item.to_row(time, now)?.into_active_model()))
-            .collect::<Result<Vec<E::ActiveModel>, StatsError>>()?;
-        E::insert_many(rows)
-            .on_conflict(upsert_on::<E>(keys))
-            .exec_without_returning(conn)
-            .await?;
-    }
-    Ok(())
-}
-
-/// Deletes the rows of `tables` whose `column` lies in `[from, to)` and that this run (all
-/// of whose rows carry `updated_at = now`) did not write: left over from traffic that no
-/// longer exists.
-async fn delete_leftovers<C: ConnectionTrait>(
-    conn: &C,
-    tables: &[&str],
-    column: &str,
-    (from, to): (OffsetDateTime, OffsetDateTime),
-    now: OffsetDateTime,
-) -> Result<(), StatsError> {
-    let backend = conn.get_database_backend();
-    for table in tables {
-        conn.execute_raw(statement(
-            backend,
-            &format!(
-                "DELETE FROM {table} WHERE {column} >= $1 AND {column} < $2 AND updated_at <> $3"
-            ),
-            vec![instant(from), instant(to), instant(now)],
-        ))
-        .await?;
-    }
-    Ok(())
-}
-
-/// [`upsert_all`] of `items` into the entity module `table`, keyed by its `keys` columns.
-macro_rules! upsert {
-    ($conn:expr, $table:ident, $items:expr, $time:expr, $now:expr, [$($key:ident),+]) => {
-        upsert_all::<$table::Entity, _, _>(
+/// Writes the rows of one bucket of the entity module `table` (time column `$time`, slice
+/// key column `$key` when it has one): see [`write_bucket`].
+macro_rules! write_rows {
+    ($conn:expr, $table:ident, $items:expr, $range:expr, $now:expr, $time:ident $(, $key:ident)?) => {
+        write_bucket::<$table::Entity, _, _>(
             $conn,
             $items,
-            $time,
+            &Bucket {
+                start: $range.0,
+                end: $range.1,
+                time: $table::Column::$time,
+                key: None$(.or(Some($table::Column::$key)))?,
+            },
             $now,
-            &[$($table::Column::$key),+],
         )
         .await?
     };
 }
 
-/// Upserts an hour's `stats_hourly`, per-model and per-provider rows, stamped `now`.
-async fn upsert_hour_totals<C: ConnectionTrait>(
+/// Writes an hour's `stats_hourly`, per-model and per-provider rows, stamped `now`.
+async fn write_hour_totals<C: ConnectionTrait>(
     conn: &C,
     aggregate: &HourAggregate,
     now: OffsetDateTime,
 ) -> Result<(), StatsError> {
-    let hour = aggregate.hour.start();
+    let range = (aggregate.hour.start(), aggregate.hour.end());
     let stats = std::slice::from_ref(&aggregate.stats);
-    upsert!(conn, stats_hourly, stats, hour, now, [Hour]);
-    upsert!(
+    write_rows!(conn, stats_hourly, stats, range, now, Hour);
+    write_rows!(
         conn,
         stats_hourly_model,
         &aggregate.models,
-        hour,
+        range,
         now,
-        [Hour, Model]
+        Hour,
+        Model
     );
-    upsert!(
+    write_rows!(
         conn,
         stats_hourly_provider,
         &aggregate.providers,
-        hour,
+        range,
         now,
-        [Hour, Provider]
+        Hour,
+        Provider
     );
     Ok(())
 }
 
-/// Upserts the rows of every hour of `hours` (consecutive), stamped `now`, and deletes
-/// their per-model, per-provider and per-user rows this run did not write.
+/// Writes the rows of every hour of `hours`, stamped `now`.
 pub(crate) async fn write_hours<C: ConnectionTrait>(
     conn: &C,
     hours: &[HourAggregate],
     now: OffsetDateTime,
 ) -> Result<(), StatsError> {
-    let (Some(first), Some(last)) = (hours.first(), hours.last()) else {
-        return Ok(());
-    };
     for aggregate in hours {
-        upsert_hour_totals(conn, aggregate, now).await?;
-        let hour = aggregate.hour.start();
-        upsert!(
+        write_hour_totals(conn, aggregate, now).await?;
+        let range = (aggregate.hour.start(), aggregate.hour.end());
+        write_rows!(
             conn,
             stats_hourly_user,
             &aggregate.users,
-            hour,
+            range,
             now,
-            [Hour, UserId]
+            Hour,
+            UserId
         );
     }
-    let tables = [
-        "stats_hourly_model",
-        "stats_hourly_provider",
-        "stats_hourly_user",
-    ];
-    let range = (first.hour.start(), last.hour.end());
-    delete_leftovers(conn, &tables, "hour", range, now).await
+    Ok(())
 }
 
-/// Upserts the snapshot of an open hour (its `stats_hourly`, per-model and per-provider
-/// rows), stamped `now`, and deletes the hour's per-model and per-provider rows this run did
-/// not write; per-user rows are written when the hour closes.
+/// Writes the snapshot of an open hour (its `stats_hourly`, per-model and per-provider
+/// rows), stamped `now`; per-user rows are written when the hour closes.
 pub(crate) async fn write_open_hour<C: ConnectionTrait>(
     conn: &C,
     aggregate: &HourAggregate,
     now: OffsetDateTime,
 ) -> Result<(), StatsError> {
-    upsert_hour_totals(conn, aggregate, now).await?;
-    let hour = aggregate.hour.start();
-    let tables = ["stats_hourly_model", "stats_hourly_provider"];
-    let range = (hour, aggregate.hour.end());
-    delete_leftovers(conn, &tables, "hour", range, now).await
+    write_hour_totals(conn, aggregate, now).await
 }
 
-/// Upserts the day's hours, then the day row and its per-model, per-user, per-provider and
-/// per-client-key rows, stamped `now`, and deletes the day's dimension rows this run did
-/// not write.
+/// Writes the day's recomputed hours, then the day row and its per-model, per-user,
+/// per-provider and per-client-key rows, stamped `now`.
 pub(crate) async fn write_day<C: ConnectionTrait>(
     conn: &C,
     aggregate: &DayAggregate,
     now: OffsetDateTime,
 ) -> Result<(), StatsError> {
     write_hours(conn, &aggregate.hours, now).await?;
-    let date = aggregate.day.start();
+    let range = (aggregate.day.start(), aggregate.day.end());
     let stats = std::slice::from_ref(&aggregate.stats);
-    upsert!(conn, stats_daily, stats, date, now, [Date]);
-    upsert!(
+    write_rows!(conn, stats_daily, stats, range, now, Date);
+    write_rows!(
         conn,
         stats_daily_model,
         &aggregate.models,
-        date,
+        range,
         now,
-        [Date, Model]
+        Date,
+        Model
     );
-    upsert!(
+    write_rows!(
         conn,
         stats_user_daily,
         &aggregate.users,
-        date,
+        range,
         now,
-        [UserId, Date]
+        Date,
+        UserId
     );
-    upsert!(
+    write_rows!(
         conn,
         stats_daily_provider,
         &aggregate.providers,
-        date,
+        range,
         now,
-        [Date, Provider]
+        Date,
+        Provider
     );
-    upsert!(
+    write_rows!(
         conn,
         stats_daily_api_key,
         &aggregate.api_keys,
-        date,
+        range,
         now,
-        [Date, ApiKeyId]
+        Date,
+        ApiKeyId
     );
-    let tables = [
-        "stats_daily_model",
-        "stats_user_daily",
-        "stats_daily_provider",
-        "stats_daily_api_key",
-    ];
-    let range = (date, aggregate.day.end());
-    delete_leftovers(conn, &tables, "date", range, now).await
+    Ok(())
 }
 
 /// Upserts the single summary row.
@@ -289,7 +198,7 @@ mod tests {
         stats_user_daily,
     };
 
-    use super::updated_columns;
+    use crate::upsert::updated_columns;
 
     fn names<C: IdenStatic>(columns: Vec<C>) -> Vec<&'static str> {
         columns.iter().map(IdenStatic::as_str).collect()

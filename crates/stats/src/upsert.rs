@@ -1,0 +1,247 @@
+//! The one way statistics rows are written: a bucket's rows of one table are upserted
+//! (`INSERT … ON CONFLICT … DO UPDATE SET col = excluded.col`) and the bucket's rows of
+//! keys this run did not write (a model, provider, user or key whose traffic has since
+//! gone) are deleted.
+//!
+//! Slice rows whose numbers did not change are left as they are (the `DO UPDATE` has a
+//! `WHERE` that some column differs), so re-closing an hour rewrites only what a late row
+//! changed; the totals row of a bucket is always rewritten, because its `updated_at` says
+//! whether the bucket is closed. On PostgreSQL a batch travels as one JSON parameter
+//! expanded by `json_populate_recordset` into the table's own row type: one bound value
+//! instead of one per cell, which is what made the per-user upserts slow.
+
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ConnectionTrait, DbBackend, EntityTrait, IdenStatic, IntoActiveModel, Iterable, ModelTrait,
+    Value,
+};
+use serde_json::Value as Json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::StatsError;
+use crate::sql::{instant, statement};
+use crate::types::StoredAs;
+
+/// Rows per statement on SQLite (13 bound values a row stays well below its 32 766
+/// parameters) and per JSON batch on PostgreSQL.
+const BATCH_ROWS: usize = 1_000;
+const JSON_BATCH_ROWS: usize = 10_000;
+
+/// The columns an upsert overwrites: every column of `E` but `id`, `created_at` and the
+/// `keys`. The list follows the entity, so a new rollup column needs only the entity and
+/// the SQL that computes it.
+pub(crate) fn updated_columns<E: EntityTrait>(keys: &[E::Column]) -> Vec<E::Column> {
+    E::Column::iter()
+        .filter(|column| {
+            let name = column.as_str();
+            name != "id" && name != "created_at" && !keys.iter().any(|key| key.as_str() == name)
+        })
+        .collect()
+}
+
+/// `ON CONFLICT (keys) DO UPDATE SET col = excluded.col` over [`updated_columns`].
+pub(crate) fn upsert_on<E: EntityTrait>(keys: &[E::Column]) -> OnConflict {
+    OnConflict::columns(keys.iter().copied())
+        .update_columns(updated_columns::<E>(keys))
+        .to_owned()
+}
+
+/// `table.col IS DISTINCT FROM excluded.col OR …` over the overwritten columns but
+/// `updated_at`: the row's numbers changed.
+fn changed<E: EntityTrait>(backend: DbBackend, keys: &[E::Column]) -> String {
+    let table = E::default().table_name().to_owned();
+    let differs = match backend {
+        DbBackend::Postgres => "IS DISTINCT FROM",
+        _ => "IS NOT",
+    };
+    updated_columns::<E>(keys)
+        .iter()
+        .map(IdenStatic::as_str)
+        .filter(|name| *name != "updated_at")
+        .map(|name| format!("{table}.{name} {differs} excluded.{name}"))
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
+
+/// The bucket `[start, end)` a run writes, stored at `start`, and the table's columns for
+/// it: the time column and, for a slice table, the dimension column.
+pub(crate) struct Bucket<E: EntityTrait> {
+    pub(crate) start: OffsetDateTime,
+    pub(crate) end: OffsetDateTime,
+    pub(crate) time: E::Column,
+    pub(crate) key: Option<E::Column>,
+}
+
+/// Writes `items` as the rows of `E` for `bucket`, stamped `now`: upserts them (a slice row
+/// only when its numbers changed) and, for a slice table, deletes the bucket's rows of
+/// other keys.
+pub(crate) async fn write_bucket<E, T, C>(
+    conn: &C,
+    items: &[T],
+    bucket: &Bucket<E>,
+    now: OffsetDateTime,
+) -> Result<(), StatsError>
+where
+    E: EntityTrait,
+    E::Model: IntoActiveModel<E::ActiveModel>,
+    T: StoredAs<E::Model>,
+    C: ConnectionTrait,
+{
+    let backend = conn.get_database_backend();
+    let keys: Vec<E::Column> = std::iter::once(bucket.time).chain(bucket.key).collect();
+    let rows = items
+        .iter()
+        .map(|item| item.to_row(bucket.start, now))
+        .collect::<Result<Vec<E::Model>, StatsError>>()?;
+    let only_changed = bucket.key.map(|_| changed::<E>(backend, &keys));
+    if backend == DbBackend::Postgres {
+        for chunk in rows.chunks(JSON_BATCH_ROWS) {
+            upsert_json::<E, C>(conn, chunk, &keys, only_changed.as_deref()).await?;
+        }
+    } else {
+        let mut on_conflict = upsert_on::<E>(&keys);
+        if let Some(condition) = &only_changed {
+            on_conflict.action_and_where(Expr::cust(condition.clone()));
+        }
+        for chunk in rows.chunks(BATCH_ROWS) {
+            let models = chunk
+                .iter()
+                .cloned()
+                .map(IntoActiveModel::into_active_model);
+            E::insert_many(models)
+                .on_conflict(on_conflict.clone())
+                .exec_without_returning(conn)
+                .await?;
+        }
+    }
+    if let Some(key) = bucket.key {
+        let written = rows
+            .iter()
+            .map(|row| json_of(key.as_str(), row.get(key)))
+            .collect::<Result<Vec<Json>, StatsError>>()?;
+        delete_others::<E, C>(conn, bucket, key, &Json::Array(written)).await?;
+    }
+    Ok(())
+}
+
+/// One PostgreSQL upsert of `rows`, sent as a JSON array of objects named by column.
+async fn upsert_json<E, C>(
+    conn: &C,
+    rows: &[E::Model],
+    keys: &[E::Column],
+    only_changed: Option<&str>,
+) -> Result<(), StatsError>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    let table = E::default().table_name().to_owned();
+    let columns: Vec<E::Column> = E::Column::iter().collect();
+    let objects = rows
+        .iter()
+        .map(|row| {
+            columns
+                .iter()
+                .map(|column| {
+                    Ok((
+                        column.as_str().to_owned(),
+                        json_of(column.as_str(), row.get(*column))?,
+                    ))
+                })
+                .collect::<Result<serde_json::Map<String, Json>, StatsError>>()
+                .map(Json::Object)
+        })
+        .collect::<Result<Vec<Json>, StatsError>>()?;
+    let names = columns
+        .iter()
+        .map(IdenStatic::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let conflict = keys
+        .iter()
+        .map(IdenStatic::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let set = updated_columns::<E>(keys)
+        .iter()
+        .map(|column| format!("{0} = excluded.{0}", column.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let condition =
+        only_changed.map_or_else(String::new, |condition| format!(" WHERE {condition}"));
+    let sql = format!(
+        "INSERT INTO {table} ({names}) SELECT {names} \
+         FROM json_populate_recordset(NULL::{table}, $1::json) \
+         ON CONFLICT ({conflict}) DO UPDATE SET {set}{condition}"
+    );
+    let payload = Json::Array(objects).to_string();
+    conn.execute_raw(statement(
+        DbBackend::Postgres,
+        &sql,
+        vec![Value::from(payload)],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Deletes the rows of `bucket` whose `key` is not in `written` (a JSON array).
+async fn delete_others<E, C>(
+    conn: &C,
+    bucket: &Bucket<E>,
+    key: E::Column,
+    written: &Json,
+) -> Result<(), StatsError>
+where
+    E: EntityTrait,
+    C: ConnectionTrait,
+{
+    let backend = conn.get_database_backend();
+    let table = E::default().table_name().to_owned();
+    let elements = match backend {
+        DbBackend::Postgres => "SELECT json_array_elements_text($3::json)",
+        _ => "SELECT value FROM json_each($3)",
+    };
+    let sql = format!(
+        "DELETE FROM {table} WHERE {time} >= $1 AND {time} < $2 AND {key} NOT IN ({elements})",
+        time = bucket.time.as_str(),
+        key = key.as_str(),
+    );
+    conn.execute_raw(statement(
+        backend,
+        &sql,
+        vec![
+            instant(bucket.start),
+            instant(bucket.end),
+            Value::from(written.to_string()),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// A cell as JSON for `json_populate_recordset`: instants in RFC 3339, numbers exact
+/// (serde_json writes the shortest text that reads back as the same `f64`).
+fn json_of(column: &'static str, value: Value) -> Result<Json, StatsError> {
+    let unstorable = |detail: String| StatsError::Unstorable { column, detail };
+    Ok(match value {
+        Value::String(text) => text.map_or(Json::Null, Json::String),
+        Value::Int(number) => number.map_or(Json::Null, Json::from),
+        Value::BigInt(number) => number.map_or(Json::Null, Json::from),
+        Value::Double(number) => match number {
+            None => Json::Null,
+            Some(number) => serde_json::Number::from_f64(number)
+                .map(Json::Number)
+                .ok_or_else(|| unstorable(number.to_string()))?,
+        },
+        Value::Json(json) => json.map_or(Json::Null, |json| *json),
+        Value::TimeDateTimeWithTimeZone(at) => match at {
+            None => Json::Null,
+            Some(at) => Json::String(
+                at.format(&Rfc3339)
+                    .map_err(|error| unstorable(error.to_string()))?,
+            ),
+        },
+        other => return Err(unstorable(format!("{other:?}"))),
+    })
+}
