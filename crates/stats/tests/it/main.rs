@@ -13,5 +13,6 @@ mod hourly;
 mod oracle;
 mod prune;
 mod read_path;
+mod rewrite;
 mod support;
 mod zones;
