@@ -1,7 +1,7 @@
 //! The gateway alone on the embedded default (no aggregator process) closes statistics
 //! hours and days itself (behaviour.md 9), and does not with `--no-aggregation`.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
@@ -10,28 +10,34 @@ use tollgate_migrations::{Migrator, MigratorTraitReexport as _};
 use tollgate_stats::BusinessCalendar;
 use tollgate_testkit::fixtures;
 
-use crate::gateway_support::{KillOnDrop, closed_port, gateway_binary, wait_healthy};
+use crate::gateway_support::{KillOnDrop, closed_port, gateway_in, wait_healthy};
 
 const ADMIN_KEY: &str = "sk-closing-test-admin-0123456789abcdef";
 
 fn start(dir: &std::path::Path, url: &str, port: u16, extra: &[&str]) -> KillOnDrop {
-    let listen = format!("127.0.0.1:{port}");
     KillOnDrop(
-        Command::new(gateway_binary())
-            .args(["--listen", &listen])
+        gateway_in(dir, &format!("127.0.0.1:{port}"))
             .args(extra)
-            .current_dir(dir)
             .env("DATABASE_URL", url)
             .env("TOLLGATE_ADMIN_KEY", ADMIN_KEY)
-            .env_remove("REDIS_URL")
-            .env_remove("TOLLGATE_LISTEN")
             .env_remove("TOLLGATE_NO_AGGREGATION")
-            .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     )
+}
+
+/// A migrated SQLite database in a fresh directory: the directory, the URL and a connection.
+async fn sqlite_in_a_fresh_dir() -> (std::path::PathBuf, String, DatabaseConnection) {
+    let dir = std::env::temp_dir().join(format!(
+        "tollgate-closing-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("tollgate.db").display());
+    let conn = Database::connect(&url).await.unwrap();
+    Migrator::up(&conn, None).await.unwrap();
+    (dir, url, conn)
 }
 
 async fn rows_in(conn: &DatabaseConnection, table: &str) -> i64 {
@@ -58,14 +64,7 @@ async fn get(http: &reqwest::Client, url: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn the_gateway_alone_closes_hours_and_days() {
-    let dir = std::env::temp_dir().join(format!(
-        "tollgate-closing-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.join("tollgate.db").display());
-    let conn = Database::connect(&url).await.unwrap();
-    Migrator::up(&conn, None).await.unwrap();
+    let (dir, url, conn) = sqlite_in_a_fresh_dir().await;
 
     // Traffic two hours ago (an hour that has ended) and yesterday.
     let calendar = BusinessCalendar::utc();
@@ -158,14 +157,7 @@ async fn the_gateway_alone_closes_hours_and_days() {
 /// table is gone) holds no request up: another user's next request is answered and recorded.
 #[tokio::test]
 async fn a_failing_closing_loop_stops_no_request() {
-    let dir = std::env::temp_dir().join(format!(
-        "tollgate-closing-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.join("tollgate.db").display());
-    let conn = Database::connect(&url).await.unwrap();
-    Migrator::up(&conn, None).await.unwrap();
+    let (dir, url, conn) = sqlite_in_a_fresh_dir().await;
     conn.execute_unprepared("ALTER TABLE stats_hourly RENAME TO stats_hourly_gone")
         .await
         .unwrap();

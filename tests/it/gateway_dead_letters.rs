@@ -19,8 +19,8 @@ use tower::ServiceExt;
 
 use crate::admin_support::{Session, admin, assert_error};
 use crate::gateway_support::{
-    CANARY_WAIT, Client, assert_canary_recorded, chat, client, counters, global_model, request,
-    route, send, wait_for_usage,
+    CANARY_WAIT, Client, assert_canary_recorded, chat, client, counters, global_model,
+    openai_route, request, send, wait_for_usage,
 };
 
 /// The routed global model whose usage rows the database is made to refuse.
@@ -65,17 +65,7 @@ fn gateway(db: &TestDb, dir: &DeadLetterDir, stall_after: Duration) -> Gateway {
 /// Routes `name` to `mock` through a provider of its own.
 async fn routed(db: &TestDb, mock: &MockUpstream, name: &str) -> crate::gateway_support::Route {
     let global = global_model(&db.conn, name, TieredPricing::fixed(1.0, 2.0)).await;
-    route(
-        &db.conn,
-        &format!("provider-{name}"),
-        10,
-        ApiFormat::OpenAi,
-        &mock.openai_base_url(),
-        30,
-        &global,
-        name,
-    )
-    .await
+    openai_route(&db.conn, &format!("provider-{name}"), mock, &global, name).await
 }
 
 /// Makes the database refuse `usage` rows whose `model` is [`POISON_MODEL`].

@@ -5,24 +5,18 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::gateway_support::{KillOnDrop, gateway_binary};
+use crate::gateway_support::{KillOnDrop, gateway_binary, gateway_in};
 
 #[test]
 fn demo_banner_commands_work() {
-    let binary = gateway_binary();
     let dir = std::env::temp_dir().join(format!("tollgate-demo-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut child = KillOnDrop(
-        Command::new(binary)
-            .args(["--demo", "--listen", "127.0.0.1:0"])
-            .current_dir(&dir)
+        gateway_in(&dir, "127.0.0.1:0")
+            .arg("--demo")
             .env_remove("DATABASE_URL")
-            .env_remove("REDIS_URL")
             .env_remove("TOLLGATE_ADMIN_KEY")
-            .env_remove("TOLLGATE_LISTEN")
-            .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );

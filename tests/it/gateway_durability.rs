@@ -3,9 +3,8 @@
 //! server (never the shared ones on 5432 and 6379).
 
 use std::collections::HashSet;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
@@ -17,12 +16,12 @@ use tollgate_entities::{ApiFormat, TieredPricing, usage};
 use tollgate_migrations::{Migrator, MigratorTraitReexport as _};
 use tollgate_server::Gateway;
 use tollgate_server::mock::MockUpstream;
-use tollgate_testkit::TestDb;
+use tollgate_testkit::{PrivateRedis, TestDb};
 use tower::ServiceExt;
 
 use crate::gateway_support::{
-    UPSTREAM_SECRET, chat, client, closed_port, gateway_binary, global_model, request, route,
-    wait_healthy,
+    UPSTREAM_SECRET, chat, client, closed_port, gateway_binary, global_model, openai_route,
+    request, wait_healthy,
 };
 
 /// Sends `count` OpenAI requests for `model` through the router, `parallel` at a time;
@@ -134,20 +133,23 @@ impl PrivatePostgres {
         self.dir.join("data").display().to_string()
     }
 
-    fn run(&self, program: &str, args: &[&str]) {
+    /// `program` of the PostgreSQL installation, run as the `postgres` user when needed.
+    fn command(&self, program: &str) -> Command {
         let program = self.bin.join(program);
-        let mut command = if self.as_postgres_user {
+        if self.as_postgres_user {
             let mut command = Command::new("runuser");
             command.args(["-u", "postgres", "--"]).arg(&program);
             command
         } else {
             Command::new(&program)
-        };
-        let output = command.args(args).output().unwrap();
+        }
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let output = self.command(program).args(args).output().unwrap();
         assert!(
             output.status.success(),
-            "{} {args:?} failed: {}",
-            program.display(),
+            "{program} {args:?} failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
     }
@@ -189,15 +191,8 @@ impl PrivatePostgres {
 impl Drop for PrivatePostgres {
     fn drop(&mut self) {
         let data = self.data();
-        let program = self.bin.join("pg_ctl");
-        let mut command = if self.as_postgres_user {
-            let mut command = Command::new("runuser");
-            command.args(["-u", "postgres", "--"]).arg(&program);
-            command
-        } else {
-            Command::new(&program)
-        };
-        let _ = command
+        let _ = self
+            .command("pg_ctl")
             .args(["-D", &data, "-m", "immediate", "stop"])
             .output();
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -217,17 +212,7 @@ async fn every_request_has_one_usage_row_across_a_postgres_restart() {
         b.latency = Duration::from_millis(2);
     });
     let global = global_model(&conn, "m", TieredPricing::fixed(1.0, 2.0)).await;
-    route(
-        &conn,
-        "p",
-        10,
-        ApiFormat::OpenAi,
-        &mock.openai_base_url(),
-        30,
-        &global,
-        "m",
-    )
-    .await;
+    openai_route(&conn, "p", &mock, &global, "m").await;
     let client = client(&conn, "alice").await;
     let gateway = Gateway::builder(conn.clone())
         .writer(WriterConfig {
@@ -264,62 +249,6 @@ async fn every_request_has_one_usage_row_across_a_postgres_restart() {
     assert_eq!(key.total_requests, 1000, "counters are added once per row");
 }
 
-/// A redis-server of the test's own that the test stops.
-struct PrivateRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    fn start() -> Self {
-        let port = closed_port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|error| panic!("redis-server is required for this test: {error}"));
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "private redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Self {
-            port,
-            child: Some(child),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stopping_redis_mid_run_fails_no_request() {
     let mut redis = PrivateRedis::start();
@@ -328,17 +257,7 @@ async fn stopping_redis_mid_run_fails_no_request() {
     let mock = MockUpstream::start().await.unwrap();
     mock.set(|b| b.record = false);
     let global = global_model(conn, "m", TieredPricing::fixed(1.0, 2.0)).await;
-    route(
-        conn,
-        "p",
-        10,
-        ApiFormat::OpenAi,
-        &mock.openai_base_url(),
-        30,
-        &global,
-        "m",
-    )
-    .await;
+    openai_route(conn, "p", &mock, &global, "m").await;
     let alice = client(conn, "alice").await;
     let cache = tollgate_cache::Cache::tiered(tollgate_cache::Config::default(), &redis.url())
         .await
@@ -350,17 +269,7 @@ async fn stopping_redis_mid_run_fails_no_request() {
     // Keep the old names (L1 hits) and add new ones (misses that go to Redis, then the DB).
     answers.extend(burst(&gateway, &alice.key, "m", 100, 8).await);
     let other = global_model(conn, "n", TieredPricing::fixed(1.0, 2.0)).await;
-    route(
-        conn,
-        "q",
-        10,
-        ApiFormat::OpenAi,
-        &mock.openai_base_url(),
-        30,
-        &other,
-        "n",
-    )
-    .await;
+    openai_route(conn, "q", &mock, &other, "n").await;
     let bob = client(conn, "bob").await;
     answers.extend(burst(&gateway, &bob.key, "n", 100, 8).await);
     answers.extend(

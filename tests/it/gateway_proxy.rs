@@ -16,7 +16,7 @@ use tower::ServiceExt;
 
 use crate::gateway_support::{
     UPSTREAM_SECRET, candidates_of, chat, client, close, closed_port, counters, gateway,
-    global_model, request, route, send, usage_of,
+    global_model, openai_route, request, route, send, usage_of,
 };
 
 fn pricing() -> TieredPricing {
@@ -239,7 +239,7 @@ db_test!(async fn price_follows_the_resolved_global_model_for_a_provider_name(db
     let mock = MockUpstream::start().await.unwrap();
     mock.set(|b| b.usage = USAGE);
     let global = global_model(conn, "sonnet", pricing()).await;
-    route(conn, "prov-a", 10, ApiFormat::OpenAi, &mock.openai_base_url(), 30, &global, "sonnet-upstream-v1").await;
+    openai_route(conn, "prov-a", &mock, &global, "sonnet-upstream-v1").await;
     let client = client(conn, "alice").await;
     let gateway = gateway(conn);
     let answer = send(&gateway, request(ApiFormat::OpenAi, Some(&client.key), chat("sonnet-upstream-v1", false))).await;
@@ -261,17 +261,7 @@ async fn streams_are_relayed_chunk_by_chunk() {
         b.chunks = 4;
     });
     let global = global_model(conn, "m", pricing()).await;
-    route(
-        conn,
-        "p",
-        10,
-        ApiFormat::OpenAi,
-        &mock.openai_base_url(),
-        30,
-        &global,
-        "m",
-    )
-    .await;
+    openai_route(conn, "p", &mock, &global, "m").await;
     let client = client(conn, "alice").await;
     let gateway = gateway(conn);
     let body = serde_json::json!({"model": "m", "stream": true, "stream_options": {"include_usage": true},
@@ -460,7 +450,7 @@ db_test!(async fn every_candidate_failing_is_a_502_with_every_attempt_recorded(d
     let first = MockUpstream::start().await.unwrap();
     first.set(|b| b.status = 503);
     let global = global_model(conn, "m", pricing()).await;
-    route(conn, "prov-a", 10, ApiFormat::OpenAi, &first.openai_base_url(), 30, &global, "m").await;
+    openai_route(conn, "prov-a", &first, &global, "m").await;
     route(conn, "prov-b", 20, ApiFormat::OpenAi, &format!("http://127.0.0.1:{}/v1", closed_port()), 30, &global, "m").await;
     let client = client(conn, "alice").await;
     let gateway = gateway(conn);
@@ -496,7 +486,7 @@ db_test!(async fn client_keys_are_checked_in_the_endpoints_error_shape(db) {
     let conn = &db.conn;
     let mock = MockUpstream::start().await.unwrap();
     let global = global_model(conn, "m", pricing()).await;
-    route(conn, "p", 10, ApiFormat::OpenAi, &mock.openai_base_url(), 30, &global, "m").await;
+    openai_route(conn, "p", &mock, &global, "m").await;
     route(conn, "q", 10, ApiFormat::Claude, &mock.claude_base_url(), 30, &global, "m").await;
     let good = client(conn, "alice").await;
     let inactive = client(conn, "bob").await;
@@ -551,7 +541,7 @@ db_test!(async fn request_errors_have_clear_statuses_and_messages(db) {
     let conn = &db.conn;
     let mock = MockUpstream::start().await.unwrap();
     let global = global_model(conn, "m", pricing()).await;
-    route(conn, "p", 10, ApiFormat::OpenAi, &mock.openai_base_url(), 30, &global, "m").await;
+    openai_route(conn, "p", &mock, &global, "m").await;
     let client = client(conn, "alice").await;
     let gateway = gateway(conn);
     let key = Some(client.key.as_str());
@@ -593,7 +583,7 @@ db_test!(async fn models_lists_usable_global_models(db) {
     let conn = &db.conn;
     let mock = MockUpstream::start().await.unwrap();
     let served = global_model(conn, "served", pricing()).await;
-    route(conn, "p", 10, ApiFormat::OpenAi, &mock.openai_base_url(), 30, &served, "served").await;
+    openai_route(conn, "p", &mock, &served, "served").await;
     global_model(conn, "unrouted", pricing()).await;
     let client = client(conn, "alice").await;
     let gateway = gateway(conn);
@@ -620,17 +610,7 @@ async fn health_ready_and_metrics() {
     let conn = &db.conn;
     let mock = MockUpstream::start().await.unwrap();
     let global = global_model(conn, "m", pricing()).await;
-    route(
-        conn,
-        "metrics-provider",
-        10,
-        ApiFormat::OpenAi,
-        &mock.openai_base_url(),
-        30,
-        &global,
-        "m",
-    )
-    .await;
+    openai_route(conn, "metrics-provider", &mock, &global, "m").await;
     let client = client(conn, "alice").await;
     let gateway = gateway(conn);
     assert_eq!(

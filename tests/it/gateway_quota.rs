@@ -9,7 +9,8 @@ use tollgate_testkit::{TestDb, db_test};
 
 use crate::admin_support::{Session, admin};
 use crate::gateway_support::{
-    Client, chat, client, close, gateway, global_model, request, route, send, usage_of,
+    Client, chat, client, close, gateway, global_model, openai_route, request, route, send,
+    usage_of,
 };
 
 /// One dollar per request: a million input tokens at $1 per million.
@@ -200,7 +201,7 @@ db_test!(async fn a_hostile_model_name_from_a_user_over_quota_is_refused_before_
     let conn = &db.conn;
     let mock = MockUpstream::start().await.unwrap();
     let global = global_model(conn, "metered", dollar_a_request()).await;
-    route(conn, "prov", 10, ApiFormat::OpenAi, &mock.openai_base_url(), 30, &global, "metered-up").await;
+    openai_route(conn, "prov", &mock, &global, "metered-up").await;
     let capped = client(conn, "capped").await;
     set_quota(conn, &capped, Some(0.0)).await;
     let gateway = gateway(conn);

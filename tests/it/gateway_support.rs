@@ -87,6 +87,28 @@ pub(crate) async fn route(
     }
 }
 
+/// [`route`] as most tests want it: an OpenAI endpoint on `mock`, priority 10, timeout 30 s.
+pub(crate) async fn openai_route(
+    conn: &DatabaseConnection,
+    provider: &str,
+    mock: &tollgate_server::mock::MockUpstream,
+    global: &global_models::Model,
+    upstream_name: &str,
+) -> Route {
+    let base_url = mock.openai_base_url();
+    route(
+        conn,
+        provider,
+        10,
+        ApiFormat::OpenAi,
+        &base_url,
+        30,
+        global,
+        upstream_name,
+    )
+    .await
+}
+
 /// A gateway over `conn` with default settings and the process's Prometheus recorder.
 pub(crate) fn gateway(conn: &DatabaseConnection) -> Gateway {
     let mut builder = Gateway::builder(conn.clone());
@@ -254,6 +276,20 @@ pub(crate) fn gateway_binary() -> PathBuf {
         binary.display()
     );
     binary
+}
+
+/// The gateway binary run in `dir` with its `listen` address, logging warnings only to a
+/// discarded stderr, and neither Redis nor a listen address from the test's environment.
+pub(crate) fn gateway_in(dir: &std::path::Path, listen: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(gateway_binary());
+    command
+        .args(["--listen", listen])
+        .current_dir(dir)
+        .env_remove("REDIS_URL")
+        .env_remove("TOLLGATE_LISTEN")
+        .env("RUST_LOG", "warn")
+        .stderr(std::process::Stdio::null());
+    command
 }
 
 /// Polls `GET /health` until it answers or `wait` passes.

@@ -16,7 +16,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use deadpool_redis::redis;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use tollgate_cache::{Cache, CacheKey, Config, Entry, Key};
+use tollgate_cache::{Cache, Config, Entry, Key};
 
 /// The cached value: a stand-in for a catalogue row snapshot with the fields of the resolver's
 /// `models::Model` (about 600 bytes of JSON), so encoding and decoding cost what they cost
@@ -44,18 +44,10 @@ struct Row {
     updated_at: OffsetDateTime,
 }
 
-/// `row:id:{id}`: a row by its id.
-struct RowById(String);
-
-impl Key for RowById {
-    const FAMILY: &'static str = "row_by_id";
-    fn render(&self) -> String {
-        format!("row:id:{}", self.0)
-    }
-}
-
-impl CacheKey for RowById {
-    type Value = Row;
+tollgate_cache::string_key! {
+    /// `row:id:{id}`: a row by its id.
+    struct RowById(String);
+    family = "row_by_id", prefix = "row:id:", value = Row;
 }
 
 fn benches(c: &mut Criterion) {

@@ -70,3 +70,45 @@ pub trait CounterKey: Key {
         config.ttl
     }
 }
+
+/// Declares a key family named by one string: a newtype over `String` (deriving `Debug`,
+/// `Clone`, `PartialEq`, `Eq` and `Hash`) whose [`Key::render`] is `prefix` followed by the
+/// string, and, given a `value`, whose [`CacheKey::Value`] it is with the configured TTLs.
+/// Without a `value` the caller implements [`CacheKey`] (to bound the TTLs, say) or
+/// [`CounterKey`] itself.
+///
+/// ```
+/// tollgate_cache::string_key! {
+///     /// `providers:{name}`: the provider ids that serve a global model.
+///     pub struct Providers(pub String);
+///     family = "providers", prefix = "providers:", value = Vec<String>;
+/// }
+///
+/// use tollgate_cache::Key;
+/// assert_eq!(Providers("gpt-4o".to_owned()).render(), "providers:gpt-4o");
+/// ```
+#[macro_export]
+macro_rules! string_key {
+    (
+        $(#[$attr:meta])*
+        $vis:vis struct $name:ident($field_vis:vis String);
+        family = $family:literal, prefix = $prefix:literal $(, value = $value:ty)?;
+    ) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        $vis struct $name($field_vis String);
+
+        impl $crate::Key for $name {
+            const FAMILY: &'static str = $family;
+            fn render(&self) -> String {
+                format!(concat!($prefix, "{}"), self.0)
+            }
+        }
+
+        $(
+            impl $crate::CacheKey for $name {
+                type Value = $value;
+            }
+        )?
+    };
+}

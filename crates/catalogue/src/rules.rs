@@ -303,22 +303,25 @@ fn json_value(at: &str, value: &serde_json::Value) -> Result<(), Invalid> {
 
 /// Capability names: each a name of at most 100 bytes.
 pub fn capabilities(field: &str, values: &[String]) -> Result<Capabilities, Invalid> {
-    values
-        .iter()
-        .enumerate()
-        .map(|(index, value)| name(&format!("{field}[{index}]"), value, 100))
-        .collect::<Result<_, _>>()
-        .map(Capabilities)
+    each(field, values, |at, value| name(at, value, 100)).map(Capabilities)
 }
 
 /// Model names an upstream key may serve: each a model name.
 pub fn allowed_models(field: &str, values: &[String]) -> Result<AllowedModels, Invalid> {
+    each(field, values, |at, value| model_name(at, value, 200)).map(AllowedModels)
+}
+
+/// Every value of a list checked by `rule`, each named `field[index]`.
+fn each(
+    field: &str,
+    values: &[String],
+    rule: impl Fn(&str, &str) -> Result<String, Invalid>,
+) -> Result<Vec<String>, Invalid> {
     values
         .iter()
         .enumerate()
-        .map(|(index, value)| model_name(&format!("{field}[{index}]"), value, 200))
-        .collect::<Result<_, _>>()
-        .map(AllowedModels)
+        .map(|(index, value)| rule(&format!("{field}[{index}]"), value))
+        .collect()
 }
 
 /// A model's upstream aliases: names like model names, formats `OPENAI` or `CLAUDE`.

@@ -1,43 +1,25 @@
 //! `api_keys`: client keys, stored as the hex SHA-256 of the plaintext.
 
 use sea_orm::entity::prelude::*;
-use serde::{Deserialize, Serialize};
 
-/// A row of `api_keys`.
-#[sea_orm::model]
-#[expect(
-    missing_docs,
-    reason = "columns are documented in shared/spec/schema.md"
-)]
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
-#[sea_orm(table_name = "api_keys")]
-pub struct Model {
-    #[sea_orm(
-        primary_key,
-        auto_increment = false,
-        column_type = "String(StringLen::N(36))"
-    )]
-    pub id: String,
-    #[sea_orm(column_type = "String(StringLen::N(36))")]
-    pub user_id: String,
-    /// Hex SHA-256 of the plaintext key; the plaintext is never stored.
-    #[sea_orm(unique, column_type = "String(StringLen::N(64))")]
-    pub key_hash: String,
-    pub name: String,
-    pub is_active: bool,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub expires_at: Option<TimeDateTimeWithTimeZone>,
-    pub total_requests: i32,
-    pub total_cost_usd: f64,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub last_used_at: Option<TimeDateTimeWithTimeZone>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: TimeDateTimeWithTimeZone,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: TimeDateTimeWithTimeZone,
-    /// The owner.
-    #[sea_orm(belongs_to, from = "user_id", to = "id", on_delete = "Cascade")]
-    pub user: BelongsTo<super::users::Entity>,
+crate::table::table! {
+    /// A row of `api_keys`.
+    "api_keys" with timestamps {
+        #[sea_orm(column_type = "String(StringLen::N(36))")]
+        pub user_id: String,
+        /// Hex SHA-256 of the plaintext key; the plaintext is never stored.
+        #[sea_orm(unique, column_type = "String(StringLen::N(64))")]
+        pub key_hash: String,
+        pub name: String,
+        pub is_active: bool,
+        #[serde(with = "time::serde::rfc3339::option")]
+        pub expires_at: Option<TimeDateTimeWithTimeZone>,
+        pub total_requests: i32,
+        pub total_cost_usd: f64,
+        #[serde(with = "time::serde::rfc3339::option")]
+        pub last_used_at: Option<TimeDateTimeWithTimeZone>,
+        /// The owner.
+        #[sea_orm(belongs_to, from = "user_id", to = "id", on_delete = "Cascade")]
+        pub user: BelongsTo<super::users::Entity>,
+    }
 }
-
-impl ActiveModelBehavior for ActiveModel {}

@@ -19,6 +19,7 @@ mod json;
 mod pricing;
 mod sanitize;
 mod slices;
+mod table;
 
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;

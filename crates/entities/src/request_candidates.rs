@@ -1,65 +1,51 @@
 //! `request_candidates`: one row per routing candidate and attempt.
 
 use sea_orm::entity::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use crate::sanitize::{fit_column, fit_json_column, fit_optional_column};
 use crate::{CandidateStatus, JsonObject};
 
-/// A row of `request_candidates`.
-///
-/// No navigable relations: rows are written once and read by grouped statistics queries.
-#[sea_orm::model]
-#[expect(
-    missing_docs,
-    reason = "columns are documented in shared/spec/schema.md"
-)]
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
-#[sea_orm(table_name = "request_candidates")]
-pub struct Model {
-    #[sea_orm(
-        primary_key,
-        auto_increment = false,
-        column_type = "String(StringLen::N(36))"
-    )]
-    pub id: String,
-    #[sea_orm(column_type = "String(StringLen::N(100))")]
-    pub request_id: String,
-    #[sea_orm(column_type = "String(StringLen::N(36))", nullable)]
-    pub user_id: Option<String>,
-    #[sea_orm(column_type = "String(StringLen::N(36))", nullable)]
-    pub api_key_id: Option<String>,
-    /// 0-based position in the plan.
-    pub candidate_index: i32,
-    /// 0-based retry of the same candidate.
-    pub retry_index: i32,
-    #[sea_orm(column_type = "String(StringLen::N(36))", nullable)]
-    pub provider_id: Option<String>,
-    #[sea_orm(column_type = "String(StringLen::N(36))", nullable)]
-    pub endpoint_id: Option<String>,
-    #[sea_orm(column_type = "String(StringLen::N(36))", nullable)]
-    pub key_id: Option<String>,
-    pub status: CandidateStatus,
-    #[sea_orm(column_type = "String(StringLen::N(200))", nullable)]
-    pub skip_reason: Option<String>,
-    pub is_cached: bool,
-    pub status_code: Option<i32>,
-    #[sea_orm(column_type = "String(StringLen::N(50))", nullable)]
-    pub error_type: Option<String>,
-    #[sea_orm(column_type = "Text", nullable)]
-    pub error_message: Option<String>,
-    pub latency_ms: Option<i32>,
-    #[sea_orm(column_type = "JsonBinary", nullable)]
-    pub extra_data: Option<JsonObject>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: TimeDateTimeWithTimeZone,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub started_at: Option<TimeDateTimeWithTimeZone>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub finished_at: Option<TimeDateTimeWithTimeZone>,
+crate::table::table! {
+    /// A row of `request_candidates`.
+    ///
+    /// No navigable relations: rows are written once and read by grouped statistics queries.
+    "request_candidates" {
+        #[sea_orm(column_type = "String(StringLen::N(100))")]
+        pub request_id: String,
+        #[sea_orm(column_type = "String(StringLen::N(36))", nullable)]
+        pub user_id: Option<String>,
+        #[sea_orm(column_type = "String(StringLen::N(36))", nullable)]
+        pub api_key_id: Option<String>,
+        /// 0-based position in the plan.
+        pub candidate_index: i32,
+        /// 0-based retry of the same candidate.
+        pub retry_index: i32,
+        #[sea_orm(column_type = "String(StringLen::N(36))", nullable)]
+        pub provider_id: Option<String>,
+        #[sea_orm(column_type = "String(StringLen::N(36))", nullable)]
+        pub endpoint_id: Option<String>,
+        #[sea_orm(column_type = "String(StringLen::N(36))", nullable)]
+        pub key_id: Option<String>,
+        pub status: CandidateStatus,
+        #[sea_orm(column_type = "String(StringLen::N(200))", nullable)]
+        pub skip_reason: Option<String>,
+        pub is_cached: bool,
+        pub status_code: Option<i32>,
+        #[sea_orm(column_type = "String(StringLen::N(50))", nullable)]
+        pub error_type: Option<String>,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub error_message: Option<String>,
+        pub latency_ms: Option<i32>,
+        #[sea_orm(column_type = "JsonBinary", nullable)]
+        pub extra_data: Option<JsonObject>,
+        #[serde(with = "time::serde::rfc3339")]
+        pub created_at: TimeDateTimeWithTimeZone,
+        #[serde(with = "time::serde::rfc3339::option")]
+        pub started_at: Option<TimeDateTimeWithTimeZone>,
+        #[serde(with = "time::serde::rfc3339::option")]
+        pub finished_at: Option<TimeDateTimeWithTimeZone>,
+    }
 }
-
-impl ActiveModelBehavior for ActiveModel {}
 
 impl Model {
     /// Makes every column fit before the row is written (behaviour.md 7): each text column

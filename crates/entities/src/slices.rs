@@ -11,58 +11,40 @@ macro_rules! totals_table {
         $(#[$doc])*
         pub mod $module {
             use sea_orm::entity::prelude::*;
-            use serde::{Deserialize, Serialize};
 
             use crate::HistogramCounts;
 
-            /// A row of the table.
-            #[sea_orm::model]
-            #[expect(
-                missing_docs,
-                reason = "columns are documented in shared/spec/schema.md"
-            )]
-            #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
-            #[sea_orm(table_name = $table)]
-            pub struct Model {
-                #[sea_orm(
-                    primary_key,
-                    auto_increment = false,
-                    column_type = "String(StringLen::N(36))"
-                )]
-                pub id: String,
-                /// UTC instant of the start of the business day or local hour.
-                #[sea_orm(unique)]
-                #[serde(with = "time::serde::rfc3339")]
-                pub $time: TimeDateTimeWithTimeZone,
-                pub total_requests: i32,
-                pub success_requests: i32,
-                pub error_requests: i32,
-                pub input_tokens: i64,
-                pub output_tokens: i64,
-                pub cache_creation_tokens: i64,
-                pub cache_read_tokens: i64,
-                pub total_cost: f64,
-                pub actual_total_cost: f64,
-                pub input_cost: f64,
-                pub output_cost: f64,
-                pub cache_creation_cost: f64,
-                pub cache_read_cost: f64,
-                pub avg_response_time_ms: f64,
-                pub fallback_count: i32,
-                pub unique_models: i32,
-                pub unique_providers: i32,
-                /// Successful requests for which no price was found.
-                pub unpriced_requests: i32,
-                /// Response times per histogram bucket; null when there were none.
-                #[sea_orm(column_type = "JsonBinary", nullable)]
-                pub response_time_histogram: Option<HistogramCounts>,
-                #[serde(with = "time::serde::rfc3339")]
-                pub created_at: TimeDateTimeWithTimeZone,
-                #[serde(with = "time::serde::rfc3339")]
-                pub updated_at: TimeDateTimeWithTimeZone,
+            crate::table::table! {
+                /// A row of the table.
+                            $table with timestamps {
+                    /// UTC instant of the start of the business day or local hour.
+                    #[sea_orm(unique)]
+                    #[serde(with = "time::serde::rfc3339")]
+                    pub $time: TimeDateTimeWithTimeZone,
+                    pub total_requests: i32,
+                    pub success_requests: i32,
+                    pub error_requests: i32,
+                    pub input_tokens: i64,
+                    pub output_tokens: i64,
+                    pub cache_creation_tokens: i64,
+                    pub cache_read_tokens: i64,
+                    pub total_cost: f64,
+                    pub actual_total_cost: f64,
+                    pub input_cost: f64,
+                    pub output_cost: f64,
+                    pub cache_creation_cost: f64,
+                    pub cache_read_cost: f64,
+                    pub avg_response_time_ms: f64,
+                    pub fallback_count: i32,
+                    pub unique_models: i32,
+                    pub unique_providers: i32,
+                    /// Successful requests for which no price was found.
+                    pub unpriced_requests: i32,
+                    /// Response times per histogram bucket; null when there were none.
+                    #[sea_orm(column_type = "JsonBinary", nullable)]
+                    pub response_time_histogram: Option<HistogramCounts>,
+                }
             }
-
-            impl ActiveModelBehavior for ActiveModel {}
         }
     };
 }
@@ -84,53 +66,35 @@ macro_rules! slice_table {
         $(#[$doc])*
         pub mod $module {
             use sea_orm::entity::prelude::*;
-            use serde::{Deserialize, Serialize};
 
             use crate::HistogramCounts;
 
-            /// A row of the table.
-            #[sea_orm::model]
-            #[expect(
-                missing_docs,
-                reason = "columns are documented in shared/spec/schema.md"
-            )]
-            #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
-            #[sea_orm(table_name = $table)]
-            pub struct Model {
-                #[sea_orm(
-                    primary_key,
-                    auto_increment = false,
-                    column_type = "String(StringLen::N(36))"
-                )]
-                pub id: String,
-                /// UTC instant of the start of the local hour or business day.
-                #[serde(with = "time::serde::rfc3339")]
-                pub $time: TimeDateTimeWithTimeZone,
-                /// The dimension's value.
-                #[sea_orm(column_type = $key_type)]
-                pub $key: String,
-                pub total_requests: i32,
-                pub success_requests: i32,
-                pub error_requests: i32,
-                pub input_tokens: i64,
-                pub output_tokens: i64,
-                pub cache_creation_tokens: i64,
-                pub cache_read_tokens: i64,
-                pub total_cost: f64,
-                pub actual_total_cost: f64,
-                pub avg_response_time_ms: f64,
-                /// Successful requests for which no price was found.
-                pub unpriced_requests: i32,
-                /// Response times per histogram bucket; null when there were none.
-                #[sea_orm(column_type = "JsonBinary", nullable)]
-                pub response_time_histogram: Option<HistogramCounts>,
-                #[serde(with = "time::serde::rfc3339")]
-                pub created_at: TimeDateTimeWithTimeZone,
-                #[serde(with = "time::serde::rfc3339")]
-                pub updated_at: TimeDateTimeWithTimeZone,
+            crate::table::table! {
+                /// A row of the table.
+                            $table with timestamps {
+                    /// UTC instant of the start of the local hour or business day.
+                    #[serde(with = "time::serde::rfc3339")]
+                    pub $time: TimeDateTimeWithTimeZone,
+                    /// The dimension's value.
+                    #[sea_orm(column_type = $key_type)]
+                    pub $key: String,
+                    pub total_requests: i32,
+                    pub success_requests: i32,
+                    pub error_requests: i32,
+                    pub input_tokens: i64,
+                    pub output_tokens: i64,
+                    pub cache_creation_tokens: i64,
+                    pub cache_read_tokens: i64,
+                    pub total_cost: f64,
+                    pub actual_total_cost: f64,
+                    pub avg_response_time_ms: f64,
+                    /// Successful requests for which no price was found.
+                    pub unpriced_requests: i32,
+                    /// Response times per histogram bucket; null when there were none.
+                    #[sea_orm(column_type = "JsonBinary", nullable)]
+                    pub response_time_histogram: Option<HistogramCounts>,
+                }
             }
-
-            impl ActiveModelBehavior for ActiveModel {}
         }
     };
 }

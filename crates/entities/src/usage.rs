@@ -1,98 +1,84 @@
 //! `usage`: one row per client request.
 
 use sea_orm::entity::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use crate::sanitize::{
     fit_amount, fit_column, fit_count, fit_json_column, fit_optional_amount, fit_optional_column,
 };
 use crate::{JsonObject, UsageStatus};
 
-/// A row of `usage`.
-///
-/// `usage` has no navigable relations: its foreign keys are `SET NULL` references kept for
-/// integrity, and statistics read it with grouped queries rather than joins.
-#[sea_orm::model]
-#[expect(
-    missing_docs,
-    reason = "columns are documented in shared/spec/schema.md"
-)]
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
-#[sea_orm(table_name = "usage")]
-pub struct Model {
-    #[sea_orm(
-        primary_key,
-        auto_increment = false,
-        column_type = "String(StringLen::N(36))"
-    )]
-    pub id: String,
-    #[sea_orm(column_type = "String(StringLen::N(36))", nullable)]
-    pub user_id: Option<String>,
-    #[sea_orm(column_type = "String(StringLen::N(36))", nullable)]
-    pub api_key_id: Option<String>,
-    #[sea_orm(unique, column_type = "String(StringLen::N(100))")]
-    pub request_id: String,
-    /// Provider name that answered (or was last tried).
-    #[sea_orm(column_type = "String(StringLen::N(100))")]
-    pub provider: String,
-    /// The name the client asked for.
-    #[sea_orm(column_type = "String(StringLen::N(200))")]
-    pub model: String,
-    /// The canonical global model name, when resolution succeeded.
-    #[sea_orm(column_type = "String(StringLen::N(100))", nullable)]
-    pub global_model: Option<String>,
-    /// The upstream model name sent.
-    #[sea_orm(column_type = "String(StringLen::N(200))", nullable)]
-    pub target_model: Option<String>,
-    #[sea_orm(column_type = "String(StringLen::N(36))", nullable)]
-    pub provider_id: Option<String>,
-    #[sea_orm(column_type = "String(StringLen::N(36))", nullable)]
-    pub provider_endpoint_id: Option<String>,
-    #[sea_orm(column_type = "String(StringLen::N(36))", nullable)]
-    pub provider_api_key_id: Option<String>,
-    pub input_tokens: i32,
-    pub output_tokens: i32,
-    pub total_tokens: i32,
-    pub cache_creation_input_tokens: i32,
-    pub cache_read_input_tokens: i32,
-    pub input_cost_usd: f64,
-    pub output_cost_usd: f64,
-    pub cache_creation_cost_usd: f64,
-    pub cache_read_cost_usd: f64,
-    pub cache_cost_usd: f64,
-    pub request_cost_usd: f64,
-    pub total_cost_usd: f64,
-    pub actual_input_cost_usd: f64,
-    pub actual_output_cost_usd: f64,
-    pub actual_cache_creation_cost_usd: f64,
-    pub actual_cache_read_cost_usd: f64,
-    pub actual_request_cost_usd: f64,
-    pub actual_total_cost_usd: f64,
-    pub rate_multiplier: f64,
-    pub input_price_per_1m: f64,
-    pub output_price_per_1m: f64,
-    pub cache_creation_price_per_1m: f64,
-    pub cache_read_price_per_1m: f64,
-    pub price_per_request: Option<f64>,
-    #[sea_orm(column_type = "String(StringLen::N(50))")]
-    pub request_type: String,
-    #[sea_orm(column_type = "String(StringLen::N(20))")]
-    pub api_format: String,
-    pub is_stream: bool,
-    pub status_code: Option<i32>,
-    #[sea_orm(column_type = "Text", nullable)]
-    pub error_message: Option<String>,
-    pub response_time_ms: Option<i32>,
-    pub first_byte_time_ms: Option<i32>,
-    pub status: UsageStatus,
-    #[sea_orm(column_type = "JsonBinary", nullable)]
-    pub request_metadata: Option<JsonObject>,
-    /// Request start.
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: TimeDateTimeWithTimeZone,
+crate::table::table! {
+    /// A row of `usage`.
+    ///
+    /// `usage` has no navigable relations: its foreign keys are `SET NULL` references kept for
+    /// integrity, and statistics read it with grouped queries rather than joins.
+    "usage" {
+        #[sea_orm(column_type = "String(StringLen::N(36))", nullable)]
+        pub user_id: Option<String>,
+        #[sea_orm(column_type = "String(StringLen::N(36))", nullable)]
+        pub api_key_id: Option<String>,
+        #[sea_orm(unique, column_type = "String(StringLen::N(100))")]
+        pub request_id: String,
+        /// Provider name that answered (or was last tried).
+        #[sea_orm(column_type = "String(StringLen::N(100))")]
+        pub provider: String,
+        /// The name the client asked for.
+        #[sea_orm(column_type = "String(StringLen::N(200))")]
+        pub model: String,
+        /// The canonical global model name, when resolution succeeded.
+        #[sea_orm(column_type = "String(StringLen::N(100))", nullable)]
+        pub global_model: Option<String>,
+        /// The upstream model name sent.
+        #[sea_orm(column_type = "String(StringLen::N(200))", nullable)]
+        pub target_model: Option<String>,
+        #[sea_orm(column_type = "String(StringLen::N(36))", nullable)]
+        pub provider_id: Option<String>,
+        #[sea_orm(column_type = "String(StringLen::N(36))", nullable)]
+        pub provider_endpoint_id: Option<String>,
+        #[sea_orm(column_type = "String(StringLen::N(36))", nullable)]
+        pub provider_api_key_id: Option<String>,
+        pub input_tokens: i32,
+        pub output_tokens: i32,
+        pub total_tokens: i32,
+        pub cache_creation_input_tokens: i32,
+        pub cache_read_input_tokens: i32,
+        pub input_cost_usd: f64,
+        pub output_cost_usd: f64,
+        pub cache_creation_cost_usd: f64,
+        pub cache_read_cost_usd: f64,
+        pub cache_cost_usd: f64,
+        pub request_cost_usd: f64,
+        pub total_cost_usd: f64,
+        pub actual_input_cost_usd: f64,
+        pub actual_output_cost_usd: f64,
+        pub actual_cache_creation_cost_usd: f64,
+        pub actual_cache_read_cost_usd: f64,
+        pub actual_request_cost_usd: f64,
+        pub actual_total_cost_usd: f64,
+        pub rate_multiplier: f64,
+        pub input_price_per_1m: f64,
+        pub output_price_per_1m: f64,
+        pub cache_creation_price_per_1m: f64,
+        pub cache_read_price_per_1m: f64,
+        pub price_per_request: Option<f64>,
+        #[sea_orm(column_type = "String(StringLen::N(50))")]
+        pub request_type: String,
+        #[sea_orm(column_type = "String(StringLen::N(20))")]
+        pub api_format: String,
+        pub is_stream: bool,
+        pub status_code: Option<i32>,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub error_message: Option<String>,
+        pub response_time_ms: Option<i32>,
+        pub first_byte_time_ms: Option<i32>,
+        pub status: UsageStatus,
+        #[sea_orm(column_type = "JsonBinary", nullable)]
+        pub request_metadata: Option<JsonObject>,
+        /// Request start.
+        #[serde(with = "time::serde::rfc3339")]
+        pub created_at: TimeDateTimeWithTimeZone,
+    }
 }
-
-impl ActiveModelBehavior for ActiveModel {}
 
 impl Model {
     /// Makes every column fit before the row is written (behaviour.md 7): each text column

@@ -86,12 +86,17 @@ impl KeyHealth {
 mod tests {
     use super::*;
 
+    /// A registry that opens a key's breaker at its second failure, for `open_for`.
+    fn opening_after_two_failures(open_for: Duration) -> KeyHealth {
+        KeyHealth::new(KeyHealthConfig {
+            failure_threshold: 2,
+            open_for,
+        })
+    }
+
     #[test]
     fn opens_at_the_threshold_and_closes_on_success() {
-        let health = KeyHealth::new(KeyHealthConfig {
-            failure_threshold: 2,
-            open_for: Duration::from_secs(60),
-        });
+        let health = opening_after_two_failures(Duration::from_secs(60));
         let now = Instant::now();
         health.record_failure_at("k", now);
         assert!(!health.is_open_at("k", now));
@@ -104,10 +109,7 @@ mod tests {
 
     #[test]
     fn reopens_after_the_period_on_the_next_failure() {
-        let health = KeyHealth::new(KeyHealthConfig {
-            failure_threshold: 2,
-            open_for: Duration::from_secs(10),
-        });
+        let health = opening_after_two_failures(Duration::from_secs(10));
         let start = Instant::now();
         health.record_failure_at("k", start);
         health.record_failure_at("k", start);

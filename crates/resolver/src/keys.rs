@@ -34,21 +34,29 @@ pub struct Resolution {
     pub method: ResolutionMethod,
 }
 
-/// `model:id:{id}`: a model snapshot by its id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ModelById(pub String);
+tollgate_cache::string_key! {
+    /// `model:id:{id}`: a model snapshot by its id.
+    pub struct ModelById(pub String);
+    family = "model_by_id", prefix = "model:id:", value = models::Model;
+}
 
-/// `global_model:id:{id}`: a global model snapshot by its id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct GlobalModelById(pub String);
+tollgate_cache::string_key! {
+    /// `global_model:id:{id}`: a global model snapshot by its id.
+    pub struct GlobalModelById(pub String);
+    family = "global_model_by_id", prefix = "global_model:id:", value = global_models::Model;
+}
 
-/// `global_model:name:{name}`: a global model snapshot by its name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct GlobalModelByName(pub String);
+tollgate_cache::string_key! {
+    /// `global_model:name:{name}`: a global model snapshot by its name.
+    pub struct GlobalModelByName(pub String);
+    family = "global_model_by_name", prefix = "global_model:name:", value = global_models::Model;
+}
 
-/// `global_model:resolve:{name}`: the resolution of a client model name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Resolve(pub String);
+tollgate_cache::string_key! {
+    /// `global_model:resolve:{name}`: the resolution of a client model name.
+    pub struct Resolve(pub String);
+    family = "resolve", prefix = "global_model:resolve:", value = Resolution;
+}
 
 /// `model:provider_global:{provider_id}:{global_model_id}`: a provider's active model for a
 /// global model.
@@ -78,50 +86,6 @@ pub struct ProviderGlobalHits {
     pub provider_id: String,
     /// The global model.
     pub global_model_id: String,
-}
-
-impl Key for ModelById {
-    const FAMILY: &'static str = "model_by_id";
-    fn render(&self) -> String {
-        format!("model:id:{}", self.0)
-    }
-}
-
-impl CacheKey for ModelById {
-    type Value = models::Model;
-}
-
-impl Key for GlobalModelById {
-    const FAMILY: &'static str = "global_model_by_id";
-    fn render(&self) -> String {
-        format!("global_model:id:{}", self.0)
-    }
-}
-
-impl CacheKey for GlobalModelById {
-    type Value = global_models::Model;
-}
-
-impl Key for GlobalModelByName {
-    const FAMILY: &'static str = "global_model_by_name";
-    fn render(&self) -> String {
-        format!("global_model:name:{}", self.0)
-    }
-}
-
-impl CacheKey for GlobalModelByName {
-    type Value = global_models::Model;
-}
-
-impl Key for Resolve {
-    const FAMILY: &'static str = "resolve";
-    fn render(&self) -> String {
-        format!("global_model:resolve:{}", self.0)
-    }
-}
-
-impl CacheKey for Resolve {
-    type Value = Resolution;
 }
 
 impl Key for ProviderGlobal {

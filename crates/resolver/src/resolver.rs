@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use tollgate_cache::{Cache, CacheKey, Entry, Key, Tier};
+use tollgate_cache::{Cache, CacheKey, Entry, Tier};
 use tollgate_entities::{ApiFormat, global_models, models};
 
 use crate::ResolverError;
@@ -75,20 +75,11 @@ pub struct Resolved {
     pub order: ResolutionOrder,
 }
 
-/// `routes:global:{id}`: the route snapshot of a global model (a tollgate family; Aether had
-/// none and paged providers from the database on every request).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct RoutesByGlobalModel(pub(crate) String);
-
-impl Key for RoutesByGlobalModel {
-    const FAMILY: &'static str = "routes";
-    fn render(&self) -> String {
-        format!("routes:global:{}", self.0)
-    }
-}
-
-impl CacheKey for RoutesByGlobalModel {
-    type Value = Arc<RouteSnapshot>;
+tollgate_cache::string_key! {
+    /// `routes:global:{id}`: the route snapshot of a global model (a tollgate family; Aether had
+    /// none and paged providers from the database on every request).
+    pub(crate) struct RoutesByGlobalModel(pub(crate) String);
+    family = "routes", prefix = "routes:global:", value = Arc<RouteSnapshot>;
 }
 
 struct Inner {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
-use tollgate_cache::{Cache, CacheKey, Key};
+use tollgate_cache::{Cache, CacheKey};
 use tollgate_entities::{ApiFormat, UserRole, api_keys, users};
 
 use tollgate_catalogue::hash_client_key;
@@ -19,15 +19,10 @@ const KEY_TTL: Duration = Duration::from_secs(30);
 /// Longest life of a cached unknown key, so a key created elsewhere works within seconds.
 const UNKNOWN_KEY_TTL: Duration = Duration::from_secs(5);
 
-/// `client_key:hash:{sha256}`: a client key and its owner, by the key's hash.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct ClientKeyByHash(pub(crate) String);
-
-impl Key for ClientKeyByHash {
-    const FAMILY: &'static str = "client_key";
-    fn render(&self) -> String {
-        format!("client_key:hash:{}", self.0)
-    }
+tollgate_cache::string_key! {
+    /// `client_key:hash:{sha256}`: a client key and its owner, by the key's hash.
+    pub(crate) struct ClientKeyByHash(pub(crate) String);
+    family = "client_key", prefix = "client_key:hash:";
 }
 
 impl CacheKey for ClientKeyByHash {

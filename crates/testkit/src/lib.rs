@@ -2,7 +2,7 @@
 //! PostgreSQL database, dropped afterwards, or a fresh SQLite file), a macro that runs one
 //! test body against both, and loud checks for the local PostgreSQL and Redis services; rows
 //! with defaults ([`fixtures`]); the three cache stores and the round trip every key family
-//! must pass on them ([`stores`]).
+//! must pass on them ([`stores`]); a redis-server a test may stop ([`PrivateRedis`]).
 //!
 //! Nothing here skips a test: when a service is missing the test panics with a message that
 //! says which service and how to start it (`scripts/test.sh` starts both).
@@ -13,7 +13,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod fixtures;
+mod private_redis;
 pub mod stores;
+
+pub use private_redis::PrivateRedis;
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
 use sea_orm_migration_reexport::MigratorTrait;

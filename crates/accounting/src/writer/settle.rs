@@ -3,6 +3,7 @@
 //! is written and every offending record stands alone with the database's error.
 
 use std::collections::HashSet;
+use std::ops::ControlFlow;
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
@@ -65,32 +66,18 @@ pub(crate) async fn settle(
     if records.is_empty() {
         return settlement;
     }
-    let mut refused = match write_batch(conn, texts, records).await {
-        Ok(inserted) => {
-            mark(&mut settlement, 0, records, &inserted);
-            return settlement;
-        }
-        Err(error) if is_transient(&error) => {
-            settlement.transient = Some(error);
-            return settlement;
-        }
-        Err(error) => error,
+    let mut refused = match whole_batch(conn, texts, records, &mut settlement).await {
+        ControlFlow::Break(()) => return settlement,
+        ControlFlow::Continue(error) => error,
     };
     tracing::warn!(error = %refused, rows = records.len(), "usage batch refused by the database; isolating the records it refuses");
     // Deleted users, keys and providers are the common cause: one look-up per table fixes
     // the whole batch without splitting it.
     match null_dangling(conn, records).await {
         Ok(false) => {}
-        Ok(true) => match write_batch(conn, texts, records).await {
-            Ok(inserted) => {
-                mark(&mut settlement, 0, records, &inserted);
-                return settlement;
-            }
-            Err(error) if is_transient(&error) => {
-                settlement.transient = Some(error);
-                return settlement;
-            }
-            Err(error) => refused = error,
+        Ok(true) => match whole_batch(conn, texts, records, &mut settlement).await {
+            ControlFlow::Break(()) => return settlement,
+            ControlFlow::Continue(error) => refused = error,
         },
         Err(error) => {
             settlement.transient = Some(error);
@@ -145,6 +132,27 @@ pub(crate) async fn settle(
         settlement.fates[index] = Fate::Rejected(error);
     }
     settlement
+}
+
+/// Writes the whole batch in one statement: `Break` when that settled it (every record
+/// marked, or a transient failure that stops the work), else the database's refusal.
+async fn whole_batch(
+    conn: &DatabaseConnection,
+    texts: &mut InsertTexts,
+    records: &[UsageRecord],
+    settlement: &mut Settlement,
+) -> ControlFlow<(), DbErr> {
+    match write_batch(conn, texts, records).await {
+        Ok(inserted) => {
+            mark(settlement, 0, records, &inserted);
+            ControlFlow::Break(())
+        }
+        Err(error) if is_transient(&error) => {
+            settlement.transient = Some(error);
+            ControlFlow::Break(())
+        }
+        Err(error) => ControlFlow::Continue(error),
+    }
 }
 
 /// Marks `records` (which start at `offset` in the batch) inserted or present.

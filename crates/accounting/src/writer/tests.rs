@@ -104,6 +104,13 @@ async fn owner(conn: &DatabaseConnection) -> (users::Model, api_keys::Model) {
     (user, key)
 }
 
+/// Renames table `from` to `to`: away, writes to it fail; back, they succeed again.
+async fn rename_table(conn: &DatabaseConnection, from: &str, to: &str) {
+    conn.execute_unprepared(&format!("ALTER TABLE {from} RENAME TO {to}"))
+        .await
+        .unwrap();
+}
+
 /// Makes the database refuse `usage` rows for `model` with `message` (PostgreSQL: with
 /// SQLSTATE `code`; SQLite can only abort, a data error).
 async fn refuse_model(db: &TestDb, model: &str, code: &str) {
@@ -275,9 +282,7 @@ db_test!(async fn references_to_deleted_rows_are_written_as_null(db) {
 db_test!(async fn without_the_table_dead_letters_go_to_the_file_and_replay_imports_it(db) {
     let conn = &db.conn;
     refuse_model(db, "poison", "P0001").await;
-    conn.execute_unprepared("ALTER TABLE usage_dead_letters RENAME TO usage_dead_letters_away")
-        .await
-        .unwrap();
+    rename_table(conn, "usage_dead_letters", "usage_dead_letters_away").await;
     let dir = TempDir::new();
     let (sender, handle) = spawn(conn.clone(), config(&dir.0));
     let poison = record("poison", None);
@@ -293,9 +298,7 @@ db_test!(async fn without_the_table_dead_letters_go_to_the_file_and_replay_impor
     let stats = sender.stats();
     assert_eq!((stats.dead_lettered, stats.dropped), (1, 0));
 
-    conn.execute_unprepared("ALTER TABLE usage_dead_letters_away RENAME TO usage_dead_letters")
-        .await
-        .unwrap();
+    rename_table(conn, "usage_dead_letters_away", "usage_dead_letters").await;
     // Still refused: imported, listed as failed, the file renamed.
     let report = sender.replay(conn, None).await.unwrap();
     assert_eq!((report.imported, report.replayed), (1, 0));
@@ -315,9 +318,7 @@ db_test!(async fn without_the_table_dead_letters_go_to_the_file_and_replay_impor
 db_test!(async fn when_the_file_fails_too_the_record_is_logged_and_counted_dropped(db) {
     let conn = &db.conn;
     refuse_model(db, "poison", "P0001").await;
-    conn.execute_unprepared("ALTER TABLE usage_dead_letters RENAME TO usage_dead_letters_away")
-        .await
-        .unwrap();
+    rename_table(conn, "usage_dead_letters", "usage_dead_letters_away").await;
     let dir = TempDir::new();
     // A regular file where the directory should be.
     let not_a_dir = dir.0.join("not-a-dir");

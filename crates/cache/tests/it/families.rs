@@ -45,17 +45,23 @@ pub(crate) struct Picked {
     pub(crate) how: How,
 }
 
-/// `widget:id:{id}`: a widget by its id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct WidgetById(pub(crate) String);
+tollgate_cache::string_key! {
+    /// `widget:id:{id}`: a widget by its id.
+    pub(crate) struct WidgetById(pub(crate) String);
+    family = "widget_by_id", prefix = "widget:id:", value = Widget;
+}
 
-/// `widget:name:{name}`: a widget by its name (a second family of the same value type).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct WidgetByName(pub(crate) String);
+tollgate_cache::string_key! {
+    /// `widget:name:{name}`: a widget by its name (a second family of the same value type).
+    pub(crate) struct WidgetByName(pub(crate) String);
+    family = "widget_by_name", prefix = "widget:name:", value = Widget;
+}
 
-/// `widget:pick:{name}`: which widget a client's name picks, if any.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct Pick(pub(crate) String);
+tollgate_cache::string_key! {
+    /// `widget:pick:{name}`: which widget a client's name picks, if any.
+    pub(crate) struct Pick(pub(crate) String);
+    family = "pick", prefix = "widget:pick:", value = Picked;
+}
 
 /// `widget:stock:{shop_id}:{widget_id}`: a shop's widget, under a composite key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -79,39 +85,6 @@ impl Stock {
 pub(crate) struct StockHits {
     pub(crate) shop_id: String,
     pub(crate) widget_id: String,
-}
-
-impl Key for WidgetById {
-    const FAMILY: &'static str = "widget_by_id";
-    fn render(&self) -> String {
-        format!("widget:id:{}", self.0)
-    }
-}
-
-impl CacheKey for WidgetById {
-    type Value = Widget;
-}
-
-impl Key for WidgetByName {
-    const FAMILY: &'static str = "widget_by_name";
-    fn render(&self) -> String {
-        format!("widget:name:{}", self.0)
-    }
-}
-
-impl CacheKey for WidgetByName {
-    type Value = Widget;
-}
-
-impl Key for Pick {
-    const FAMILY: &'static str = "pick";
-    fn render(&self) -> String {
-        format!("widget:pick:{}", self.0)
-    }
-}
-
-impl CacheKey for Pick {
-    type Value = Picked;
 }
 
 impl Key for Stock {

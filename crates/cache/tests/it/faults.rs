@@ -8,9 +8,10 @@ use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use tollgate_cache::{Cache, Config, Entry, Tier};
+use tollgate_testkit::PrivateRedis;
 
 use crate::families::{self, WidgetById};
-use crate::support::{self, Kind, PrivateRedis, WITH_REDIS};
+use crate::support::{self, Kind, WITH_REDIS};
 
 fn fault_config() -> Config {
     Config {

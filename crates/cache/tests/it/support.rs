@@ -1,8 +1,6 @@
 //! Shared helpers: unique namespaces, store construction, raw Redis access, private Redis
 //! servers and a Redis that never answers.
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis::{self, aio::MultiplexedConnection};
@@ -51,63 +49,6 @@ where
             "{what} did not happen within {limit:?}"
         );
         tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
-/// A redis-server of the test's own, on a fixed port, that the test may stop and start.
-pub(crate) struct PrivateRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    pub(crate) fn start() -> Self {
-        let mut redis = Self {
-            port: free_port(),
-            child: None,
-        };
-        redis.restart();
-        redis
-    }
-
-    pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    pub(crate) fn restart(&mut self) {
-        assert!(self.child.is_none(), "private redis already running");
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|error| {
-                panic!("redis-server is required for the fault tests: {error}")
-            });
-        self.child = Some(child);
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "private redis-server on port {} did not start",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    pub(crate) fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Json;
+
 use super::error::AdminError;
 
 /// How long a dashboard answer is reused for the same caller and query.
@@ -35,12 +37,13 @@ impl Default for DashboardCache {
 }
 
 impl DashboardCache {
-    /// The answer for `key`, computing it with `compute` on a miss. Errors are not cached.
+    /// The answer for `key`, computing it with `compute` on a miss, as the response body.
+    /// Errors are not cached.
     pub(crate) async fn answer<F, Fut>(
         &self,
         key: String,
         compute: F,
-    ) -> Result<Arc<serde_json::Value>, AdminError>
+    ) -> Result<Json<Arc<serde_json::Value>>, AdminError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<serde_json::Value, AdminError>>,
@@ -48,6 +51,7 @@ impl DashboardCache {
         self.answers
             .try_get_with(key, async move { compute().await.map(Arc::new) })
             .await
+            .map(Json)
             .map_err(|error: Arc<AdminError>| (*error).clone())
     }
 }

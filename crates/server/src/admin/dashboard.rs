@@ -85,14 +85,13 @@ pub(crate) async fn combined(
     State(state): State<AppState>,
 ) -> Result<Json<Arc<serde_json::Value>>, AdminError> {
     let key = format!("{}|stats", caller.key_id);
-    let answer = state
+    state
         .dashboard()
         .answer(key, || async {
             let combined = state.stats().combined().await.map_err(AdminError::from)?;
             to_json(&combined)
         })
-        .await?;
-    Ok(Json(answer))
+        .await
 }
 
 /// `GET /api/dashboard/daily-stats?days=N`: one entry per business day, zeros included,
@@ -104,7 +103,7 @@ pub(crate) async fn daily(
 ) -> Result<Json<Arc<serde_json::Value>>, AdminError> {
     let days = query.days()?;
     let key = format!("{}|daily|{days}", caller.key_id);
-    let answer = state
+    state
         .dashboard()
         .answer(key, || async {
             let series = state
@@ -117,8 +116,7 @@ pub(crate) async fn daily(
                 "days": to_json(&series)?,
             }))
         })
-        .await?;
-    Ok(Json(answer))
+        .await
 }
 
 /// `GET /api/dashboard/users/{id}/daily-stats?days=N`: an admin may read any user; any
@@ -143,7 +141,7 @@ pub(crate) async fn user_daily(
         return Err(AdminError::not_found("user", &user_id));
     }
     let key = format!("{}|user|{user_id}|{days}", caller.0.key_id);
-    let answer = state
+    state
         .dashboard()
         .answer(key, || async {
             let series = state
@@ -157,8 +155,7 @@ pub(crate) async fn user_daily(
                 "days": to_json(&series)?,
             }))
         })
-        .await?;
-    Ok(Json(answer))
+        .await
 }
 
 /// `GET /api/dashboard/hourly-stats?hours=N`: the last N business hours, the current one
@@ -170,7 +167,7 @@ pub(crate) async fn hourly(
 ) -> Result<Json<Arc<serde_json::Value>>, AdminError> {
     let hours = bounded("hours", query.hours.as_ref(), 24, 168)?;
     let key = format!("{}|hourly|{hours}", caller.key_id);
-    let answer = state
+    state
         .dashboard()
         .answer(key, || async {
             let series = state
@@ -183,8 +180,7 @@ pub(crate) async fn hourly(
                 "hours": to_json(&series)?,
             }))
         })
-        .await?;
-    Ok(Json(answer))
+        .await
 }
 
 /// `GET /api/dashboard/breakdown?by=provider|api_key&days=N`: totals per provider or
@@ -205,7 +201,7 @@ pub(crate) async fn breakdown(
     };
     let days = bounded("days", query.days.as_ref(), 7, 90)?;
     let key = format!("{}|breakdown|{by:?}|{days}", caller.key_id);
-    let answer = state
+    state
         .dashboard()
         .answer(key, || async {
             let breakdown = state
@@ -217,8 +213,7 @@ pub(crate) async fn breakdown(
             answer["timezone"] = state.stats().calendar().zone_name().into();
             Ok(answer)
         })
-        .await?;
-    Ok(Json(answer))
+        .await
 }
 
 /// `GET /api/dashboard/keys/{id}/daily-stats?days=N`: one client key's daily series; an
@@ -246,7 +241,7 @@ pub(crate) async fn key_daily(
         return Err(AdminError::not_found("client key", &key_id));
     }
     let key = format!("{}|key|{key_id}|{days}", caller.0.key_id);
-    let answer = state
+    state
         .dashboard()
         .answer(key, || async {
             let series = state
@@ -260,6 +255,5 @@ pub(crate) async fn key_daily(
                 "days": to_json(&series)?,
             }))
         })
-        .await?;
-    Ok(Json(answer))
+        .await
 }

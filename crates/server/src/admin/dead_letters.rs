@@ -10,7 +10,7 @@ use serde::Deserialize;
 use tollgate_entities::usage_dead_letters;
 
 use super::error::AdminError;
-use super::extract::{Admin, AdminQuery, parse_json};
+use super::extract::{Admin, AdminQuery, all_rows, parse_json};
 use crate::app::AppState;
 use tollgate_accounting::{REPLAY_LIMIT, ReplayError, ReplayReport};
 
@@ -55,13 +55,14 @@ pub(crate) async fn list(
     if !query.include_replayed {
         select = select.filter(usage_dead_letters::Column::ReplayedAt.is_null());
     }
-    let rows = select
-        .order_by_desc(usage_dead_letters::Column::CreatedAt)
-        .order_by_desc(usage_dead_letters::Column::Id)
-        .limit(limit)
-        .all(state.conn())
-        .await?;
-    Ok(Json(rows))
+    all_rows(
+        &state,
+        select
+            .order_by_desc(usage_dead_letters::Column::CreatedAt)
+            .order_by_desc(usage_dead_letters::Column::Id)
+            .limit(limit),
+    )
+    .await
 }
 
 /// `POST /api/admin/usage/dead-letters/replay`: imports the fallback file, then writes the

@@ -2,10 +2,11 @@
 //! query (a segment that cannot be an id is a 404), and JSON bodies whose errors name the
 //! offending field (malformed JSON 400; wrong type, unknown field, bad value 422).
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
-use sea_orm::{EntityTrait, PrimaryKeyTrait};
+use sea_orm::{EntityTrait, PrimaryKeyTrait, Select};
 use serde::de::DeserializeOwned;
 use tollgate_entities::{ApiFormat, UserRole};
 
@@ -177,6 +178,14 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AdminEr
         .end()
         .map_err(|error| AdminError::bad_request(format!("malformed JSON: {error}")))?;
     Ok(value)
+}
+
+/// Every row `select` finds, as the response body of a listing.
+pub(super) async fn all_rows<E: EntityTrait>(
+    state: &AppState,
+    select: Select<E>,
+) -> Result<Json<Vec<E::Model>>, AdminError> {
+    Ok(Json(select.all(state.conn()).await?))
 }
 
 /// The row `id` of entity `E`, or a 404 naming `what` and the id.

@@ -13,7 +13,7 @@ use tollgate_entities::{
 };
 
 use super::error::AdminError;
-use super::extract::{Admin, AdminId, AdminIds, AdminJson, find_or_404};
+use super::extract::{Admin, AdminId, AdminIds, AdminJson, all_rows, find_or_404};
 use crate::app::AppState;
 
 fn default_true() -> bool {
@@ -61,11 +61,11 @@ pub(crate) async fn list_global(
     _: Admin,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<global_models::Model>>, AdminError> {
-    let rows = global_models::Entity::find()
-        .order_by_asc(global_models::Column::Name)
-        .all(state.conn())
-        .await?;
-    Ok(Json(rows))
+    all_rows(
+        &state,
+        global_models::Entity::find().order_by_asc(global_models::Column::Name),
+    )
+    .await
 }
 
 /// `GET /api/admin/models/global/{id}`.
@@ -185,12 +185,13 @@ pub(crate) async fn list_models(
     AdminId(provider_id): AdminId,
 ) -> Result<Json<Vec<models::Model>>, AdminError> {
     ensure_provider(&state, &provider_id).await?;
-    let rows = models::Entity::find()
-        .filter(models::Column::ProviderId.eq(provider_id))
-        .order_by_asc(models::Column::ProviderModelName)
-        .all(state.conn())
-        .await?;
-    Ok(Json(rows))
+    all_rows(
+        &state,
+        models::Entity::find()
+            .filter(models::Column::ProviderId.eq(provider_id))
+            .order_by_asc(models::Column::ProviderModelName),
+    )
+    .await
 }
 
 /// `GET /api/admin/providers/{pid}/models/{mid}`.

@@ -15,7 +15,7 @@ use tollgate_entities::{
 };
 
 use super::error::AdminError;
-use super::extract::{Admin, AdminId, AdminJson, find_or_404};
+use super::extract::{Admin, AdminId, AdminJson, all_rows, find_or_404};
 use crate::app::AppState;
 
 fn default_true() -> bool {
@@ -61,12 +61,13 @@ pub(crate) async fn list(
     _: Admin,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<providers::Model>>, AdminError> {
-    let rows = providers::Entity::find()
-        .order_by_asc(providers::Column::ProviderPriority)
-        .order_by_asc(providers::Column::Name)
-        .all(state.conn())
-        .await?;
-    Ok(Json(rows))
+    all_rows(
+        &state,
+        providers::Entity::find()
+            .order_by_asc(providers::Column::ProviderPriority)
+            .order_by_asc(providers::Column::Name),
+    )
+    .await
 }
 
 /// `GET /api/admin/providers/{id}`.
@@ -154,12 +155,13 @@ pub(crate) async fn list_endpoints(
     AdminId(id): AdminId,
 ) -> Result<Json<Vec<provider_endpoints::Model>>, AdminError> {
     find_provider(&state, &id).await?;
-    let rows = provider_endpoints::Entity::find()
-        .filter(provider_endpoints::Column::ProviderId.eq(id))
-        .order_by_asc(provider_endpoints::Column::ApiFormat)
-        .all(state.conn())
-        .await?;
-    Ok(Json(rows))
+    all_rows(
+        &state,
+        provider_endpoints::Entity::find()
+            .filter(provider_endpoints::Column::ProviderId.eq(id))
+            .order_by_asc(provider_endpoints::Column::ApiFormat),
+    )
+    .await
 }
 
 /// `POST /api/admin/providers/{id}/endpoints`.

@@ -13,7 +13,7 @@ use tollgate_catalogue::{
 use tollgate_entities::{UserRole, users};
 
 use super::error::AdminError;
-use super::extract::{Admin, AdminId, AdminJson, find_or_404};
+use super::extract::{Admin, AdminId, AdminJson, all_rows, find_or_404};
 use crate::app::AppState;
 
 fn default_true() -> bool {
@@ -77,11 +77,11 @@ pub(crate) async fn list(
     _: Admin,
     State(state): State<AppState>,
 ) -> Result<Json<Vec<users::Model>>, AdminError> {
-    let rows = users::Entity::find()
-        .order_by_asc(users::Column::Username)
-        .all(state.conn())
-        .await?;
-    Ok(Json(rows))
+    all_rows(
+        &state,
+        users::Entity::find().order_by_asc(users::Column::Username),
+    )
+    .await
 }
 
 /// `POST /api/admin/users`.

@@ -2,24 +2,19 @@
 //! converges, and resumes after being stopped half-way.
 
 use std::ops::ControlFlow;
-use std::sync::Arc;
 
 use time::macros::{date, datetime};
-use tollgate_stats::{Aggregator, BusinessCalendar, FixedClock};
+use tollgate_stats::BusinessCalendar;
 use tollgate_testkit::db_test;
 
-use crate::support::{self, Data, Rng};
+use crate::support;
 
 db_test!(async fn backfill_fills_gaps_and_resumes(db) {
     let calendar = BusinessCalendar::new("Asia/Shanghai").unwrap();
     // 2025-06-20 10:00 in Shanghai: today is 06-20, the window of 10 days is 06-10..=06-19.
-    let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 02:00 UTC)));
-    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock.clone());
-    let mut rng = Rng(21);
     // Traffic on some days only; the rest are empty days.
-    let days = support::days(&calendar, &[date!(2025 - 06 - 11), date!(2025 - 06 - 14), date!(2025 - 06 - 19), date!(2025 - 06 - 20)]);
-    let data = Data::with_traffic(&mut rng, support::users("backfill", 3, 1), &days, 25);
-    data.insert(&db.conn).await;
+    let support::Seeded { stats, clock, data, .. } =
+        support::seeded(&db.conn, &calendar, datetime!(2025-06-20 02:00 UTC), 21, support::users("backfill", 3, 1), &[date!(2025 - 06 - 11), date!(2025 - 06 - 14), date!(2025 - 06 - 19), date!(2025 - 06 - 20)], 25).await;
 
     // One day already aggregated: not missing.
     stats.aggregate_day(&calendar.day(date!(2025 - 06 - 14)).unwrap()).await.unwrap();

@@ -3,26 +3,19 @@
 //! pruned hours are never rewritten.
 
 use std::ops::ControlFlow;
-use std::sync::Arc;
 
 use sea_orm::EntityTrait;
 use time::macros::{date, datetime};
 use tollgate_entities::{stats_daily, stats_hourly};
-use tollgate_stats::{
-    Aggregator, BusinessCalendar, ClosingConfig, DayStats, FixedClock, PruneOptions, StatsError,
-};
+use tollgate_stats::{BusinessCalendar, ClosingConfig, DayStats, PruneOptions, StatsError};
 use tollgate_testkit::db_test;
 
-use crate::support::{self, Data, Rng};
+use crate::support;
 
 db_test!(async fn a_cycle_closes_the_day_and_a_late_row_reaches_hour_and_day(db) {
     let calendar = BusinessCalendar::new("Europe/Berlin").unwrap();
-    let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 22:02:30 UTC)));
-    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock.clone());
-    let mut rng = Rng(77);
-    let days = support::days(&calendar, &[date!(2025 - 06 - 20)]);
-    let data = Data::with_traffic(&mut rng, support::users("cycle", 2, 0), &days, 40);
-    data.insert(&db.conn).await;
+    let support::Seeded { stats, clock, mut rng, days, data } =
+        support::seeded(&db.conn, &calendar, datetime!(2025-06-20 22:02:30 UTC), 77, support::users("cycle", 2, 0), &[date!(2025 - 06 - 20)], 40).await;
     let day = days[0];
     let config = ClosingConfig::default();
 
@@ -58,12 +51,8 @@ db_test!(async fn a_cycle_closes_the_day_and_a_late_row_reaches_hour_and_day(db)
 
 db_test!(async fn the_loop_catches_up_then_closes_hours_until_stopped(db) {
     let calendar = BusinessCalendar::utc();
-    let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 10:05 UTC)));
-    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock);
-    let mut rng = Rng(3);
-    let days = support::days(&calendar, &[date!(2025 - 06 - 17), date!(2025 - 06 - 20)]);
-    let data = Data::with_traffic(&mut rng, support::users("loop", 2, 0), &days, 20);
-    data.insert(&db.conn).await;
+    let support::Seeded { stats, days, data, .. } =
+        support::seeded(&db.conn, &calendar, datetime!(2025-06-20 10:05 UTC), 3, support::users("loop", 2, 0), &[date!(2025 - 06 - 17), date!(2025 - 06 - 20)], 20).await;
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let looping = {
@@ -117,12 +106,8 @@ db_test!(async fn the_loop_catches_up_then_closes_hours_until_stopped(db) {
 
 db_test!(async fn hours_of_a_pruned_day_are_refused(db) {
     let calendar = BusinessCalendar::utc();
-    let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 12:00 UTC)));
-    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock);
-    let mut rng = Rng(9);
-    let days = support::days(&calendar, &[date!(2025 - 06 - 10)]);
-    let data = Data::with_traffic(&mut rng, support::users("pruned", 1, 0), &days, 10);
-    data.insert(&db.conn).await;
+    let support::Seeded { stats, days, .. } =
+        support::seeded(&db.conn, &calendar, datetime!(2025-06-20 12:00 UTC), 9, support::users("pruned", 1, 0), &[date!(2025 - 06 - 10)], 10).await;
     stats.aggregate_day(&days[0]).await.unwrap();
     let report = stats
         .prune(PruneOptions::keep_days(2), |_| ControlFlow::Continue(()))
@@ -137,12 +122,8 @@ db_test!(async fn hours_of_a_pruned_day_are_refused(db) {
 
 db_test!(async fn closing_a_day_from_closed_hours_equals_aggregating_it(db) {
     let calendar = BusinessCalendar::new("Asia/Kolkata").unwrap();
-    let clock = Arc::new(FixedClock::new(datetime!(2025-06-21 01:00 UTC)));
-    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock.clone());
-    let mut rng = Rng(31);
-    let days = support::days(&calendar, &[date!(2025 - 06 - 20)]);
-    let data = Data::with_traffic(&mut rng, support::users("reuse", 4, 1), &days, 90);
-    data.insert(&db.conn).await;
+    let support::Seeded { stats, clock, days, data, .. } =
+        support::seeded(&db.conn, &calendar, datetime!(2025-06-21 01:00 UTC), 31, support::users("reuse", 4, 1), &[date!(2025 - 06 - 20)], 90).await;
     let day = days[0];
 
     // The loop closed every hour but the last; closing the day recomputes only that one.

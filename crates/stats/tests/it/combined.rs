@@ -2,14 +2,12 @@
 //! closed hours stand in for its day row), zero days included, never-aggregated days
 //! reported and not scanned, per-model and per-user numbers equal to the oracle.
 
-use std::sync::Arc;
-
 use time::Duration;
 use time::macros::{date, datetime};
-use tollgate_stats::{Aggregator, BusinessCalendar, DaySource, FixedClock, Totals};
+use tollgate_stats::{BusinessCalendar, DaySource, Totals};
 use tollgate_testkit::db_test;
 
-use crate::support::{self, Data, Rng};
+use crate::support::{self, Data};
 
 fn totals_of(data: &Data, start: time::OffsetDateTime, end: time::OffsetDateTime) -> Totals {
     Totals::from(&support::oracle(data, start, end).stats)
@@ -25,12 +23,8 @@ fn assert_totals(actual: &Totals, expected: &Totals, what: &str) {
 db_test!(async fn combined_has_no_hole_after_midnight(db) {
     let calendar = BusinessCalendar::new("America/New_York").unwrap();
     // 2025-11-01 20:00 in New York (UTC-4); the next day, 11-02, is 25 hours long.
-    let clock = Arc::new(FixedClock::new(datetime!(2025-11-02 00:00 UTC)));
-    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock.clone());
-    let mut rng = Rng(99);
-    let days = support::days(&calendar, &[date!(2025 - 10 - 30), date!(2025 - 10 - 31), date!(2025 - 11 - 01)]);
-    let data = Data::with_traffic(&mut rng, support::users("combined", 3, 1), &days, 30);
-    data.insert(&db.conn).await;
+    let support::Seeded { stats, clock, days, data, .. } =
+        support::seeded(&db.conn, &calendar, datetime!(2025-11-02 00:00 UTC), 99, support::users("combined", 3, 1), &[date!(2025 - 10 - 30), date!(2025 - 10 - 31), date!(2025 - 11 - 01)], 30).await;
     // The boundary rows of 10-30 include one at start - 1 µs, in 10-29, a day this test
     // never aggregates: the summary covers aggregated days only (backfill fills the rest).
     let far = days[0].start();
@@ -85,12 +79,8 @@ db_test!(async fn combined_has_no_hole_after_midnight(db) {
 
 db_test!(async fn combined_without_summary_counts_everything(db) {
     let calendar = BusinessCalendar::utc();
-    let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 12:00 UTC)));
-    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock);
-    let mut rng = Rng(4);
-    let days = support::days(&calendar, &[date!(2025 - 06 - 15), date!(2025 - 06 - 18), date!(2025 - 06 - 20)]);
-    let data = Data::with_traffic(&mut rng, support::users("nosummary", 2, 0), &days, 20);
-    data.insert(&db.conn).await;
+    let support::Seeded { stats, data, .. } =
+        support::seeded(&db.conn, &calendar, datetime!(2025-06-20 12:00 UTC), 4, support::users("nosummary", 2, 0), &[date!(2025 - 06 - 15), date!(2025 - 06 - 18), date!(2025 - 06 - 20)], 20).await;
     stats.aggregate_day(&calendar.day(date!(2025 - 06 - 18)).unwrap()).await.unwrap();
     let combined = stats.combined().await.unwrap();
     assert_eq!(combined.summary_cutoff, None);
@@ -105,15 +95,11 @@ db_test!(async fn combined_without_summary_counts_everything(db) {
 
 db_test!(async fn daily_series_covers_every_day(db) {
     let calendar = BusinessCalendar::new("Asia/Shanghai").unwrap();
-    let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 03:00 UTC)));
-    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock);
-    let mut rng = Rng(8);
     // Traffic on 06-16, 06-18 and 06-20 (spilling a few boundary rows into the days next to
     // them); 06-13 and 06-14 have none. Aggregated: 06-13, 06-16, 06-17. Never aggregated:
     // 06-14 (empty), 06-15, 06-18, 06-19. Today: 06-20.
-    let days = support::days(&calendar, &[date!(2025 - 06 - 16), date!(2025 - 06 - 18), date!(2025 - 06 - 20)]);
-    let data = Data::with_traffic(&mut rng, support::users("series", 3, 1), &days, 25);
-    data.insert(&db.conn).await;
+    let support::Seeded { stats, data, .. } =
+        support::seeded(&db.conn, &calendar, datetime!(2025-06-20 03:00 UTC), 8, support::users("series", 3, 1), &[date!(2025 - 06 - 16), date!(2025 - 06 - 18), date!(2025 - 06 - 20)], 25).await;
     for date in [date!(2025 - 06 - 13), date!(2025 - 06 - 16), date!(2025 - 06 - 17)] {
         stats.aggregate_day(&calendar.day(date).unwrap()).await.unwrap();
     }

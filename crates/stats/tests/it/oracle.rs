@@ -98,12 +98,8 @@ db_test!(async fn aggregating_twice_gives_identical_rows(db) {
 
 db_test!(async fn summary_is_one_row_with_sums_and_counts(db) {
     let calendar = BusinessCalendar::utc();
-    let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 08:00 UTC)));
-    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock.clone());
-    let mut rng = Rng(5);
-    let days = support::days(&calendar, &[date!(2025 - 06 - 18), date!(2025 - 06 - 19), date!(2025 - 06 - 20)]);
-    let data = Data::with_traffic(&mut rng, support::users("summary", 3, 2), &days, 40);
-    data.insert(&db.conn).await;
+    let support::Seeded { stats, data, .. } =
+        support::seeded(&db.conn, &calendar, datetime!(2025-06-20 08:00 UTC), 5, support::users("summary", 3, 2), &[date!(2025 - 06 - 18), date!(2025 - 06 - 19), date!(2025 - 06 - 20)], 40).await;
     let mut key = fixtures::api_key(&data.users[0].id, &"a".repeat(64));
     fixtures::insert(&db.conn, key.clone()).await;
     key.id = tollgate_entities::new_id();

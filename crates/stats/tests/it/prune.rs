@@ -82,13 +82,9 @@ async fn prune(stats: &Aggregator, options: PruneOptions) -> PruneReport {
 db_test!(async fn prune_deletes_exactly_the_old_aggregated_days(db) {
     let calendar = BusinessCalendar::new("Asia/Shanghai").unwrap();
     // 2025-06-20 10:00 in Shanghai: today is 06-20.
-    let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 02:00 UTC)));
-    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock.clone());
-    let mut rng = Rng(13);
-    let days = support::days(&calendar, &(12..=20).map(june).collect::<Vec<_>>());
     // Boundary rows spill into 06-11 (never aggregated) and 06-21 (the future).
-    let data = Data::with_traffic(&mut rng, support::users("prune", 3, 1), &days, 20);
-    data.insert(&db.conn).await;
+    let support::Seeded { stats, clock, data, .. } =
+        support::seeded(&db.conn, &calendar, datetime!(2025-06-20 02:00 UTC), 13, support::users("prune", 3, 1), &(12..=20).map(june).collect::<Vec<_>>(), 20).await;
 
     // Aggregated after their end: 06-12, 06-13, 06-15, 06-17, 06-18, 06-19. Never
     // aggregated: 06-11, 06-14. Aggregated before its end only (incomplete): 06-16.
@@ -204,12 +200,8 @@ db_test!(async fn prune_leaves_every_view_and_the_summary_unchanged(db) {
 
 db_test!(async fn prune_deletes_in_bounded_batches(db) {
     let calendar = BusinessCalendar::utc();
-    let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 12:00 UTC)));
-    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock);
-    let mut rng = Rng(5);
-    let days = support::days(&calendar, &[date!(2025 - 06 - 15), date!(2025 - 06 - 16), date!(2025 - 06 - 17)]);
-    let data = Data::with_traffic(&mut rng, support::users("batches", 2, 0), &days, 40);
-    data.insert(&db.conn).await;
+    let support::Seeded { stats, .. } =
+        support::seeded(&db.conn, &calendar, datetime!(2025-06-20 12:00 UTC), 5, support::users("batches", 2, 0), &[date!(2025 - 06 - 15), date!(2025 - 06 - 16), date!(2025 - 06 - 17)], 40).await;
     for d in 14..=19 {
         stats.aggregate_day(&calendar.day(june(d)).unwrap()).await.unwrap();
     }
@@ -237,12 +229,8 @@ db_test!(async fn prune_deletes_in_bounded_batches(db) {
 
 db_test!(async fn a_pruned_day_is_not_aggregated_again(db) {
     let calendar = BusinessCalendar::utc();
-    let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 12:00 UTC)));
-    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock.clone());
-    let mut rng = Rng(17);
-    let days = support::days(&calendar, &[june(15), june(16), june(17), june(19)]);
-    let data = Data::with_traffic(&mut rng, support::users("final", 2, 0), &days, 20);
-    data.insert(&db.conn).await;
+    let support::Seeded { stats, clock, data, .. } =
+        support::seeded(&db.conn, &calendar, datetime!(2025-06-20 12:00 UTC), 17, support::users("final", 2, 0), &[june(15), june(16), june(17), june(19)], 20).await;
     // 06-16 is never aggregated; the others are.
     for d in [15, 17, 19] {
         stats.aggregate_day(&calendar.day(june(d)).unwrap()).await.unwrap();

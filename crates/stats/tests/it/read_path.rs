@@ -2,15 +2,13 @@
 //! their raw rows changes nothing), only the tail after the last closed hour is read from
 //! `usage`, and the hourly series marks hours that were never closed.
 
-use std::sync::Arc;
-
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use time::Duration;
 use time::macros::{date, datetime};
-use tollgate_stats::{Aggregator, BusinessCalendar, DayStats, FixedClock, HourSource};
+use tollgate_stats::{BusinessCalendar, DayStats, HourSource};
 use tollgate_testkit::db_test;
 
-use crate::support::{self, Data, Rng};
+use crate::support;
 
 /// Every additive number of `actual` equals `expected` (distinct counts and fallbacks are
 /// per hour once hours are closed, so they are left out).
@@ -24,12 +22,8 @@ fn assert_additive(actual: &DayStats, expected: &DayStats, what: &str) {
 
 db_test!(async fn today_reads_closed_hours_from_rollups_and_only_the_tail_live(db) {
     let calendar = BusinessCalendar::utc();
-    let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 14:10 UTC)));
-    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock.clone());
-    let mut rng = Rng(21);
-    let days = support::days(&calendar, &[date!(2025 - 06 - 20)]);
-    let data = Data::with_traffic(&mut rng, support::users("today", 3, 0), &days, 60);
-    data.insert(&db.conn).await;
+    let support::Seeded { stats, clock, days, data, .. } =
+        support::seeded(&db.conn, &calendar, datetime!(2025-06-20 14:10 UTC), 21, support::users("today", 3, 0), &[date!(2025 - 06 - 20)], 60).await;
     let day = days[0];
 
     // Nothing closed: all of today is live and exact.
@@ -76,12 +70,8 @@ db_test!(async fn today_reads_closed_hours_from_rollups_and_only_the_tail_live(d
 
 db_test!(async fn hourly_series_marks_hours_never_closed(db) {
     let calendar = BusinessCalendar::new("Asia/Kolkata").unwrap();
-    let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 08:40 UTC)));
-    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock.clone());
-    let mut rng = Rng(5);
-    let days = support::days(&calendar, &[date!(2025 - 06 - 19), date!(2025 - 06 - 20)]);
-    let data = Data::with_traffic(&mut rng, support::users("hourly", 2, 0), &days, 80);
-    data.insert(&db.conn).await;
+    let support::Seeded { stats, days, data, .. } =
+        support::seeded(&db.conn, &calendar, datetime!(2025-06-20 08:40 UTC), 5, support::users("hourly", 2, 0), &[date!(2025 - 06 - 19), date!(2025 - 06 - 20)], 80).await;
     let today = days[1];
     // Today (from 06-19 18:30 UTC) hours 0..10 closed; it is now 14:10 local (08:40 UTC).
     let closed: Vec<_> = calendar.hours_of(&today).into_iter().take(11).collect();
@@ -111,12 +101,8 @@ db_test!(async fn hourly_series_marks_hours_never_closed(db) {
 
 db_test!(async fn the_open_hour_snapshot_leaves_only_the_last_minutes_live(db) {
     let calendar = BusinessCalendar::utc();
-    let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 14:10 UTC)));
-    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock.clone());
-    let mut rng = Rng(44);
-    let days = support::days(&calendar, &[date!(2025 - 06 - 20)]);
-    let data = Data::with_traffic(&mut rng, support::users("open", 3, 0), &days, 200);
-    data.insert(&db.conn).await;
+    let support::Seeded { stats, clock, mut rng, days, data } =
+        support::seeded(&db.conn, &calendar, datetime!(2025-06-20 14:10 UTC), 44, support::users("open", 3, 0), &[date!(2025 - 06 - 20)], 200).await;
     let day = days[0];
     let closed: Vec<_> = calendar.hours_of(&day).into_iter().take(14).collect();
     stats.aggregate_hours(&closed).await.unwrap();
@@ -172,12 +158,8 @@ db_test!(async fn the_open_hour_snapshot_leaves_only_the_last_minutes_live(db) {
 
 db_test!(async fn memoised_reads_follow_every_rewrite(db) {
     let calendar = BusinessCalendar::utc();
-    let clock = Arc::new(FixedClock::new(datetime!(2025-06-20 14:10 UTC)));
-    let stats = Aggregator::new(db.conn.clone(), calendar.clone()).with_clock(clock.clone());
-    let mut rng = Rng(12);
-    let days = support::days(&calendar, &[date!(2025 - 06 - 18), date!(2025 - 06 - 20)]);
-    let data = Data::with_traffic(&mut rng, support::users("memo", 2, 0), &days, 30);
-    data.insert(&db.conn).await;
+    let support::Seeded { stats, mut rng, days, .. } =
+        support::seeded(&db.conn, &calendar, datetime!(2025-06-20 14:10 UTC), 12, support::users("memo", 2, 0), &[date!(2025 - 06 - 18), date!(2025 - 06 - 20)], 30).await;
     let hours: Vec<_> = calendar.hours_of(&days[1]).into_iter().take(14).collect();
     stats.aggregate_hours(&hours).await.unwrap();
     stats.aggregate_day(&days[0]).await.unwrap();

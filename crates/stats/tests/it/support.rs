@@ -4,6 +4,7 @@
 //! without SQL.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use jiff::tz::TimeZone;
 use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, IntoActiveModel};
@@ -14,8 +15,8 @@ use tollgate_entities::{
     stats_hourly_provider, stats_hourly_user, stats_user_daily, usage, users,
 };
 use tollgate_stats::{
-    BOUNDS_MS, BusinessCalendar, BusinessDay, DayStats, ModelStats, Percentiles,
-    ResponseTimeHistogram, UserStats,
+    Aggregator, BOUNDS_MS, BusinessCalendar, BusinessDay, DayStats, FixedClock, ModelStats,
+    Percentiles, ResponseTimeHistogram, UserStats,
 };
 use tollgate_testkit::fixtures;
 
@@ -107,6 +108,45 @@ where
             .exec_without_returning(db)
             .await
             .unwrap();
+    }
+}
+
+/// Where most tests start: an aggregator in a calendar with a clock of its own, and the
+/// random traffic of [`Data::with_traffic`] on some days, inserted.
+pub(crate) struct Seeded {
+    pub(crate) stats: Aggregator,
+    /// The aggregator's clock, set to the `now` it was seeded with.
+    pub(crate) clock: Arc<FixedClock>,
+    /// The generator, after the traffic was drawn.
+    pub(crate) rng: Rng,
+    /// The business days of the dates given.
+    pub(crate) days: Vec<BusinessDay>,
+    pub(crate) data: Data,
+}
+
+/// An aggregator over `db` in `calendar` whose clock reads `now`, and `rows` random usage
+/// rows (from `Rng(seed)`) of `users` on each of `dates`, inserted.
+pub(crate) async fn seeded(
+    db: &DatabaseConnection,
+    calendar: &BusinessCalendar,
+    now: OffsetDateTime,
+    seed: u64,
+    users: Vec<users::Model>,
+    dates: &[Date],
+    rows: usize,
+) -> Seeded {
+    let clock = Arc::new(FixedClock::new(now));
+    let stats = Aggregator::new(db.clone(), calendar.clone()).with_clock(clock.clone());
+    let mut rng = Rng(seed);
+    let days = days(calendar, dates);
+    let data = Data::with_traffic(&mut rng, users, &days, rows);
+    data.insert(db).await;
+    Seeded {
+        stats,
+        clock,
+        rng,
+        days,
+        data,
     }
 }
 
