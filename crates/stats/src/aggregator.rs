@@ -110,9 +110,10 @@ impl Aggregator {
 
     /// Closes `day` as the closing loop and backfill do: like
     /// [`aggregate_day`](Self::aggregate_day), but the hours already closed (from the first
-    /// hour on, up to the first that is not) are kept as stored instead of recomputed, so a
-    /// day whose hours the loop closed costs a few whole-day passes and no hourly rewrite.
-    /// The day rows are computed from the same `usage` rows as those hours.
+    /// hour on, up to the first that is not) are kept as stored instead of recomputed, and
+    /// the day is summed from them (behaviour.md 9: days close from their hours). A day
+    /// whose hours the loop closed costs one whole-day pass (distinct names, fallbacks,
+    /// client keys) and no hourly rewrite; the result equals `aggregate_day`'s.
     pub async fn close_day(&self, day: &BusinessDay) -> Result<DayAggregate, StatsError> {
         self.store_day(day, true).await
     }
