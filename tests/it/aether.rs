@@ -675,3 +675,26 @@ async fn fresh_and_foreign_databases_are_told_apart() {
         .collect();
     assert_eq!(tables.len(), 2, "nothing created: {tables:?}");
 }
+
+/// The `table.column` names of a snapshot's column lines.
+fn column_names(snapshot: &BTreeSet<String>) -> BTreeSet<String> {
+    aether::columns(snapshot)
+        .iter()
+        .filter_map(|line| line.split_whitespace().nth(1).map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adoption_leaves_no_tollgate_table_or_column_missing() {
+    let tollgate = TestDb::postgres().await;
+    let db = aether::database().await;
+    prepare_database(&db.conn, AGGREGATOR).await.expect("adopt");
+    let wanted = column_names(&aether::schema_snapshot(&tollgate).await);
+    let have = column_names(&aether::schema_snapshot(&db).await);
+    let missing: Vec<&String> = wanted.difference(&have).collect();
+    assert!(missing.is_empty(), "an adopted database lacks {missing:?}");
+    let plan = tollgate_migrations::adoption_plan(&db.conn)
+        .await
+        .expect("plan");
+    assert!(plan.is_empty(), "{:?}", plan.missing);
+}
