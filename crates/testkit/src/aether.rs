@@ -54,7 +54,10 @@ pub async fn schema_snapshot(db: &TestDb) -> BTreeSet<String> {
             .await
             .unwrap_or_else(|error| panic!("{sql}: {error}"));
         for row in rows {
-            snapshot.insert(row.try_get_by_index::<String>(0).expect("text"));
+            let line = row
+                .try_get_by_index::<String>(0)
+                .unwrap_or_else(|error| panic!("{sql}: {error}"));
+            snapshot.insert(line);
         }
     }
     snapshot
