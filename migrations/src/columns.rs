@@ -90,6 +90,15 @@ pub(crate) fn index(table: &'static str, columns: &[&'static str]) -> IndexCreat
     index.take()
 }
 
+/// A plain index per `(table, columns)` of `list`.
+pub(crate) fn indexes(
+    list: &[(&'static str, &'static [&'static str])],
+) -> Vec<IndexCreateStatement> {
+    list.iter()
+        .map(|&(table, columns)| index(table, columns))
+        .collect()
+}
+
 /// Creates each of `indexes` (plain indexes, after their tables), in order.
 pub(crate) async fn create_indexes(
     manager: &SchemaManager<'_>,

@@ -2,7 +2,7 @@
 //! and models.
 
 use sea_orm_migration::prelude::{
-    DbErr, DeriveMigrationName, MigrationTrait, SchemaManager, Table, async_trait,
+    ColumnDef, DbErr, DeriveMigrationName, MigrationTrait, SchemaManager, Table, async_trait,
 };
 use sea_orm_migration::schema::{
     boolean, boolean_null, double, double_null, integer, json_binary, json_binary_null, string,
@@ -10,7 +10,7 @@ use sea_orm_migration::schema::{
 };
 
 use crate::columns::{
-    cascade, create_indexes, created_at, drop_tables, id, id_ref, index, unique, updated_at,
+    cascade, create_indexes, created_at, drop_tables, id, id_ref, indexes, unique, updated_at,
 };
 
 /// Creates the catalogue.
@@ -26,6 +26,19 @@ const TABLES: [&str; 7] = [
     "api_keys",
     "users",
 ];
+
+/// The plain indexes of the catalogue, created after its tables.
+pub(crate) const INDEXES: [(&str, &[&str]); 4] = [
+    ("api_keys", &["user_id"]),
+    ("provider_api_keys", &["endpoint_id"]),
+    ("models", &["global_model_id"]),
+    ("models", &["provider_model_name"]),
+];
+
+/// `models.provider_model_aliases` (Aether keeps its aliases elsewhere, so adoption adds it).
+pub(crate) fn provider_model_aliases() -> ColumnDef {
+    json_binary_null("provider_model_aliases")
+}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -70,7 +83,6 @@ impl MigrationTrait for Migration {
                     .take(),
             )
             .await?;
-        create_indexes(manager, [index("api_keys", &["user_id"])]).await?;
 
         manager
             .create_table(
@@ -139,7 +151,6 @@ impl MigrationTrait for Migration {
                     .take(),
             )
             .await?;
-        create_indexes(manager, [index("provider_api_keys", &["endpoint_id"])]).await?;
 
         manager
             .create_table(
@@ -169,7 +180,7 @@ impl MigrationTrait for Migration {
                     .col(id_ref("provider_id"))
                     .col(id_ref("global_model_id"))
                     .col(string_len("provider_model_name", 200))
-                    .col(json_binary_null("provider_model_aliases"))
+                    .col(provider_model_aliases())
                     .col(double_null("price_per_request"))
                     .col(json_binary_null("tiered_pricing"))
                     .col(boolean_null("supports_vision"))
@@ -191,14 +202,7 @@ impl MigrationTrait for Migration {
                     .take(),
             )
             .await?;
-        create_indexes(
-            manager,
-            [
-                index("models", &["global_model_id"]),
-                index("models", &["provider_model_name"]),
-            ],
-        )
-        .await?;
+        create_indexes(manager, indexes(&INDEXES)).await?;
         Ok(())
     }
 

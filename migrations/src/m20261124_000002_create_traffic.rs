@@ -2,14 +2,14 @@
 //! routing candidate and attempt).
 
 use sea_orm_migration::prelude::{
-    DbErr, DeriveMigrationName, MigrationTrait, SchemaManager, Table, async_trait,
+    ColumnDef, DbErr, DeriveMigrationName, MigrationTrait, SchemaManager, Table, async_trait,
 };
 use sea_orm_migration::schema::{
     boolean, double, double_null, integer, integer_null, json_binary_null, string_len,
     string_len_null, text_null, timestamp_with_time_zone, timestamp_with_time_zone_null,
 };
 
-use crate::columns::{create_indexes, drop_tables, id, id_ref_null, index, set_null, unique};
+use crate::columns::{create_indexes, drop_tables, id, id_ref_null, indexes, set_null, unique};
 
 /// Creates `usage` and `request_candidates`.
 #[derive(DeriveMigrationName)]
@@ -44,6 +44,21 @@ const COST_COLUMNS: [&str; 18] = [
     "cache_read_price_per_1m",
 ];
 
+/// The plain indexes of `usage` (the first four) and `request_candidates`.
+pub(crate) const INDEXES: [(&str, &[&str]); 6] = [
+    ("usage", &["created_at"]),
+    ("usage", &["user_id", "created_at"]),
+    ("usage", &["api_key_id", "created_at"]),
+    ("usage", &["provider", "model", "created_at"]),
+    ("request_candidates", &["request_id"]),
+    ("request_candidates", &["created_at"]),
+];
+
+/// `usage.global_model`, the canonical name (an addition to Aether's schema).
+pub(crate) fn global_model() -> ColumnDef {
+    string_len_null("global_model", 100)
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -56,7 +71,7 @@ impl MigrationTrait for Migration {
             .col(string_len("request_id", 100))
             .col(string_len("provider", 100))
             .col(string_len("model", 200))
-            .col(string_len_null("global_model", 100))
+            .col(global_model())
             .col(string_len_null("target_model", 200))
             .col(id_ref_null("provider_id"))
             .col(id_ref_null("provider_endpoint_id"))
@@ -94,16 +109,7 @@ impl MigrationTrait for Migration {
                 "provider_api_keys",
             ));
         manager.create_table(usage.take()).await?;
-        create_indexes(
-            manager,
-            [
-                index("usage", &["created_at"]),
-                index("usage", &["user_id", "created_at"]),
-                index("usage", &["api_key_id", "created_at"]),
-                index("usage", &["provider", "model", "created_at"]),
-            ],
-        )
-        .await?;
+        create_indexes(manager, indexes(&INDEXES[..4])).await?;
 
         manager
             .create_table(
@@ -136,14 +142,7 @@ impl MigrationTrait for Migration {
                     .take(),
             )
             .await?;
-        create_indexes(
-            manager,
-            [
-                index("request_candidates", &["request_id"]),
-                index("request_candidates", &["created_at"]),
-            ],
-        )
-        .await?;
+        create_indexes(manager, indexes(&INDEXES[4..])).await?;
         Ok(())
     }
 

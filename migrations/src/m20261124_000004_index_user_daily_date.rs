@@ -6,18 +6,19 @@ use sea_orm_migration::prelude::{
     DbErr, DeriveMigrationName, Index, MigrationTrait, SchemaManager, async_trait,
 };
 
-use crate::columns::index;
+use crate::columns::{create_indexes, indexes};
 
 /// Adds `idx_stats_user_daily_date`.
 #[derive(DeriveMigrationName)]
 pub(crate) struct Migration;
 
+/// The index this migration adds.
+pub(crate) const INDEXES: [(&str, &[&str]); 1] = [("stats_user_daily", &["date"])];
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_index(index("stats_user_daily", &["date"]))
-            .await
+        create_indexes(manager, indexes(&INDEXES)).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -3,43 +3,54 @@
 //! deployment's random identity (part of every cache key).
 
 use sea_orm_migration::prelude::{
-    DbErr, DeriveMigrationName, MigrationTrait, SchemaManager, Table, async_trait,
+    DbErr, DeriveMigrationName, MigrationTrait, SchemaManager, Table, TableCreateStatement,
+    async_trait,
 };
 use sea_orm_migration::schema::{json_binary, string_len, text, timestamp_with_time_zone_null};
 
-use crate::columns::{create_indexes, created_at, drop_tables, id, index};
+use crate::columns::{create_indexes, created_at, drop_tables, id, indexes};
 
 /// Creates `usage_dead_letters` and `tollgate_meta`.
 #[derive(DeriveMigrationName)]
 pub(crate) struct Migration;
 
+/// The plain index of `usage_dead_letters`.
+pub(crate) const INDEXES: [(&str, &[&str]); 1] = [("usage_dead_letters", &["request_id"])];
+
+/// The two tables, by name.
+pub(crate) fn tables() -> [(&'static str, TableCreateStatement); 2] {
+    [
+        (
+            "usage_dead_letters",
+            Table::create()
+                .table("usage_dead_letters")
+                .col(id())
+                .col(string_len("request_id", 100))
+                .col(json_binary("payload"))
+                .col(text("error"))
+                .col(timestamp_with_time_zone_null("replayed_at"))
+                .col(created_at())
+                .take(),
+        ),
+        (
+            "tollgate_meta",
+            Table::create()
+                .table("tollgate_meta")
+                .col(string_len("key", 64).primary_key())
+                .col(text("value"))
+                .col(created_at())
+                .take(),
+        ),
+    ]
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_table(
-                Table::create()
-                    .table("usage_dead_letters")
-                    .col(id())
-                    .col(string_len("request_id", 100))
-                    .col(json_binary("payload"))
-                    .col(text("error"))
-                    .col(timestamp_with_time_zone_null("replayed_at"))
-                    .col(created_at())
-                    .take(),
-            )
-            .await?;
-        create_indexes(manager, [index("usage_dead_letters", &["request_id"])]).await?;
-        manager
-            .create_table(
-                Table::create()
-                    .table("tollgate_meta")
-                    .col(string_len("key", 64).primary_key())
-                    .col(text("value"))
-                    .col(created_at())
-                    .take(),
-            )
-            .await
+        for (_, table) in tables() {
+            manager.create_table(table).await?;
+        }
+        create_indexes(manager, indexes(&INDEXES)).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

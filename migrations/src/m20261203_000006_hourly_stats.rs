@@ -34,10 +34,10 @@ const SLICES: [(&str, &str, &str, u32); 5] = [
 ];
 
 /// The daily tables of migration 3 that gain the two new columns.
-const EXTENDED: [&str; 3] = ["stats_daily", "stats_daily_model", "stats_user_daily"];
+pub(crate) const EXTENDED: [&str; 3] = ["stats_daily", "stats_daily_model", "stats_user_daily"];
 
 /// `unpriced_requests` and `response_time_histogram`, last before the timestamps.
-fn coverage_columns() -> [ColumnDef; 2] {
+pub(crate) fn coverage_columns() -> [ColumnDef; 2] {
     [
         integer("unpriced_requests").default(0).take(),
         json_binary_null("response_time_histogram"),
@@ -136,12 +136,20 @@ fn slice(
     table.take()
 }
 
+/// `stats_hourly` and the slice tables, by name, in creation order.
+pub(crate) fn tables() -> Vec<(&'static str, TableCreateStatement)> {
+    let mut tables = vec![("stats_hourly", hourly())];
+    for (name, time, key, len) in SLICES {
+        tables.push((name, slice(name, time, key, len)));
+    }
+    tables
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.create_table(hourly()).await?;
-        for (name, time, key, len) in SLICES {
-            manager.create_table(slice(name, time, key, len)).await?;
+        for (_, table) in tables() {
+            manager.create_table(table).await?;
         }
         // One column per ALTER: SQLite takes no more.
         for table in EXTENDED {

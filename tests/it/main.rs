@@ -13,6 +13,7 @@ mod admin_hostile;
 mod admin_matrix;
 mod admin_rules;
 mod admin_support;
+mod aether;
 mod fault_upstream;
 mod gateway_catalog;
 mod gateway_closing;

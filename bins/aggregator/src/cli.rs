@@ -22,6 +22,12 @@ pub(crate) struct Cli {
     #[arg(long, env = "TOLLGATE_TIMEZONE", default_value = "UTC", global = true)]
     pub(crate) timezone: String,
 
+    /// Change no schema: check that the database has every table, column and index this
+    /// version needs and stop, naming what is missing, when it does not (an Aether database
+    /// is otherwise adopted at start, a tollgate one migrated).
+    #[arg(long, env = "TOLLGATE_NO_MIGRATE", global = true)]
+    pub(crate) no_migrate: bool,
+
     /// Also write the run's Prometheus metrics to this file (textfile-collector format).
     #[arg(long, env = "TOLLGATE_METRICS_FILE", global = true)]
     pub(crate) metrics_file: Option<PathBuf>,

@@ -1,5 +1,5 @@
 //! `tollgate-aggregator`: statistics CLI and daemon over `tollgate-stats`. This file only
-//! sequences: parse flags, validate them, start logging, open and migrate the database,
+//! sequences: parse flags, validate them, start logging, open and migrate (or adopt) the database,
 //! run the command, map the outcome to an exit code (0 success, 1 failure, 2 bad usage).
 
 mod cli;
@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use sea_orm::{ConnectOptions, Database};
 use tokio::sync::watch;
-use tollgate_migrations::{Migrator, MigratorTraitReexport as _};
+use tollgate_migrations::{StartOptions, prepare_database};
 use tollgate_stats::Aggregator;
 
 use crate::config::{Job, Settings};
@@ -61,9 +61,16 @@ async fn run(settings: Settings, cli: &cli::Cli) -> anyhow::Result<()> {
     let db = Database::connect(options)
         .await
         .map_err(|error| anyhow::anyhow!("--database-url: cannot open the database: {error}"))?;
-    Migrator::up(&db, None)
+    let options = StartOptions {
+        migrate: !cli.no_migrate,
+        accept_aether: true,
+    };
+    let prepared = prepare_database(&db, options)
         .await
-        .map_err(|error| anyhow::anyhow!("applying migrations: {error}"))?;
+        .map_err(|error| anyhow::anyhow!("preparing the database: {error}"))?;
+    if !prepared.changed.is_empty() {
+        tracing::info!(kind = ?prepared.kind, changed = ?prepared.changed, "database schema updated");
+    }
     let stats = Aggregator::new(db, settings.calendar);
 
     let outcome = match settings.job {

@@ -68,6 +68,10 @@ pub(crate) struct Cli {
     /// daemon` instead).
     #[arg(long, env = "TOLLGATE_NO_AGGREGATION")]
     pub no_aggregation: bool,
+    /// Change no schema: check that the database has everything this version needs and stop,
+    /// naming what is missing, when it does not.
+    #[arg(long, env = "TOLLGATE_NO_MIGRATE")]
+    pub no_migrate: bool,
     /// Largest request body in bytes.
     #[arg(long, env = "TOLLGATE_BODY_LIMIT_BYTES", default_value_t = DEFAULT_BODY_LIMIT)]
     pub body_limit_bytes: usize,
@@ -333,6 +337,7 @@ impl Cli {
             catalog: self.catalog,
             demo: self.demo,
             aggregation: !self.no_aggregation,
+            migrate: !self.no_migrate,
             body_limit: self.body_limit_bytes,
             writer: WriterConfig {
                 queue_capacity: queue,

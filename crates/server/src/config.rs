@@ -44,6 +44,9 @@ pub struct Config {
     /// Whether this process runs the statistics closing loop (behaviour.md 9); off with
     /// `--no-aggregation`.
     pub aggregation: bool,
+    /// Whether start-up may change the schema (migrate); off with `--no-migrate`, when it
+    /// only checks and stops naming what is missing.
+    pub migrate: bool,
     /// Largest request body in bytes.
     pub body_limit: usize,
     /// Usage writer settings.

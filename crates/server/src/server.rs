@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use tollgate_cache::Cache;
-use tollgate_migrations::{Migrator, MigratorTraitReexport as _};
+use tollgate_migrations::{SchemaError, StartOptions, prepare_database};
 use tollgate_resolver::ResolverConfig;
 use tollgate_stats::{Aggregator, BusinessCalendar, ClosingConfig};
 
@@ -33,9 +33,10 @@ pub enum StartError {
         /// The driver's error.
         source: DbErr,
     },
-    /// Migrations failed.
-    #[error("cannot migrate the database at DATABASE_URL: {0}")]
-    Migrate(DbErr),
+    /// Migrations failed, or the database is refused (an Aether database, or one lacking
+    /// tables with `--no-migrate`).
+    #[error("database at DATABASE_URL: {0}")]
+    Migrate(SchemaError),
     /// The Redis cache could not be set up.
     #[error("invalid REDIS_URL: {0}")]
     Cache(#[from] tollgate_cache::CacheError),
@@ -109,7 +110,13 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         telemetry::spawn_upkeep(handle.clone());
     }
     let conn = connect_database(&config.database_url).await?;
-    Migrator::up(&conn, None)
+    // The gateway refuses an Aether database (adopted or not): its catalogue columns are not
+    // tollgate's (docs/OPERATIONS.md, "Coming from Aether").
+    let options = StartOptions {
+        migrate: config.migrate,
+        accept_aether: false,
+    };
+    prepare_database(&conn, options)
         .await
         .map_err(StartError::Migrate)?;
     let cache_config = deployment_cache_config(&conn, &config.cache)

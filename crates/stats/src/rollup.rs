@@ -462,7 +462,11 @@ async fn model_pass<C: ConnectionTrait>(
         }
         part.total.merge(&acc);
         let key = global.unwrap_or_else(|| model.clone());
-        part.models.entry(key).or_default().merge(&acc);
+        // Like Aether, no per-model row for an empty model name (only an Aether database
+        // has such rows: the gateway refuses empty names); the totals count them.
+        if !key.is_empty() {
+            part.models.entry(key).or_default().merge(&acc);
+        }
         part.providers
             .entry(provider.clone())
             .or_default()

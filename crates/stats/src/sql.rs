@@ -131,6 +131,23 @@ pub(crate) async fn account_counts<C: ConnectionTrait>(
     })
 }
 
+/// The id of the `stats_summary` row to update: the one row that exists (an adopted Aether
+/// database has its own, under a random id), else tollgate's fixed id.
+pub(crate) async fn summary_row_id<C: ConnectionTrait>(conn: &C) -> Result<String, StatsError> {
+    let backend = conn.get_database_backend();
+    let row = conn
+        .query_one_raw(statement(
+            backend,
+            "SELECT id FROM stats_summary ORDER BY created_at, id LIMIT 1",
+            vec![],
+        ))
+        .await?;
+    match row {
+        Some(row) => Ok(row.try_get_by_index::<String>(0)?),
+        None => Ok(tollgate_entities::stats_summary::SINGLETON_ID.to_owned()),
+    }
+}
+
 /// The earliest `usage.created_at`, if any row exists (an index look-up).
 pub(crate) async fn first_usage<C: ConnectionTrait>(
     conn: &C,

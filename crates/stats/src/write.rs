@@ -156,7 +156,7 @@ pub(crate) async fn write_summary<C: ConnectionTrait>(
         accounts,
     } = report;
     let row = stats_summary::ActiveModel {
-        id: Set(stats_summary::SINGLETON_ID.to_owned()),
+        id: Set(crate::sql::summary_row_id(conn).await?),
         cutoff_date: Set(*cutoff),
         all_time_requests: Set(totals.requests),
         all_time_success_requests: Set(totals.success_requests),

@@ -1,8 +1,9 @@
 //! Test support for tollgate crates: a fresh, migrated database per test (a uniquely named
 //! PostgreSQL database, dropped afterwards, or a fresh SQLite file), a macro that runs one
 //! test body against both, and loud checks for the local PostgreSQL and Redis services; rows
-//! with defaults ([`fixtures`]); the three cache stores and the round trip every key family
-//! must pass on them ([`stores`]); a redis-server a test may stop ([`PrivateRedis`]).
+//! with defaults ([`fixtures`]); an Aether database for adoption tests ([`aether`]); the
+//! three cache stores and the round trip every key family must pass on them ([`stores`]); a
+//! redis-server a test may stop ([`PrivateRedis`]).
 //!
 //! Nothing here skips a test: when a service is missing the test panics with a message that
 //! says which service and how to start it (`scripts/test.sh` starts both).
@@ -12,6 +13,7 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub mod aether;
 pub mod fixtures;
 mod private_redis;
 pub mod stores;
@@ -120,6 +122,15 @@ impl TestDb {
     /// A fresh uniquely named PostgreSQL database, migrated; panics loudly when the server
     /// is not running.
     pub async fn postgres() -> Self {
+        let db = Self::postgres_empty().await;
+        db.migrate().await;
+        db
+    }
+
+    /// A fresh uniquely named PostgreSQL database without any table (for tests that build
+    /// another schema first, such as an Aether database); panics loudly when the server is
+    /// not running.
+    pub async fn postgres_empty() -> Self {
         let admin_url = pg_admin_url();
         let name = format!("tollgate_test_{}", uuid::Uuid::new_v4().simple());
         let admin = Database::connect(admin_url.as_str()).await.unwrap_or_else(|error| {
@@ -135,14 +146,12 @@ impl TestDb {
         let _ = admin.close().await;
         let url = database_url_for(&admin_url, &name);
         let conn = connect(&url).await;
-        let db = Self {
+        Self {
             conn,
             backend: Backend::Postgres,
             url,
             cleanup: Cleanup::Database { admin_url, name },
-        };
-        db.migrate().await;
-        db
+        }
     }
 
     /// Which backend this database is on.
