@@ -347,18 +347,14 @@ async fn record_watermark<C: ConnectionTrait>(
 
 /// The earliest `created_at` of `usage` and `request_candidates` (two index look-ups).
 async fn first_raw_row<C: ConnectionTrait>(conn: &C) -> Result<Option<OffsetDateTime>, StatsError> {
-    use sea_orm::{QueryOrder, QuerySelect};
     use tollgate_entities::request_candidates;
 
     let usage = sql::first_usage(conn).await?;
-    let candidate = request_candidates::Entity::find()
-        .select_only()
-        .column(request_candidates::Column::CreatedAt)
-        .order_by_asc(request_candidates::Column::CreatedAt)
-        .limit(1)
-        .into_tuple::<OffsetDateTime>()
-        .one(conn)
-        .await?;
+    let candidate = sql::first_created::<request_candidates::Entity, _>(
+        conn,
+        request_candidates::Column::CreatedAt,
+    )
+    .await?;
     Ok(usage.into_iter().chain(candidate).min())
 }
 

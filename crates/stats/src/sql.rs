@@ -148,20 +148,33 @@ pub(crate) async fn summary_row_id<C: ConnectionTrait>(conn: &C) -> Result<Strin
     }
 }
 
-/// The earliest `usage.created_at`, if any row exists (an index look-up).
-pub(crate) async fn first_usage<C: ConnectionTrait>(
+/// The earliest `created_at` of entity `E` (`usage` unless told otherwise), if any row
+/// exists: an index look-up.
+pub(crate) async fn first_created<E, C>(
     conn: &C,
-) -> Result<Option<OffsetDateTime>, StatsError> {
-    use sea_orm::{EntityTrait, QueryOrder, QuerySelect};
-    use tollgate_entities::usage;
+    created_at: E::Column,
+) -> Result<Option<OffsetDateTime>, StatsError>
+where
+    E: sea_orm::EntityTrait,
+    C: ConnectionTrait,
+{
+    use sea_orm::{QueryOrder, QuerySelect};
 
-    let first = usage::Entity::find()
+    Ok(E::find()
         .select_only()
-        .column(usage::Column::CreatedAt)
-        .order_by_asc(usage::Column::CreatedAt)
+        .column(created_at)
+        .order_by_asc(created_at)
         .limit(1)
         .into_tuple::<OffsetDateTime>()
         .one(conn)
-        .await?;
-    Ok(first)
+        .await?)
+}
+
+/// The earliest `usage.created_at`, if any row exists.
+pub(crate) async fn first_usage<C: ConnectionTrait>(
+    conn: &C,
+) -> Result<Option<OffsetDateTime>, StatsError> {
+    use tollgate_entities::usage;
+
+    first_created::<usage::Entity, _>(conn, usage::Column::CreatedAt).await
 }

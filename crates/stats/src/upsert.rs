@@ -290,3 +290,78 @@ fn json_of(column: &'static str, value: Value) -> Result<Json, StatsError> {
         other => return Err(unstorable(format!("{other:?}"))),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{EntityTrait, IdenStatic, Iterable};
+    use tollgate_entities::{
+        stats_daily, stats_daily_api_key, stats_daily_model, stats_daily_provider, stats_hourly,
+        stats_hourly_model, stats_hourly_provider, stats_hourly_user, stats_summary,
+        stats_user_daily,
+    };
+
+    use super::updated_columns;
+
+    /// `updated_columns` of `E` with `keys` is every column of the entity, in its order,
+    /// but `id`, `created_at` and the keys; `updated_at` is always among them.
+    fn overwrites_all_but_identity<E: EntityTrait>(keys: &[E::Column]) {
+        let keys: Vec<&str> = keys.iter().map(IdenStatic::as_str).collect();
+        let actual: Vec<&str> = updated_columns::<E>(
+            &E::Column::iter()
+                .filter(|column| keys.contains(&column.as_str()))
+                .collect::<Vec<_>>(),
+        )
+        .iter()
+        .map(IdenStatic::as_str)
+        .collect();
+        let mut identity = keys.clone();
+        identity.extend(["id", "created_at"]);
+        for column in E::Column::iter() {
+            let name = column.as_str();
+            assert_eq!(
+                actual.contains(&name),
+                !identity.contains(&name),
+                "column {name} with keys {keys:?}"
+            );
+        }
+        assert!(actual.contains(&"updated_at"));
+        assert!(actual.is_sorted_by_key(|name| {
+            E::Column::iter().position(|column| column.as_str() == *name)
+        }));
+    }
+
+    #[test]
+    fn upserts_overwrite_every_column_but_the_keys_id_and_created_at() {
+        overwrites_all_but_identity::<stats_daily::Entity>(&[stats_daily::Column::Date]);
+        overwrites_all_but_identity::<stats_hourly::Entity>(&[stats_hourly::Column::Hour]);
+        overwrites_all_but_identity::<stats_daily_model::Entity>(&[
+            stats_daily_model::Column::Date,
+            stats_daily_model::Column::Model,
+        ]);
+        overwrites_all_but_identity::<stats_user_daily::Entity>(&[
+            stats_user_daily::Column::UserId,
+            stats_user_daily::Column::Date,
+        ]);
+        overwrites_all_but_identity::<stats_hourly_model::Entity>(&[
+            stats_hourly_model::Column::Hour,
+            stats_hourly_model::Column::Model,
+        ]);
+        overwrites_all_but_identity::<stats_hourly_provider::Entity>(&[
+            stats_hourly_provider::Column::Hour,
+            stats_hourly_provider::Column::Provider,
+        ]);
+        overwrites_all_but_identity::<stats_hourly_user::Entity>(&[
+            stats_hourly_user::Column::Hour,
+            stats_hourly_user::Column::UserId,
+        ]);
+        overwrites_all_but_identity::<stats_daily_provider::Entity>(&[
+            stats_daily_provider::Column::Date,
+            stats_daily_provider::Column::Provider,
+        ]);
+        overwrites_all_but_identity::<stats_daily_api_key::Entity>(&[
+            stats_daily_api_key::Column::Date,
+            stats_daily_api_key::Column::ApiKeyId,
+        ]);
+        overwrites_all_but_identity::<stats_summary::Entity>(&[stats_summary::Column::Id]);
+    }
+}
