@@ -1,11 +1,13 @@
 //! Column and constraint helpers shared by the migrations, so every table spells ids,
-//! timestamps and foreign keys the same way.
+//! timestamps, foreign keys and the rollup column groups the same way.
 
 use sea_orm_migration::prelude::{
     ColumnDef, DbErr, ForeignKey, ForeignKeyAction, ForeignKeyCreateStatement, Index,
-    IndexCreateStatement, SchemaManager, Table,
+    IndexCreateStatement, SchemaManager, Table, TableCreateStatement,
 };
-use sea_orm_migration::schema::{string_len, string_len_null, timestamp_with_time_zone};
+use sea_orm_migration::schema::{
+    big_integer, double, integer, string_len, string_len_null, timestamp_with_time_zone,
+};
 
 /// `id varchar(36) primary key`.
 pub(crate) fn id() -> ColumnDef {
@@ -121,4 +123,51 @@ pub(crate) async fn drop_tables(
             .await?;
     }
     Ok(())
+}
+
+/// The request counts every rollup table starts with.
+pub(crate) const REQUEST_COUNTS: [&str; 3] =
+    ["total_requests", "success_requests", "error_requests"];
+
+/// The token sums of every rollup table.
+pub(crate) const TOKENS: [&str; 4] = [
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_tokens",
+    "cache_read_tokens",
+];
+
+/// The cost sums and mean response time of `stats_daily` and `stats_hourly`.
+pub(crate) const DAY_FLOATS: [&str; 7] = [
+    "total_cost",
+    "actual_total_cost",
+    "input_cost",
+    "output_cost",
+    "cache_creation_cost",
+    "cache_read_cost",
+    "avg_response_time_ms",
+];
+
+/// The counts only `stats_daily` and `stats_hourly` have.
+pub(crate) const DAY_COUNTS: [&str; 3] = ["fallback_count", "unique_models", "unique_providers"];
+
+/// Appends `integer` columns defaulting to 0.
+pub(crate) fn integers(table: &mut TableCreateStatement, names: &[&'static str]) {
+    for column in names {
+        table.col(integer(*column).default(0));
+    }
+}
+
+/// Appends the [`TOKENS`] as `bigint` columns defaulting to 0.
+pub(crate) fn tokens(table: &mut TableCreateStatement) {
+    for column in TOKENS {
+        table.col(big_integer(column).default(0));
+    }
+}
+
+/// Appends `double` columns defaulting to 0.
+pub(crate) fn doubles(table: &mut TableCreateStatement, names: &[&'static str]) {
+    for column in names {
+        table.col(double(*column).default(0.0));
+    }
 }

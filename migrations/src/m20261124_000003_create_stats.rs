@@ -8,7 +8,10 @@ use sea_orm_migration::schema::{
     big_integer, double, integer, string_len, timestamp_with_time_zone,
 };
 
-use crate::columns::{cascade, created_at, drop_tables, id, id_ref, unique, updated_at};
+use crate::columns::{
+    DAY_COUNTS, DAY_FLOATS, REQUEST_COUNTS, cascade, created_at, doubles, drop_tables, id, id_ref,
+    integers, tokens, unique, updated_at,
+};
 
 /// Creates the statistics tables.
 #[derive(DeriveMigrationName)]
@@ -16,13 +19,6 @@ pub(crate) struct Migration;
 
 /// The fixed id of the one `stats_summary` row (mirrors `tollgate_entities::stats_summary`).
 const SUMMARY_ID: &str = "00000000-0000-0000-0000-000000000001";
-
-const TOKENS: [&str; 4] = [
-    "input_tokens",
-    "output_tokens",
-    "cache_creation_tokens",
-    "cache_read_tokens",
-];
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -32,26 +28,10 @@ impl MigrationTrait for Migration {
             .table("stats_daily")
             .col(id())
             .col(timestamp_with_time_zone("date"));
-        for column in ["total_requests", "success_requests", "error_requests"] {
-            daily.col(integer(column).default(0));
-        }
-        for column in TOKENS {
-            daily.col(big_integer(column).default(0));
-        }
-        for column in [
-            "total_cost",
-            "actual_total_cost",
-            "input_cost",
-            "output_cost",
-            "cache_creation_cost",
-            "cache_read_cost",
-            "avg_response_time_ms",
-        ] {
-            daily.col(double(column).default(0.0));
-        }
-        for column in ["fallback_count", "unique_models", "unique_providers"] {
-            daily.col(integer(column).default(0));
-        }
+        integers(&mut daily, &REQUEST_COUNTS);
+        tokens(&mut daily);
+        doubles(&mut daily, &DAY_FLOATS);
+        integers(&mut daily, &DAY_COUNTS);
         daily
             .col(created_at())
             .col(updated_at())
@@ -65,9 +45,7 @@ impl MigrationTrait for Migration {
             .col(timestamp_with_time_zone("date"))
             .col(string_len("model", 200))
             .col(integer("total_requests").default(0));
-        for column in TOKENS {
-            per_model.col(big_integer(column).default(0));
-        }
+        tokens(&mut per_model);
         per_model
             .col(double("total_cost").default(0.0))
             .col(double("avg_response_time_ms").default(0.0))
@@ -82,12 +60,8 @@ impl MigrationTrait for Migration {
             .col(id())
             .col(id_ref("user_id"))
             .col(timestamp_with_time_zone("date"));
-        for column in ["total_requests", "success_requests", "error_requests"] {
-            per_user.col(integer(column).default(0));
-        }
-        for column in TOKENS {
-            per_user.col(big_integer(column).default(0));
-        }
+        integers(&mut per_user, &REQUEST_COUNTS);
+        tokens(&mut per_user);
         per_user
             .col(double("total_cost").default(0.0))
             .col(created_at())

@@ -6,22 +6,16 @@ use sea_orm_migration::prelude::{
     ColumnDef, DbErr, DeriveMigrationName, MigrationTrait, SchemaManager, Table,
     TableCreateStatement, async_trait,
 };
-use sea_orm_migration::schema::{
-    big_integer, double, integer, json_binary_null, string_len, timestamp_with_time_zone,
-};
+use sea_orm_migration::schema::{integer, json_binary_null, string_len, timestamp_with_time_zone};
 
-use crate::columns::{cascade, created_at, drop_tables, id, id_ref, unique, updated_at};
+use crate::columns::{
+    DAY_COUNTS, DAY_FLOATS, REQUEST_COUNTS, cascade, created_at, doubles, drop_tables, id, id_ref,
+    integers, tokens, unique, updated_at,
+};
 
 /// Creates the hourly and slice tables and extends the daily ones.
 #[derive(DeriveMigrationName)]
 pub(crate) struct Migration;
-
-const TOKENS: [&str; 4] = [
-    "input_tokens",
-    "output_tokens",
-    "cache_creation_tokens",
-    "cache_read_tokens",
-];
 
 /// The slice tables: name, time column, dimension column and its length, and whether the
 /// dimension is a user (whose rows go with the user, as in `stats_user_daily`).
@@ -44,24 +38,6 @@ pub(crate) fn coverage_columns() -> [ColumnDef; 2] {
     ]
 }
 
-fn counts(table: &mut TableCreateStatement, names: &[&'static str]) {
-    for column in names {
-        table.col(integer(*column).default(0));
-    }
-}
-
-fn tokens(table: &mut TableCreateStatement) {
-    for column in TOKENS {
-        table.col(big_integer(column).default(0));
-    }
-}
-
-fn floats(table: &mut TableCreateStatement, names: &[&'static str]) {
-    for column in names {
-        table.col(double(*column).default(0.0));
-    }
-}
-
 fn finish(table: &mut TableCreateStatement) {
     for column in coverage_columns() {
         table.col(column);
@@ -76,27 +52,10 @@ fn hourly() -> TableCreateStatement {
         .table("stats_hourly")
         .col(id())
         .col(timestamp_with_time_zone("hour"));
-    counts(
-        &mut table,
-        &["total_requests", "success_requests", "error_requests"],
-    );
+    integers(&mut table, &REQUEST_COUNTS);
     tokens(&mut table);
-    floats(
-        &mut table,
-        &[
-            "total_cost",
-            "actual_total_cost",
-            "input_cost",
-            "output_cost",
-            "cache_creation_cost",
-            "cache_read_cost",
-            "avg_response_time_ms",
-        ],
-    );
-    counts(
-        &mut table,
-        &["fallback_count", "unique_models", "unique_providers"],
-    );
+    doubles(&mut table, &DAY_FLOATS);
+    integers(&mut table, &DAY_COUNTS);
     finish(&mut table);
     table.index(&mut unique("stats_hourly", &["hour"]));
     table.take()
@@ -119,12 +78,9 @@ fn slice(
     } else {
         table.col(string_len(key, len));
     }
-    counts(
-        &mut table,
-        &["total_requests", "success_requests", "error_requests"],
-    );
+    integers(&mut table, &REQUEST_COUNTS);
     tokens(&mut table);
-    floats(
+    doubles(
         &mut table,
         &["total_cost", "actual_total_cost", "avg_response_time_ms"],
     );
