@@ -22,11 +22,68 @@ pub struct Headers(pub BTreeMap<String, String>);
 pub struct Capabilities(pub Vec<String>);
 
 /// `response_time_histogram` of every hourly and daily statistics row: counts of
-/// `response_time_ms` per bucket of the fixed bounds in `tollgate_stats::BOUNDS_MS`,
-/// trailing empty buckets left out.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, FromJsonQueryResult)]
-#[serde(transparent)]
+/// `response_time_ms` per bucket of the fixed bounds in `tollgate_stats::BOUNDS_MS`.
+///
+/// Stored sparse, as an object from bucket index to count (`{"35": 1, "38": 2}`): an hour's
+/// per-user row holds a handful of requests, and the dense list (about 40 numbers) made
+/// those rows several times larger and slower to write and read. The dense list of earlier
+/// rows (`[0, 0, 1]`) is read as well. In memory it is the dense list of counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, FromJsonQueryResult)]
 pub struct HistogramCounts(pub Vec<u64>);
+
+/// Bucket indexes above this are refused when reading (the histogram has fewer than 100
+/// buckets), so a hostile stored value cannot make a reader allocate without bound.
+const MAX_HISTOGRAM_BUCKET: usize = 4_095;
+
+impl Serialize for HistogramCounts {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+
+        let used = self.0.iter().filter(|&&count| count > 0).count();
+        let mut map = serializer.serialize_map(Some(used))?;
+        for (bucket, count) in self.0.iter().enumerate() {
+            if *count > 0 {
+                map.serialize_entry(&bucket.to_string(), count)?;
+            }
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for HistogramCounts {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            Dense(Vec<u64>),
+            Sparse(BTreeMap<String, u64>),
+        }
+
+        match Stored::deserialize(deserializer)? {
+            Stored::Dense(counts) => Ok(Self(counts)),
+            Stored::Sparse(entries) => {
+                let mut counts = Vec::new();
+                for (bucket, count) in entries {
+                    let index = bucket
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|&index| index <= MAX_HISTOGRAM_BUCKET)
+                        .ok_or_else(|| {
+                            serde::de::Error::custom(format!(
+                                "histogram bucket `{bucket}` is not an index from 0 to \
+                                 {MAX_HISTOGRAM_BUCKET}"
+                            ))
+                        })?;
+                    if counts.len() <= index {
+                        counts.resize(index + 1, 0);
+                    }
+                    counts[index] = count;
+                }
+                Ok(Self(counts))
+            }
+        }
+    }
+}
 
 /// `provider_api_keys.allowed_models`: model names a key may serve (`NULL` means all).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, FromJsonQueryResult)]

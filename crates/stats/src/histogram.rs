@@ -113,9 +113,11 @@ impl ResponseTimeHistogram {
             .map(|bucket| BOUNDS_MS[bucket.min(BOUNDS_MS.len() - 1)])
     }
 
-    /// The histogram in its stored form: the trimmed list of counts, or `None` when empty.
+    /// The histogram in its stored form (see [`tollgate_entities::HistogramCounts`]), or
+    /// `None` when empty.
     pub fn to_json(&self) -> Option<serde_json::Value> {
-        (!self.is_empty()).then(|| serde_json::json!(self.counts()))
+        self.stored()
+            .and_then(|counts| serde_json::to_value(counts).ok())
     }
 
     /// The histogram of stored counts (`None`: empty); counts past the last bucket are
@@ -131,15 +133,15 @@ impl ResponseTimeHistogram {
         (!self.is_empty()).then(|| tollgate_entities::HistogramCounts(self.counts().to_vec()))
     }
 
-    /// A stored histogram; `None` (null) is an empty one. A value that is not a list of
-    /// counts is refused.
+    /// A stored histogram (sparse, or the dense list of earlier rows); `None` (null) is an
+    /// empty one. Anything else is refused.
     pub fn from_json(value: Option<&serde_json::Value>) -> Result<Self, serde_json::Error> {
         match value {
             None | Some(serde_json::Value::Null) => Ok(Self::default()),
             Some(value) => {
-                let mut histogram: Self = serde_json::from_value(value.clone())?;
-                histogram.counts.truncate(BUCKETS);
-                Ok(histogram)
+                let counts: tollgate_entities::HistogramCounts =
+                    serde_json::from_value(value.clone())?;
+                Ok(Self::from_counts(Some(&counts.0)))
             }
         }
     }
@@ -207,10 +209,21 @@ mod tests {
     }
 
     #[test]
-    fn stored_form_is_the_trimmed_list_and_null_when_empty() {
+    fn stored_form_is_sparse_and_null_when_empty() {
         assert_eq!(ResponseTimeHistogram::new().to_json(), None);
         let histogram = of(&[1, 2, 2]);
-        assert_eq!(histogram.to_json(), Some(serde_json::json!([1, 2])));
+        assert_eq!(
+            histogram.to_json(),
+            Some(serde_json::json!({"0": 1, "1": 2}))
+        );
+        let dense = ResponseTimeHistogram::from_json(Some(&serde_json::json!([1, 2]))).unwrap();
+        assert_eq!(
+            dense.counts(),
+            histogram.counts(),
+            "earlier rows' dense lists still read"
+        );
+        let hostile = serde_json::json!({"99999999999": 1});
+        assert!(ResponseTimeHistogram::from_json(Some(&hostile)).is_err());
         let back = ResponseTimeHistogram::from_json(histogram.to_json().as_ref()).unwrap();
         assert_eq!(back.counts(), histogram.counts());
         assert!(ResponseTimeHistogram::from_json(None).unwrap().is_empty());
