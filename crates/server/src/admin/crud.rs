@@ -61,6 +61,48 @@ impl FromRequestParts<AppState> for Top {
     }
 }
 
+/// Implements [`Edited`] for a table whose rows one id names (`$noun` in a 404) and the API
+/// shows as stored.
+macro_rules! edited_by_id {
+    ($fields:ty, $table:ident, $noun:literal) => {
+        impl $crate::admin::crud::Edited for $fields {
+            type Path = $crate::admin::extract::AdminId;
+            type View = $table::Model;
+
+            async fn find(
+                state: &$crate::app::AppState,
+                $crate::admin::extract::AdminId(id): $crate::admin::extract::AdminId,
+            ) -> Result<$table::Model, $crate::admin::error::AdminError> {
+                $crate::admin::extract::find_or_404::<$table::Entity>(state, $noun, &id).await
+            }
+
+            fn view(_: &$crate::app::AppState, row: $table::Model) -> $table::Model {
+                row
+            }
+        }
+    };
+}
+
+/// Implements [`Created`] for the `POST` body of a top-level table: nothing to hang under.
+macro_rules! created_top {
+    ($body:ty => $fields:ty) => {
+        impl $crate::admin::crud::Created for $body {
+            type Fields = $fields;
+            type Path = $crate::admin::crud::Top;
+
+            async fn parent(
+                &self,
+                _: &$crate::app::AppState,
+                _: $crate::admin::crud::Top,
+            ) -> Result<(), $crate::admin::error::AdminError> {
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use {created_top, edited_by_id};
+
 /// `GET` one row.
 pub(crate) async fn get<T: Edited>(
     _: Admin,

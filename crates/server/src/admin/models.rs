@@ -10,9 +10,9 @@ use tollgate_entities::{
     GlobalModelConfig, JsonObject, ModelAlias, TieredPricing, global_models, models,
 };
 
-use super::crud::{Created, Edited, Top};
+use super::crud::{Created, Edited, created_top, edited_by_id};
 use super::error::AdminError;
-use super::extract::{Admin, AdminId, AdminIds, all_rows, find_or_404};
+use super::extract::{Admin, AdminId, AdminIds, all_rows};
 use super::providers::find_provider;
 use crate::app::AppState;
 
@@ -52,32 +52,11 @@ impl From<GlobalModelCreate> for GlobalModelFields {
     }
 }
 
-/// `/api/admin/models/global/{id}`: a delete cascades to the providers' models of it.
-impl Edited for GlobalModelFields {
-    type Path = AdminId;
-    type View = global_models::Model;
+// `/api/admin/models/global/{id}`: a delete cascades to the providers' models of it.
+edited_by_id!(GlobalModelFields, global_models, "global model");
 
-    async fn find(
-        state: &AppState,
-        AdminId(id): AdminId,
-    ) -> Result<global_models::Model, AdminError> {
-        find_or_404::<global_models::Entity>(state, "global model", id.as_str()).await
-    }
-
-    fn view(_: &AppState, row: global_models::Model) -> global_models::Model {
-        row
-    }
-}
-
-/// `POST /api/admin/models/global`.
-impl Created for GlobalModelCreate {
-    type Fields = GlobalModelFields;
-    type Path = Top;
-
-    async fn parent(&self, _: &AppState, _: Top) -> Result<(), AdminError> {
-        Ok(())
-    }
-}
+// `POST /api/admin/models/global`.
+created_top!(GlobalModelCreate => GlobalModelFields);
 
 /// `GET /api/admin/models/global`.
 pub(crate) async fn list_global(

@@ -10,7 +10,7 @@ use tollgate_entities::{
     provider_endpoints, providers,
 };
 
-use super::crud::{Created, Edited, Top};
+use super::crud::{Created, Edited, created_top, edited_by_id};
 use super::error::AdminError;
 use super::extract::{Admin, AdminId, all_rows, find_or_404};
 use crate::app::AppState;
@@ -56,29 +56,11 @@ pub(super) async fn find_provider(
     find_or_404::<providers::Entity>(state, "provider", id).await
 }
 
-/// `/api/admin/providers/{id}`.
-impl Edited for ProviderFields {
-    type Path = AdminId;
-    type View = providers::Model;
+// `/api/admin/providers/{id}`.
+edited_by_id!(ProviderFields, providers, "provider");
 
-    async fn find(state: &AppState, AdminId(id): AdminId) -> Result<providers::Model, AdminError> {
-        find_provider(state, &id).await
-    }
-
-    fn view(_: &AppState, row: providers::Model) -> providers::Model {
-        row
-    }
-}
-
-/// `POST /api/admin/providers`.
-impl Created for ProviderCreate {
-    type Fields = ProviderFields;
-    type Path = Top;
-
-    async fn parent(&self, _: &AppState, _: Top) -> Result<(), AdminError> {
-        Ok(())
-    }
-}
+// `POST /api/admin/providers`.
+created_top!(ProviderCreate => ProviderFields);
 
 /// `GET /api/admin/providers`: every provider by priority, then name.
 pub(crate) async fn list(
@@ -129,22 +111,8 @@ async fn find_endpoint(
     find_or_404::<provider_endpoints::Entity>(state, "endpoint", id).await
 }
 
-/// `/api/admin/endpoints/{id}`.
-impl Edited for EndpointFields {
-    type Path = AdminId;
-    type View = provider_endpoints::Model;
-
-    async fn find(
-        state: &AppState,
-        AdminId(id): AdminId,
-    ) -> Result<provider_endpoints::Model, AdminError> {
-        find_endpoint(state, &id).await
-    }
-
-    fn view(_: &AppState, row: provider_endpoints::Model) -> provider_endpoints::Model {
-        row
-    }
-}
+// `/api/admin/endpoints/{id}`.
+edited_by_id!(EndpointFields, provider_endpoints, "endpoint");
 
 /// `POST /api/admin/providers/{id}/endpoints`: one endpoint per format.
 impl Created for EndpointCreate {

@@ -12,7 +12,7 @@ use tollgate_catalogue::{
 };
 use tollgate_entities::{UserRole, users};
 
-use super::crud::{Created, Edited, Top, remove};
+use super::crud::{created_top, edited_by_id, remove};
 use super::error::AdminError;
 use super::extract::{Admin, AdminId, AdminJson, all_rows, find_or_404};
 use crate::app::AppState;
@@ -73,29 +73,11 @@ async fn find_user(state: &AppState, id: &str) -> Result<users::Model, AdminErro
     find_or_404::<users::Entity>(state, "user", id).await
 }
 
-/// `/api/admin/users/{id}`.
-impl Edited for UserFields {
-    type Path = AdminId;
-    type View = users::Model;
+// `/api/admin/users/{id}`.
+edited_by_id!(UserFields, users, "user");
 
-    async fn find(state: &AppState, AdminId(id): AdminId) -> Result<users::Model, AdminError> {
-        find_user(state, &id).await
-    }
-
-    fn view(_: &AppState, row: users::Model) -> users::Model {
-        row
-    }
-}
-
-/// `POST /api/admin/users`.
-impl Created for UserCreate {
-    type Fields = UserFields;
-    type Path = Top;
-
-    async fn parent(&self, _: &AppState, _: Top) -> Result<(), AdminError> {
-        Ok(())
-    }
-}
+// `POST /api/admin/users`.
+created_top!(UserCreate => UserFields);
 
 /// `GET /api/admin/users`.
 pub(crate) async fn list(
