@@ -52,9 +52,9 @@ pub(super) mod sealed {
 
     use sea_orm::{ActiveModelBehavior, ActiveModelTrait, ConnectionTrait, DbErr, ModelTrait};
 
-    use super::{Fields, Stale, Target, Written};
     use crate::error::CatalogError;
     use crate::secret_box::SecretBox;
+    use crate::write::common::{Fields, Stale, Target, Written};
 
     /// One table's upsert.
     pub trait Upsert {
