@@ -58,36 +58,21 @@ impl Session<'_> {
     }
 
     pub(crate) async fn post(&self, path: &str, body: serde_json::Value) -> Answer {
-        call(
-            self.gateway,
-            Method::POST,
-            path,
-            Some(&self.key),
-            Some(body.to_string()),
-        )
-        .await
+        self.send(Method::POST, path, body).await
     }
 
     pub(crate) async fn patch(&self, path: &str, body: serde_json::Value) -> Answer {
-        call(
-            self.gateway,
-            Method::PATCH,
-            path,
-            Some(&self.key),
-            Some(body.to_string()),
-        )
-        .await
+        self.send(Method::PATCH, path, body).await
     }
 
     pub(crate) async fn put(&self, path: &str, body: serde_json::Value) -> Answer {
-        call(
-            self.gateway,
-            Method::PUT,
-            path,
-            Some(&self.key),
-            Some(body.to_string()),
-        )
-        .await
+        self.send(Method::PUT, path, body).await
+    }
+
+    /// A `method` request with `body` as JSON.
+    async fn send(&self, method: Method, path: &str, body: serde_json::Value) -> Answer {
+        let body = Some(body.to_string());
+        call(self.gateway, method, path, Some(&self.key), body).await
     }
 
     pub(crate) async fn delete(&self, path: &str) -> Answer {

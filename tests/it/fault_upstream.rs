@@ -373,34 +373,25 @@ pub(crate) fn huge_answer(format: ApiFormat, bytes: usize, chunked: bool) -> Vec
         header("content-type", "application/json"),
         header("connection", "close"),
     ];
-    if chunked {
+    let last = if chunked {
         headers.push(header("transfer-encoding", "chunked"));
-        vec![
-            Step::Head {
-                status: 200,
-                headers,
-            },
-            Step::Fill {
-                bytes: padding,
-                chunked: true,
-            },
-            Step::Chunk(body.into_bytes()),
-            Step::EndChunks,
-        ]
+        vec![Step::Chunk(body.into_bytes()), Step::EndChunks]
     } else {
         headers.push(header("content-length", &bytes.max(body.len()).to_string()));
-        vec![
-            Step::Head {
-                status: 200,
-                headers,
-            },
-            Step::Fill {
-                bytes: padding,
-                chunked: false,
-            },
-            Step::Send(body.into_bytes()),
-        ]
-    }
+        vec![Step::Send(body.into_bytes())]
+    };
+    let mut steps = vec![
+        Step::Head {
+            status: 200,
+            headers,
+        },
+        Step::Fill {
+            bytes: padding,
+            chunked,
+        },
+    ];
+    steps.extend(last);
+    steps
 }
 
 /// A redirect of `status` to `location`, with a small body.

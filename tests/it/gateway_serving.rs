@@ -39,6 +39,15 @@ async fn serve(
     (addr, stop)
 }
 
+/// Server limits with this header timeout and connection bound (idle connections: 60 s).
+fn limits(header_timeout: Duration, max_connections: usize) -> ServerLimits {
+    ServerLimits {
+        header_timeout,
+        idle_timeout: Duration::from_secs(60),
+        max_connections,
+    }
+}
+
 /// Reads until the server closes the connection; `true` when it did within `wait`.
 async fn closed_by_server(stream: &mut TcpStream, wait: Duration) -> bool {
     let mut buffer = [0_u8; 1024];
@@ -77,15 +86,7 @@ async fn a_thousand_idle_sockets_do_not_stop_health_and_are_closed_after_the_hea
     tollgate_server::default_max_connections(); // raises this process's open-file limit
     let db = TestDb::sqlite().await;
     let header_timeout = Duration::from_secs(2);
-    let (addr, _stop) = serve(
-        &db,
-        ServerLimits {
-            header_timeout,
-            idle_timeout: Duration::from_secs(60),
-            max_connections: 4096,
-        },
-    )
-    .await;
+    let (addr, _stop) = serve(&db, limits(header_timeout, 4096)).await;
     let mut idle = Vec::new();
     for i in 0..1000 {
         let mut stream = TcpStream::connect(addr).await.unwrap();
@@ -122,15 +123,7 @@ async fn a_thousand_idle_sockets_do_not_stop_health_and_are_closed_after_the_hea
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_connection_bound_holds_and_frees_up_after_the_header_timeout() {
     let db = TestDb::sqlite().await;
-    let (addr, _stop) = serve(
-        &db,
-        ServerLimits {
-            header_timeout: Duration::from_secs(2),
-            idle_timeout: Duration::from_secs(60),
-            max_connections: 5,
-        },
-    )
-    .await;
+    let (addr, _stop) = serve(&db, limits(Duration::from_secs(2), 5)).await;
     let mut idle = Vec::new();
     for _ in 0..5 {
         idle.push(TcpStream::connect(addr).await.unwrap());
@@ -148,15 +141,7 @@ async fn the_connection_bound_holds_and_frees_up_after_the_header_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_request_body_ends_the_request() {
     let db = TestDb::sqlite().await;
-    let (addr, _stop) = serve(
-        &db,
-        ServerLimits {
-            header_timeout: Duration::from_secs(1),
-            idle_timeout: Duration::from_secs(60),
-            max_connections: 64,
-        },
-    )
-    .await;
+    let (addr, _stop) = serve(&db, limits(Duration::from_secs(1), 64)).await;
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream
         .write_all(

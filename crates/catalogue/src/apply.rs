@@ -9,7 +9,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
 };
 use serde::Serialize;
-use tollgate_entities::{global_models, providers, users};
+use tollgate_entities::global_models;
 
 use crate::document::{
     CatalogFile, ClientKeySpec, EndpointSpec, GlobalModelSpec, ModelSpec, ProviderKeySpec,
@@ -21,9 +21,8 @@ use crate::rules::{self, Invalid};
 use crate::secret::Secret;
 use crate::secret_box::SecretBox;
 use crate::write::{
-    ClientKeyFields, EndpointFields, GlobalModelFields, ModelFields, ProviderFields,
-    ProviderKeyFields, Target, UserFields, Written, upsert_client_key, upsert_endpoint,
-    upsert_global_model, upsert_model, upsert_provider, upsert_provider_key, upsert_user,
+    ClientKeyFields, EndpointFields, Fields, GlobalModelFields, ModelFields, ProviderFields,
+    ProviderKeyFields, Target, UserFields,
 };
 
 /// What an apply did.
@@ -116,25 +115,33 @@ struct Applier<'a, C> {
 }
 
 impl<C: ConnectionTrait> Applier<'_, C> {
-    /// Counts a write made inside the transaction and hands out its row.
-    fn count<R>(&mut self, written: Written<R>) -> R {
+    /// Upserts `fields` as the entry at `at` (named by `spelled` as in [`entry`]) inside the
+    /// transaction, counts the write and hands out its row.
+    async fn upsert<F: Fields>(
+        &mut self,
+        at: &str,
+        spelled: &[(&str, &str)],
+        parent: F::Parent,
+        fields: F,
+    ) -> Result<F::Row, CatalogError> {
+        let written = fields
+            .upsert(self.conn, self.secrets, Target::Named(parent))
+            .await
+            .map_err(entry(at, spelled))?;
         let (row, created) = written.skip_invalidation();
         if created {
             self.summary.created += 1;
         } else {
             self.summary.updated += 1;
         }
-        row
+        Ok(row)
     }
 
     async fn apply(&mut self, file: &CatalogFile) -> Result<(), CatalogError> {
         let mut global_ids: BTreeMap<String, String> = BTreeMap::new();
         for (i, spec) in file.global_models.iter().enumerate() {
             let at = format!("global_models[{i}]");
-            let written = upsert_global_model(self.conn, Target::Named(()), spec.fields())
-                .await
-                .map_err(entry(&at, &[]))?;
-            let row = self.count(written);
+            let row = self.upsert(&at, &[], (), spec.fields()).await?;
             global_ids.insert(row.name, row.id);
         }
         for (i, spec) in file.providers.iter().enumerate() {
@@ -173,10 +180,8 @@ impl<C: ConnectionTrait> Applier<'_, C> {
         spec: &ProviderSpec,
         global_ids: &mut BTreeMap<String, String>,
     ) -> Result<(), CatalogError> {
-        let written = upsert_provider(self.conn, Target::Named(()), spec.fields())
-            .await
-            .map_err(entry(at, &[("provider_priority", "priority")]))?;
-        let provider: providers::Model = self.count(written);
+        let spelled = [("provider_priority", "priority")];
+        let provider = self.upsert(at, &spelled, (), spec.fields()).await?;
         for (i, endpoint) in spec.endpoints.iter().enumerate() {
             self.endpoint(&format!("{at}.endpoints[{i}]"), &provider.id, endpoint)
                 .await?;
@@ -184,14 +189,10 @@ impl<C: ConnectionTrait> Applier<'_, C> {
         for (i, model) in spec.models.iter().enumerate() {
             let at = format!("{at}.models[{i}]");
             let global_id = self.global_id(&at, &model.global_model, global_ids).await?;
-            let written = upsert_model(
-                self.conn,
-                Target::Named(&provider.id),
-                model.fields(global_id),
-            )
-            .await
-            .map_err(entry(&at, &[("provider_model_aliases", "aliases")]))?;
-            self.count(written);
+            let spelled = [("provider_model_aliases", "aliases")];
+            let fields = model.fields(global_id);
+            self.upsert(&at, &spelled, provider.id.clone(), fields)
+                .await?;
         }
         Ok(())
     }
@@ -202,11 +203,8 @@ impl<C: ConnectionTrait> Applier<'_, C> {
         provider_id: &str,
         spec: &EndpointSpec,
     ) -> Result<(), CatalogError> {
-        let target = Target::Named((provider_id, spec.api_format));
-        let written = upsert_endpoint(self.conn, target, spec.fields())
-            .await
-            .map_err(entry(at, &[]))?;
-        let endpoint = self.count(written);
+        let parent = (provider_id.to_owned(), spec.api_format);
+        let endpoint = self.upsert(at, &[], parent, spec.fields()).await?;
         for (i, key) in spec.keys.iter().enumerate() {
             self.provider_key(&format!("{at}.keys[{i}]"), &endpoint.id, key)
                 .await?;
@@ -248,23 +246,14 @@ impl<C: ConnectionTrait> Applier<'_, C> {
                 ));
             }
         };
-        let written = upsert_provider_key(
-            self.conn,
-            self.secrets,
-            Target::Named(endpoint_id),
-            spec.fields(plaintext),
-        )
-        .await
-        .map_err(entry(at, spelled))?;
-        self.count(written);
+        let fields = spec.fields(plaintext);
+        self.upsert(at, spelled, endpoint_id.to_owned(), fields)
+            .await?;
         Ok(())
     }
 
     async fn user(&mut self, at: &str, spec: &UserSpec) -> Result<(), CatalogError> {
-        let written = upsert_user(self.conn, Target::Named(()), spec.fields())
-            .await
-            .map_err(entry(at, &[]))?;
-        let user: users::Model = self.count(written);
+        let user = self.upsert(at, &[], (), spec.fields()).await?;
         for (i, key) in spec.api_keys.iter().enumerate() {
             self.client_key(&format!("{at}.api_keys[{i}]"), &user.id, key)
                 .await?;
@@ -310,10 +299,7 @@ impl<C: ConnectionTrait> Applier<'_, C> {
             is_active: Some(spec.is_active),
             expires_at: Some(expires_at),
         };
-        let written = upsert_client_key(self.conn, Target::Named(user_id), fields)
-            .await
-            .map_err(entry(at, &[]))?;
-        self.count(written);
+        self.upsert(at, &[], user_id.to_owned(), fields).await?;
         Ok(())
     }
 }

@@ -7,7 +7,8 @@ use tollgate_entities::{UserRole, users};
 use crate::error::CatalogError;
 use crate::keys::{generate_client_key, hash_client_key};
 use crate::secret::Secret;
-use crate::write::{ClientKeyFields, Target, UserFields, upsert_client_key, upsert_user};
+use crate::secret_box::SecretBox;
+use crate::write::{ClientKeyFields, Target, Upsert, UserFields};
 
 const ADMIN_USERNAME: &str = "admin";
 
@@ -31,7 +32,9 @@ async fn admin_user(conn: &DatabaseConnection) -> Result<users::Model, CatalogEr
         role: Some(UserRole::Admin),
         ..UserFields::default()
     };
-    let (user, _) = upsert_user(conn, Target::New(()), fields)
+    // Users and client keys hold no upstream secret: nothing is sealed.
+    let (user, _) = fields
+        .upsert(conn, &SecretBox::default(), Target::New(()))
         .await?
         .skip_invalidation();
     Ok(user)
@@ -50,7 +53,8 @@ async fn hold_key(
         is_active: Some(true),
         expires_at: Some(None),
     };
-    upsert_client_key(conn, Target::Named(user.id.as_str()), fields)
+    fields
+        .upsert(conn, &SecretBox::default(), Target::Named(user.id))
         .await?
         .skip_invalidation();
     Ok(())

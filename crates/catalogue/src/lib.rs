@@ -3,9 +3,9 @@
 //!
 //! - [`rules`]: the field rules; each error ([`Invalid`]) names the field and the offending
 //!   value.
-//! - The write path: one upsert per table (`write_*`, keyed by a [`Target`]) and one delete
-//!   (`delete_*`), the rules applied inside and the cache invalidation each change needs run
-//!   after the commit, through a [`Store`]. The admin API, the catalogue document and the
+//! - The write path: one upsert per table ([`write`] of its [`Fields`], keyed by a
+//!   [`Target`]) and one delete ([`delete`] of a [`Stored`] row), the rules applied inside
+//!   and the cache invalidation each change needs run after the commit, through a [`Store`]. The admin API, the catalogue document and the
 //!   bootstrap all write through it.
 //! - [`CatalogFile`]: the declarative catalogue document (JSON or TOML), applied in one
 //!   transaction as an upsert keyed by names ([`apply_catalog`]) and written by
@@ -41,9 +41,6 @@ pub use rules::Invalid;
 pub use secret::{Secret, redact_url};
 pub use secret_box::SecretBox;
 pub use write::{
-    ClientKeyFields, EndpointFields, GlobalModelFields, ModelFields, ProviderFields,
-    ProviderKeyFields, Store, Target, UserFields, delete_endpoint, delete_global_model,
-    delete_model, delete_provider, delete_provider_key, delete_user, write_client_key,
-    write_endpoint, write_global_model, write_model, write_provider, write_provider_key,
-    write_user,
+    ClientKeyFields, EndpointFields, Fields, GlobalModelFields, ModelFields, ProviderFields,
+    ProviderKeyFields, Store, Stored, Target, UserFields, delete, write,
 };

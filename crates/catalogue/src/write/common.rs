@@ -1,15 +1,16 @@
 //! What every table's write shares: the [`Store`] a write commits on, the [`Target`] of an
-//! upsert, the [`Written`] invalidation it returns, and the small field helpers.
+//! upsert, the [`Fields`] and [`Stored`] traits behind [`write`] and [`delete`], the
+//! [`Written`] invalidation an upsert returns, and the small field helpers.
 
 use std::future::Future;
 
 use sea_orm::sea_query::IntoCondition;
 use sea_orm::{
-    ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
-    QuerySelect,
+    ActiveModelBehavior, ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait,
+    DatabaseConnection, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect,
 };
 use serde::{Deserialize, Deserializer};
-use tollgate_entities::{api_keys, models as model_rows, provider_endpoints};
+use tollgate_entities::{api_keys, insert_row, models as model_rows, now_utc, provider_endpoints};
 use tollgate_resolver::Resolver;
 
 use crate::error::CatalogError;
@@ -28,6 +29,121 @@ pub trait Store: Sync {
     /// Drops the cached look-ups of the client keys with these hashes on every replica, so a
     /// change to a key or its user applies to the next request.
     fn forget_client_keys(&self, hashes: Vec<String>) -> impl Future<Output = ()> + Send;
+}
+
+/// The fields of one catalogue table: what [`write`] stores. Implemented by the `*Fields`
+/// types of this crate only.
+pub trait Fields: Sized + Send + sealed::Upsert {
+    /// The stored row.
+    type Row: Send;
+    /// What a new row hangs under: `()` for top-level rows.
+    type Parent: Send;
+}
+
+/// A stored catalogue row that [`delete`] removes. Implemented by the catalogue's entity
+/// models only.
+pub trait Stored: sealed::Doomed {}
+
+impl<T: sealed::Doomed> Stored for T {}
+
+/// What the public traits stand on; not nameable outside the crate.
+pub(super) mod sealed {
+    use std::future::Future;
+
+    use sea_orm::{ActiveModelBehavior, ActiveModelTrait, ConnectionTrait, DbErr, ModelTrait};
+
+    use crate::error::CatalogError;
+    use crate::secret_box::SecretBox;
+    use crate::write::common::{Fields, Stale, Target, Written};
+
+    /// One table's upsert.
+    pub trait Upsert {
+        /// Checks the fields against the rules, writes them to `target` on `conn` (upstream
+        /// keys sealed by `secrets`) and returns the invalidation the write needs.
+        fn upsert<C: ConnectionTrait>(
+            self,
+            conn: &C,
+            secrets: &SecretBox,
+            target: Target<<Self as Fields>::Row, <Self as Fields>::Parent>,
+        ) -> impl Future<Output = Result<Written<<Self as Fields>::Row>, CatalogError>> + Send
+        where
+            Self: Fields;
+    }
+
+    /// What deleting a row makes stale.
+    pub trait Doomed: ModelTrait + Send + Sync {
+        /// The row as sea-orm writes it.
+        type Active: ActiveModelTrait<Entity = Self::Entity>
+            + ActiveModelBehavior
+            + From<Self>
+            + Send;
+
+        /// Read before the delete, for the rows its cascade removes.
+        fn doomed<C: ConnectionTrait>(
+            &self,
+            conn: &C,
+        ) -> impl Future<Output = Result<Stale, DbErr>> + Send;
+    }
+}
+
+/// Writes `fields` to `target` on `store`'s connection (a new row takes the defaults its
+/// fields type names, a stored one keeps the fields left out), then runs the invalidation the
+/// change needs and returns the stored row.
+pub async fn write<F: Fields>(
+    store: &impl Store,
+    target: Target<F::Row, F::Parent>,
+    fields: F,
+) -> Result<F::Row, CatalogError> {
+    fields
+        .upsert(store.conn(), store.secrets(), target)
+        .await?
+        .invalidate(store)
+        .await
+}
+
+/// Deletes `row` with what the database cascades to, then invalidates what it made stale
+/// (read before the delete: the rows the cascade removes).
+pub async fn delete<R: Stored>(store: &impl Store, row: R) -> Result<(), CatalogError> {
+    let stale = row.doomed(store.conn()).await?;
+    R::Active::from(row).delete(store.conn()).await?;
+    stale.run(store).await?;
+    Ok(())
+}
+
+/// Inserts the complete `row` and names what its insert makes stale.
+pub(super) async fn inserted<M, A, C>(
+    conn: &C,
+    row: M,
+    stale: impl FnOnce(&M) -> Stale,
+) -> Result<Written<M>, CatalogError>
+where
+    M: IntoActiveModel<A>,
+    A: ActiveModelTrait + ActiveModelBehavior + Send,
+    <A::Entity as EntityTrait>::Model: IntoActiveModel<A> + Into<M>,
+    C: ConnectionTrait,
+{
+    let stored = insert_row(conn, row).await?;
+    let stale = stale(&stored);
+    Ok(Written::created(stored, stale))
+}
+
+/// Stamps the changed `row`'s `updated_at` column, updates it and names what the update makes
+/// stale (`stale` sees the row as stored).
+pub(super) async fn updated<A, C>(
+    conn: &C,
+    mut row: A,
+    updated_at: <A::Entity as EntityTrait>::Column,
+    stale: impl FnOnce(&<A::Entity as EntityTrait>::Model) -> Stale,
+) -> Result<Written<<A::Entity as EntityTrait>::Model>, CatalogError>
+where
+    A: ActiveModelTrait + ActiveModelBehavior + Send,
+    <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+    C: ConnectionTrait,
+{
+    row.set(updated_at, now_utc().into());
+    let stored = row.update(conn).await?;
+    let stale = stale(&stored);
+    Ok(Written::updated(stored, stale))
 }
 
 /// Which row a write goes to. `P` is what a new row hangs under (the provider of an
@@ -90,7 +206,7 @@ impl<R, P> Target<R, P> {
 /// row leaves through [`Written::invalidate`], or through [`Written::skip_invalidation`].
 #[must_use = "the cached entries a write made stale stay until its invalidation runs"]
 #[derive(Debug)]
-pub(crate) struct Written<R> {
+pub struct Written<R> {
     row: R,
     created: bool,
     stale: Stale,
@@ -132,7 +248,7 @@ impl<R> Written<R> {
 /// the client-key look-ups). Rows a delete removes are read before it; every other row is
 /// read after the commit, just before invalidating.
 #[derive(Debug)]
-pub(super) enum Stale {
+pub enum Stale {
     /// Nothing cached can depend on the change (a new provider, user or client key).
     Nothing,
     /// A new global model: clears a cached "missing" for its name.

@@ -1,19 +1,20 @@
 //! Global models and providers' models: one upsert and one delete each.
 
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel};
 use serde::Deserialize;
 use tollgate_entities::{
-    GlobalModelConfig, JsonObject, ModelAlias, TieredPricing, global_models, insert_row, models,
-    new_id, now_utc,
+    GlobalModelConfig, JsonObject, ModelAlias, TieredPricing, global_models, models, new_id,
+    now_utc,
 };
 
+use super::common::sealed::{Doomed, Upsert};
 use super::common::{
-    Slot, Stale, Store, Target, Written, check, ensure_unique, models_where, required, set,
+    Fields, Slot, Stale, Target, Written, check, ensure_unique, inserted, models_where, required,
+    set, updated,
 };
 use crate::error::CatalogError;
 use crate::rules::{self, Invalid};
+use crate::secret_box::SecretBox;
 
 /// A global model's fields, also the body of `PATCH /api/admin/models/global/{id}`. Absent
 /// fields keep their value; a new global model needs `name` and `default_tiered_pricing` and
@@ -39,37 +40,19 @@ pub struct GlobalModelFields {
     pub is_active: Option<bool>,
 }
 
-/// Writes a global model and invalidates its entries (a new one clears a cached "missing" for
-/// its name); returns the stored row.
-pub async fn write_global_model(
-    store: &impl Store,
-    target: Target<global_models::Model>,
-    fields: GlobalModelFields,
-) -> Result<global_models::Model, CatalogError> {
-    upsert_global_model(store.conn(), target, fields)
-        .await?
-        .invalidate(store)
-        .await
-}
+/// A global model is deleted with the providers' models of it (the database cascades); its
+/// entries and theirs, read before the cascade, are invalidated.
+impl Doomed for global_models::Model {
+    type Active = global_models::ActiveModel;
 
-/// Deletes a global model with the providers' models of it (the database cascades), then
-/// invalidates its entries and theirs.
-pub async fn delete_global_model(
-    store: &impl Store,
-    row: global_models::Model,
-) -> Result<(), CatalogError> {
-    // Read what the cascade removes before it happens: those are the keys to invalidate.
-    let models = models_where(store.conn(), models::Column::GlobalModelId.eq(&row.id)).await?;
-    global_models::Entity::delete_by_id(row.id.clone())
-        .exec(store.conn())
-        .await?;
-    let stale = Stale::GlobalModel {
-        before: row,
-        after: None,
-        models: Some(models),
-    };
-    stale.run(store).await?;
-    Ok(())
+    async fn doomed<C: ConnectionTrait>(&self, conn: &C) -> Result<Stale, DbErr> {
+        let models = models_where(conn, models::Column::GlobalModelId.eq(&self.id)).await?;
+        Ok(Stale::GlobalModel {
+            before: self.clone(),
+            after: None,
+            models: Some(models),
+        })
+    }
 }
 
 async fn unique_global_name<C: ConnectionTrait>(
@@ -87,90 +70,97 @@ async fn unique_global_name<C: ConnectionTrait>(
     .await
 }
 
-/// The global model upsert: [`Target::Named`] goes by `name`.
-pub(crate) async fn upsert_global_model<C: ConnectionTrait>(
-    conn: &C,
-    target: Target<global_models::Model>,
-    fields: GlobalModelFields,
-) -> Result<Written<global_models::Model>, CatalogError> {
-    let GlobalModelFields {
-        name,
-        display_name,
-        default_tiered_pricing,
-        default_price_per_request,
-        supported_capabilities,
-        config,
-        is_active,
-    } = fields;
-    let name = check(name, |name| rules::model_name("name", &name, 100))?;
-    if let Some(pricing) = &default_tiered_pricing {
-        rules::pricing("default_tiered_pricing", pricing)?;
-    }
-    if let Some(config) = &config {
-        rules::json("config", config)?;
-    }
-    let display_name = check(display_name, |display| {
-        rules::name("display_name", &display, 255)
-    })?;
-    let default_price_per_request = check(default_price_per_request, |price| {
-        rules::PRICE_PER_REQUEST.check_optional("default_price_per_request", price)
-    })?;
-    let supported_capabilities = check(supported_capabilities, |values| {
-        rules::capabilities("supported_capabilities", &values)
-    })?;
-    let named = |(): &()| Ok(global_models::Column::Name.eq(required("name", name.as_deref())?));
-    let slot = target
-        .slot::<global_models::Entity, _, _>(conn, named)
-        .await?;
-    if let Some(name) = &name {
-        let except = slot.stored().map(|row| row.id.as_str());
-        unique_global_name(conn, name, except).await?;
-    }
-    match slot {
-        Slot::Insert(()) => {
-            let name = required("name", name)?;
-            let default_tiered_pricing =
-                required("default_tiered_pricing", default_tiered_pricing)?;
-            let now = now_utc();
-            let row = global_models::Model {
-                id: new_id(),
-                display_name: display_name.unwrap_or_else(|| name.clone()),
-                name,
-                default_price_per_request: default_price_per_request.flatten(),
-                default_tiered_pricing,
-                supported_capabilities: supported_capabilities.unwrap_or_default(),
-                config: config.unwrap_or_default(),
-                is_active: is_active.unwrap_or(true),
-                usage_count: 0,
-                created_at: now,
-                updated_at: now,
-            };
-            let stored = insert_row(conn, row).await?;
-            Ok(Written::created(
-                stored.clone(),
-                Stale::GlobalModelCreated(stored),
-            ))
+/// The global model upsert: [`Target::Named`] goes by `name`. Its entries are invalidated (a
+/// new one clears a cached "missing" for its name).
+impl Fields for GlobalModelFields {
+    type Row = global_models::Model;
+    type Parent = ();
+}
+
+impl Upsert for GlobalModelFields {
+    async fn upsert<C: ConnectionTrait>(
+        self,
+        conn: &C,
+        _: &SecretBox,
+        target: Target<global_models::Model>,
+    ) -> Result<Written<global_models::Model>, CatalogError> {
+        let GlobalModelFields {
+            name,
+            display_name,
+            default_tiered_pricing,
+            default_price_per_request,
+            supported_capabilities,
+            config,
+            is_active,
+        } = self;
+        let name = check(name, |name| rules::model_name("name", &name, 100))?;
+        if let Some(pricing) = &default_tiered_pricing {
+            rules::pricing("default_tiered_pricing", pricing)?;
         }
-        Slot::Update(before) => {
-            let mut row = before.clone().into_active_model();
-            set(&mut row.name, name);
-            set(&mut row.display_name, display_name);
-            set(&mut row.default_tiered_pricing, default_tiered_pricing);
-            set(
-                &mut row.default_price_per_request,
-                default_price_per_request,
-            );
-            set(&mut row.supported_capabilities, supported_capabilities);
-            set(&mut row.config, config);
-            set(&mut row.is_active, is_active);
-            row.updated_at = Set(now_utc());
-            let after = row.update(conn).await?;
-            let stale = Stale::GlobalModel {
-                before,
-                after: Some(after.clone()),
-                models: None,
-            };
-            Ok(Written::updated(after, stale))
+        if let Some(config) = &config {
+            rules::json("config", config)?;
+        }
+        let display_name = check(display_name, |display| {
+            rules::name("display_name", &display, 255)
+        })?;
+        let default_price_per_request = check(default_price_per_request, |price| {
+            rules::PRICE_PER_REQUEST.check_optional("default_price_per_request", price)
+        })?;
+        let supported_capabilities = check(supported_capabilities, |values| {
+            rules::capabilities("supported_capabilities", &values)
+        })?;
+        let named =
+            |(): &()| Ok(global_models::Column::Name.eq(required("name", name.as_deref())?));
+        let slot = target
+            .slot::<global_models::Entity, _, _>(conn, named)
+            .await?;
+        if let Some(name) = &name {
+            let except = slot.stored().map(|row| row.id.as_str());
+            unique_global_name(conn, name, except).await?;
+        }
+        match slot {
+            Slot::Insert(()) => {
+                let name = required("name", name)?;
+                let default_tiered_pricing =
+                    required("default_tiered_pricing", default_tiered_pricing)?;
+                let now = now_utc();
+                let row = global_models::Model {
+                    id: new_id(),
+                    display_name: display_name.unwrap_or_else(|| name.clone()),
+                    name,
+                    default_price_per_request: default_price_per_request.flatten(),
+                    default_tiered_pricing,
+                    supported_capabilities: supported_capabilities.unwrap_or_default(),
+                    config: config.unwrap_or_default(),
+                    is_active: is_active.unwrap_or(true),
+                    usage_count: 0,
+                    created_at: now,
+                    updated_at: now,
+                };
+                inserted(conn, row, |stored| {
+                    Stale::GlobalModelCreated(stored.clone())
+                })
+                .await
+            }
+            Slot::Update(before) => {
+                let mut row = before.clone().into_active_model();
+                set(&mut row.name, name);
+                set(&mut row.display_name, display_name);
+                set(&mut row.default_tiered_pricing, default_tiered_pricing);
+                set(
+                    &mut row.default_price_per_request,
+                    default_price_per_request,
+                );
+                set(&mut row.supported_capabilities, supported_capabilities);
+                set(&mut row.config, config);
+                set(&mut row.is_active, is_active);
+                let stale = |after: &global_models::Model| Stale::GlobalModel {
+                    before,
+                    after: Some(after.clone()),
+                    models: None,
+                };
+                updated(conn, row, global_models::Column::UpdatedAt, stale).await
+            }
         }
     }
 }
@@ -220,30 +210,16 @@ pub struct ModelFields {
     pub config: Option<Option<JsonObject>>,
 }
 
-/// Writes a model under a provider id and invalidates its entries (for an update, under the
-/// old and the new names); returns the stored row.
-pub async fn write_model(
-    store: &impl Store,
-    target: Target<models::Model, &str>,
-    fields: ModelFields,
-) -> Result<models::Model, CatalogError> {
-    upsert_model(store.conn(), target, fields)
-        .await?
-        .invalidate(store)
-        .await
-}
+/// A model's delete invalidates its entries.
+impl Doomed for models::Model {
+    type Active = models::ActiveModel;
 
-/// Deletes a model, then invalidates its entries.
-pub async fn delete_model(store: &impl Store, row: models::Model) -> Result<(), CatalogError> {
-    models::Entity::delete_by_id(row.id.clone())
-        .exec(store.conn())
-        .await?;
-    let stale = Stale::Model {
-        before: row,
-        after: None,
-    };
-    stale.run(store).await?;
-    Ok(())
+    async fn doomed<C: ConnectionTrait>(&self, _: &C) -> Result<Stale, DbErr> {
+        Ok(Stale::Model {
+            before: self.clone(),
+            after: None,
+        })
+    }
 }
 
 async fn unique_model_name<C: ConnectionTrait>(
@@ -264,111 +240,116 @@ async fn unique_model_name<C: ConnectionTrait>(
     .await
 }
 
-/// The model upsert: [`Target::Named`] goes by provider and `provider_model_name`.
-pub(crate) async fn upsert_model<C: ConnectionTrait>(
-    conn: &C,
-    target: Target<models::Model, &str>,
-    fields: ModelFields,
-) -> Result<Written<models::Model>, CatalogError> {
-    let name = check(fields.provider_model_name, |name| {
-        rules::model_name("provider_model_name", &name, 200)
-    })?;
-    let global_model_id = check(fields.global_model_id, |id| {
-        rules::id("global_model_id", &id)
-    })?;
-    let aliases = check(fields.provider_model_aliases, |aliases| {
-        check(aliases, |aliases| {
-            rules::aliases("provider_model_aliases", aliases)
-        })
-    })?;
-    let price_per_request = check(fields.price_per_request, |price| {
-        rules::PRICE_PER_REQUEST.check_optional("price_per_request", price)
-    })?;
-    if let Some(Some(pricing)) = &fields.tiered_pricing {
-        rules::pricing("tiered_pricing", pricing)?;
-    }
-    if let Some(Some(config)) = &fields.config {
-        rules::json("config", config)?;
-    }
-    if let Some(id) = &global_model_id
-        && global_models::Entity::find_by_id(id.clone())
-            .one(conn)
-            .await?
-            .is_none()
-    {
-        let reason = format!("global model `{id}` does not exist");
-        return Err(Invalid::new("global_model_id", reason).into());
-    }
-    let named = |provider_id: &&str| {
-        let name = required("provider_model_name", name.as_deref())?;
-        Ok(sea_orm::Condition::all()
-            .add(models::Column::ProviderId.eq(*provider_id))
-            .add(models::Column::ProviderModelName.eq(name)))
-    };
-    match target.slot::<models::Entity, _, _>(conn, named).await? {
-        Slot::Insert(provider_id) => {
-            let name = required("provider_model_name", name)?;
-            unique_model_name(conn, provider_id, &name, None).await?;
-            let now = now_utc();
-            let row = models::Model {
-                id: new_id(),
-                provider_id: provider_id.to_owned(),
-                global_model_id: required("global_model_id", global_model_id)?,
-                provider_model_name: name,
-                provider_model_aliases: aliases.flatten(),
-                price_per_request: price_per_request.flatten(),
-                tiered_pricing: fields.tiered_pricing.flatten(),
-                supports_vision: fields.supports_vision.flatten(),
-                supports_function_calling: fields.supports_function_calling.flatten(),
-                supports_streaming: fields.supports_streaming.flatten(),
-                supports_extended_thinking: fields.supports_extended_thinking.flatten(),
-                supports_image_generation: fields.supports_image_generation.flatten(),
-                is_active: fields.is_active.unwrap_or(true),
-                is_available: fields.is_available.unwrap_or(true),
-                config: fields.config.flatten(),
-                created_at: now,
-                updated_at: now,
-            };
-            let stored = insert_row(conn, row).await?;
-            Ok(Written::created(
-                stored.clone(),
-                Stale::ModelCreated(stored),
-            ))
+/// The model upsert under a provider id: [`Target::Named`] goes by provider and
+/// `provider_model_name`. Its entries are invalidated (for an update, under the old and the
+/// new names).
+impl Fields for ModelFields {
+    type Row = models::Model;
+    type Parent = String;
+}
+
+impl Upsert for ModelFields {
+    async fn upsert<C: ConnectionTrait>(
+        self,
+        conn: &C,
+        _: &SecretBox,
+        target: Target<models::Model, String>,
+    ) -> Result<Written<models::Model>, CatalogError> {
+        let fields = self;
+        let name = check(fields.provider_model_name, |name| {
+            rules::model_name("provider_model_name", &name, 200)
+        })?;
+        let global_model_id = check(fields.global_model_id, |id| {
+            rules::id("global_model_id", &id)
+        })?;
+        let aliases = check(fields.provider_model_aliases, |aliases| {
+            check(aliases, |aliases| {
+                rules::aliases("provider_model_aliases", aliases)
+            })
+        })?;
+        let price_per_request = check(fields.price_per_request, |price| {
+            rules::PRICE_PER_REQUEST.check_optional("price_per_request", price)
+        })?;
+        if let Some(Some(pricing)) = &fields.tiered_pricing {
+            rules::pricing("tiered_pricing", pricing)?;
         }
-        Slot::Update(before) => {
-            if let Some(name) = &name {
-                unique_model_name(conn, &before.provider_id, name, Some(&before.id)).await?;
+        if let Some(Some(config)) = &fields.config {
+            rules::json("config", config)?;
+        }
+        if let Some(id) = &global_model_id
+            && global_models::Entity::find_by_id(id.clone())
+                .one(conn)
+                .await?
+                .is_none()
+        {
+            let reason = format!("global model `{id}` does not exist");
+            return Err(Invalid::new("global_model_id", reason).into());
+        }
+        let named = |provider_id: &String| {
+            let name = required("provider_model_name", name.as_deref())?;
+            Ok(sea_orm::Condition::all()
+                .add(models::Column::ProviderId.eq(provider_id))
+                .add(models::Column::ProviderModelName.eq(name)))
+        };
+        match target.slot::<models::Entity, _, _>(conn, named).await? {
+            Slot::Insert(provider_id) => {
+                let name = required("provider_model_name", name)?;
+                unique_model_name(conn, &provider_id, &name, None).await?;
+                let now = now_utc();
+                let row = models::Model {
+                    id: new_id(),
+                    provider_id,
+                    global_model_id: required("global_model_id", global_model_id)?,
+                    provider_model_name: name,
+                    provider_model_aliases: aliases.flatten(),
+                    price_per_request: price_per_request.flatten(),
+                    tiered_pricing: fields.tiered_pricing.flatten(),
+                    supports_vision: fields.supports_vision.flatten(),
+                    supports_function_calling: fields.supports_function_calling.flatten(),
+                    supports_streaming: fields.supports_streaming.flatten(),
+                    supports_extended_thinking: fields.supports_extended_thinking.flatten(),
+                    supports_image_generation: fields.supports_image_generation.flatten(),
+                    is_active: fields.is_active.unwrap_or(true),
+                    is_available: fields.is_available.unwrap_or(true),
+                    config: fields.config.flatten(),
+                    created_at: now,
+                    updated_at: now,
+                };
+                inserted(conn, row, |stored| Stale::ModelCreated(stored.clone())).await
             }
-            let mut row = before.clone().into_active_model();
-            set(&mut row.global_model_id, global_model_id);
-            set(&mut row.provider_model_name, name);
-            set(&mut row.provider_model_aliases, aliases);
-            set(&mut row.price_per_request, price_per_request);
-            set(&mut row.tiered_pricing, fields.tiered_pricing);
-            set(&mut row.supports_vision, fields.supports_vision);
-            set(
-                &mut row.supports_function_calling,
-                fields.supports_function_calling,
-            );
-            set(&mut row.supports_streaming, fields.supports_streaming);
-            set(
-                &mut row.supports_extended_thinking,
-                fields.supports_extended_thinking,
-            );
-            set(
-                &mut row.supports_image_generation,
-                fields.supports_image_generation,
-            );
-            set(&mut row.is_active, fields.is_active);
-            set(&mut row.is_available, fields.is_available);
-            set(&mut row.config, fields.config);
-            row.updated_at = Set(now_utc());
-            let after = row.update(conn).await?;
-            let stale = Stale::Model {
-                before,
-                after: Some(after.clone()),
-            };
-            Ok(Written::updated(after, stale))
+            Slot::Update(before) => {
+                if let Some(name) = &name {
+                    unique_model_name(conn, &before.provider_id, name, Some(&before.id)).await?;
+                }
+                let mut row = before.clone().into_active_model();
+                set(&mut row.global_model_id, global_model_id);
+                set(&mut row.provider_model_name, name);
+                set(&mut row.provider_model_aliases, aliases);
+                set(&mut row.price_per_request, price_per_request);
+                set(&mut row.tiered_pricing, fields.tiered_pricing);
+                set(&mut row.supports_vision, fields.supports_vision);
+                set(
+                    &mut row.supports_function_calling,
+                    fields.supports_function_calling,
+                );
+                set(&mut row.supports_streaming, fields.supports_streaming);
+                set(
+                    &mut row.supports_extended_thinking,
+                    fields.supports_extended_thinking,
+                );
+                set(
+                    &mut row.supports_image_generation,
+                    fields.supports_image_generation,
+                );
+                set(&mut row.is_active, fields.is_active);
+                set(&mut row.is_available, fields.is_available);
+                set(&mut row.config, fields.config);
+                let stale = |after: &models::Model| Stale::Model {
+                    before,
+                    after: Some(after.clone()),
+                };
+                updated(conn, row, models::Column::UpdatedAt, stale).await
+            }
         }
     }
 }

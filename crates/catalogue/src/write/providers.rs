@@ -1,16 +1,16 @@
 //! Providers, their endpoints and their upstream keys: one upsert and one delete each.
 
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, IntoActiveModel};
 use serde::Deserialize;
 use tollgate_entities::{
-    ApiFormat, BillingType, Headers, JsonObject, insert_row, new_id, now_utc, provider_api_keys,
+    ApiFormat, BillingType, Headers, JsonObject, models, new_id, now_utc, provider_api_keys,
     provider_endpoints, providers,
 };
 
+use super::common::sealed::{Doomed, Upsert};
 use super::common::{
-    Slot, Stale, Store, Target, Written, check, ensure_unique, models_where, required, set,
+    Fields, Slot, Stale, Target, Written, check, ensure_unique, inserted, models_where, required,
+    set, updated,
 };
 use crate::error::CatalogError;
 use crate::rules;
@@ -38,36 +38,15 @@ pub struct ProviderFields {
     pub config: Option<Option<JsonObject>>,
 }
 
-/// Writes a provider (a new one changes nothing cached; an update invalidates its models'
-/// entries) and returns the stored row.
-pub async fn write_provider(
-    store: &impl Store,
-    target: Target<providers::Model>,
-    fields: ProviderFields,
-) -> Result<providers::Model, CatalogError> {
-    upsert_provider(store.conn(), target, fields)
-        .await?
-        .invalidate(store)
-        .await
-}
+/// A provider is deleted with its endpoints, keys and models (the database cascades); its
+/// models, read before the cascade, are the entries to invalidate.
+impl Doomed for providers::Model {
+    type Active = providers::ActiveModel;
 
-/// Deletes a provider with its endpoints, keys and models (the database cascades), then
-/// invalidates its models' entries.
-pub async fn delete_provider(
-    store: &impl Store,
-    row: providers::Model,
-) -> Result<(), CatalogError> {
-    // Read what the cascade removes before it happens: those are the keys to invalidate.
-    let models = models_where(
-        store.conn(),
-        tollgate_entities::models::Column::ProviderId.eq(&row.id),
-    )
-    .await?;
-    providers::Entity::delete_by_id(row.id)
-        .exec(store.conn())
-        .await?;
-    Stale::ProviderModels(models).run(store).await?;
-    Ok(())
+    async fn doomed<C: ConnectionTrait>(&self, conn: &C) -> Result<Stale, DbErr> {
+        let models = models_where(conn, models::Column::ProviderId.eq(&self.id)).await?;
+        Ok(Stale::ProviderModels(models))
+    }
 }
 
 async fn unique_provider_name<C: ConnectionTrait>(
@@ -85,71 +64,73 @@ async fn unique_provider_name<C: ConnectionTrait>(
     .await
 }
 
-/// The provider upsert: [`Target::Named`] goes by `name`.
-pub(crate) async fn upsert_provider<C: ConnectionTrait>(
-    conn: &C,
-    target: Target<providers::Model>,
-    fields: ProviderFields,
-) -> Result<Written<providers::Model>, CatalogError> {
-    let ProviderFields {
-        name,
-        display_name,
-        billing_type,
-        provider_priority,
-        is_active,
-        config,
-    } = fields;
-    let name = check(name, |name| rules::name("name", &name, 100))?;
-    let display_name = check(display_name, |display| {
-        rules::name("display_name", &display, 255)
-    })?;
-    let provider_priority = check(provider_priority, |priority| {
-        rules::PRIORITY.check("provider_priority", priority)
-    })?;
-    if let Some(Some(config)) = &config {
-        rules::json("config", config)?;
-    }
-    let named = |(): &()| Ok(providers::Column::Name.eq(required("name", name.as_deref())?));
-    let slot = target.slot::<providers::Entity, _, _>(conn, named).await?;
-    if let Some(name) = &name {
-        let except = slot.stored().map(|row| row.id.as_str());
-        unique_provider_name(conn, name, except).await?;
-    }
-    match slot {
-        Slot::Insert(()) => {
-            let name = required("name", name)?;
-            let now = now_utc();
-            let row = providers::Model {
-                id: new_id(),
-                display_name: display_name.unwrap_or_else(|| name.clone()),
-                name,
-                billing_type: billing_type.unwrap_or(BillingType::PayAsYouGo),
-                provider_priority: provider_priority.unwrap_or(100),
-                is_active: is_active.unwrap_or(true),
-                config: config.flatten(),
-                created_at: now,
-                updated_at: now,
-            };
-            // A new provider has no models yet: nothing cached can depend on it.
-            Ok(Written::created(
-                insert_row(conn, row).await?,
-                Stale::Nothing,
-            ))
+/// The provider upsert: [`Target::Named`] goes by `name`. A new provider changes nothing
+/// cached; an update invalidates its models' entries.
+impl Fields for ProviderFields {
+    type Row = providers::Model;
+    type Parent = ();
+}
+
+impl Upsert for ProviderFields {
+    async fn upsert<C: ConnectionTrait>(
+        self,
+        conn: &C,
+        _: &SecretBox,
+        target: Target<providers::Model>,
+    ) -> Result<Written<providers::Model>, CatalogError> {
+        let ProviderFields {
+            name,
+            display_name,
+            billing_type,
+            provider_priority,
+            is_active,
+            config,
+        } = self;
+        let name = check(name, |name| rules::name("name", &name, 100))?;
+        let display_name = check(display_name, |display| {
+            rules::name("display_name", &display, 255)
+        })?;
+        let provider_priority = check(provider_priority, |priority| {
+            rules::PRIORITY.check("provider_priority", priority)
+        })?;
+        if let Some(Some(config)) = &config {
+            rules::json("config", config)?;
         }
-        Slot::Update(before) => {
-            let id = before.id.clone();
-            let mut row = before.into_active_model();
-            set(&mut row.name, name);
-            set(&mut row.display_name, display_name);
-            set(&mut row.billing_type, billing_type);
-            set(&mut row.provider_priority, provider_priority);
-            set(&mut row.is_active, is_active);
-            set(&mut row.config, config);
-            row.updated_at = Set(now_utc());
-            Ok(Written::updated(
-                row.update(conn).await?,
-                Stale::Provider(id),
-            ))
+        let named = |(): &()| Ok(providers::Column::Name.eq(required("name", name.as_deref())?));
+        let slot = target.slot::<providers::Entity, _, _>(conn, named).await?;
+        if let Some(name) = &name {
+            let except = slot.stored().map(|row| row.id.as_str());
+            unique_provider_name(conn, name, except).await?;
+        }
+        match slot {
+            Slot::Insert(()) => {
+                let name = required("name", name)?;
+                let now = now_utc();
+                let row = providers::Model {
+                    id: new_id(),
+                    display_name: display_name.unwrap_or_else(|| name.clone()),
+                    name,
+                    billing_type: billing_type.unwrap_or(BillingType::PayAsYouGo),
+                    provider_priority: provider_priority.unwrap_or(100),
+                    is_active: is_active.unwrap_or(true),
+                    config: config.flatten(),
+                    created_at: now,
+                    updated_at: now,
+                };
+                // A new provider has no models yet: nothing cached can depend on it.
+                inserted(conn, row, |_| Stale::Nothing).await
+            }
+            Slot::Update(before) => {
+                let mut row = before.into_active_model();
+                set(&mut row.name, name);
+                set(&mut row.display_name, display_name);
+                set(&mut row.billing_type, billing_type);
+                set(&mut row.provider_priority, provider_priority);
+                set(&mut row.is_active, is_active);
+                set(&mut row.config, config);
+                let stale = |provider: &providers::Model| Stale::Provider(provider.id.clone());
+                updated(conn, row, providers::Column::UpdatedAt, stale).await
+            }
         }
     }
 }
@@ -174,107 +155,100 @@ pub struct EndpointFields {
     pub is_active: Option<bool>,
 }
 
-/// Writes an endpoint under (provider id, format) and replans the routes of every global
-/// model its provider serves; returns the stored row.
-pub async fn write_endpoint(
-    store: &impl Store,
-    target: Target<provider_endpoints::Model, (&str, ApiFormat)>,
-    fields: EndpointFields,
-) -> Result<provider_endpoints::Model, CatalogError> {
-    upsert_endpoint(store.conn(), target, fields)
-        .await?
-        .invalidate(store)
-        .await
+/// An endpoint is deleted with its keys (the database cascades); its provider's routes are
+/// replanned.
+impl Doomed for provider_endpoints::Model {
+    type Active = provider_endpoints::ActiveModel;
+
+    async fn doomed<C: ConnectionTrait>(&self, _: &C) -> Result<Stale, DbErr> {
+        Ok(Stale::ProviderRoutes(self.provider_id.clone()))
+    }
 }
 
-/// Deletes an endpoint with its keys (the database cascades), then replans its provider's
-/// routes.
-pub async fn delete_endpoint(
-    store: &impl Store,
-    row: provider_endpoints::Model,
-) -> Result<(), CatalogError> {
-    provider_endpoints::Entity::delete_by_id(row.id)
-        .exec(store.conn())
-        .await?;
-    Stale::ProviderRoutes(row.provider_id).run(store).await?;
-    Ok(())
+/// The endpoint upsert under (provider id, format): [`Target::Named`] goes by both. Any
+/// change replans the routes of every global model its provider serves.
+impl Fields for EndpointFields {
+    type Row = provider_endpoints::Model;
+    type Parent = (String, ApiFormat);
 }
 
-/// The endpoint upsert: [`Target::Named`] goes by provider and format.
-pub(crate) async fn upsert_endpoint<C: ConnectionTrait>(
-    conn: &C,
-    target: Target<provider_endpoints::Model, (&str, ApiFormat)>,
-    fields: EndpointFields,
-) -> Result<Written<provider_endpoints::Model>, CatalogError> {
-    let EndpointFields {
-        base_url,
-        headers,
-        timeout,
-        max_retries,
-        is_active,
-    } = fields;
-    let at = |provider_id: &str, format: ApiFormat| {
-        sea_orm::Condition::all()
-            .add(provider_endpoints::Column::ProviderId.eq(provider_id))
-            .add(provider_endpoints::Column::ApiFormat.eq(format))
-    };
-    let named = |&(provider_id, format): &(&str, ApiFormat)| Ok(at(provider_id, format));
-    let slot = target
-        .slot::<provider_endpoints::Entity, _, _>(conn, named)
-        .await?;
-    // A second endpoint of one format is refused before its fields are read, as the admin
-    // API always answered: 409 rather than 422 when a body is both.
-    if let Slot::Insert((provider_id, api_format)) = &slot {
-        ensure_unique::<provider_endpoints::Entity, _>(
-            conn,
-            provider_endpoints::Column::Id,
-            at(provider_id, *api_format),
-            None,
-            || format!("provider `{provider_id}` already has a {api_format} endpoint"),
-        )
-        .await?;
-    }
-    let base_url = check(base_url, |url| rules::base_url("base_url", &url))?;
-    if let Some(Some(headers)) = &headers {
-        rules::headers("headers", &headers.0)?;
-    }
-    let timeout = check(timeout, |secs| rules::TIMEOUT_SECS.check("timeout", secs))?;
-    let max_retries = check(max_retries, |retries| {
-        rules::MAX_RETRIES.check("max_retries", retries)
-    })?;
-    match slot {
-        Slot::Insert((provider_id, api_format)) => {
-            let base_url = required("base_url", base_url)?;
-            let now = now_utc();
-            let row = provider_endpoints::Model {
-                id: new_id(),
-                provider_id: provider_id.to_owned(),
-                api_format,
-                base_url,
-                headers: headers.flatten(),
-                timeout: timeout.unwrap_or(300),
-                max_retries: max_retries.unwrap_or(1),
-                is_active: is_active.unwrap_or(true),
-                created_at: now,
-                updated_at: now,
-            };
-            let stored = insert_row(conn, row).await?;
-            let stale = Stale::ProviderRoutes(stored.provider_id.clone());
-            Ok(Written::created(stored, stale))
+impl Upsert for EndpointFields {
+    async fn upsert<C: ConnectionTrait>(
+        self,
+        conn: &C,
+        _: &SecretBox,
+        target: Target<provider_endpoints::Model, (String, ApiFormat)>,
+    ) -> Result<Written<provider_endpoints::Model>, CatalogError> {
+        let EndpointFields {
+            base_url,
+            headers,
+            timeout,
+            max_retries,
+            is_active,
+        } = self;
+        let at = |provider_id: &str, format: ApiFormat| {
+            sea_orm::Condition::all()
+                .add(provider_endpoints::Column::ProviderId.eq(provider_id))
+                .add(provider_endpoints::Column::ApiFormat.eq(format))
+        };
+        let named = |(provider_id, format): &(String, ApiFormat)| Ok(at(provider_id, *format));
+        let slot = target
+            .slot::<provider_endpoints::Entity, _, _>(conn, named)
+            .await?;
+        // A second endpoint of one format is refused before its fields are read, as the admin
+        // API always answered: 409 rather than 422 when a body is both.
+        if let Slot::Insert((provider_id, api_format)) = &slot {
+            ensure_unique::<provider_endpoints::Entity, _>(
+                conn,
+                provider_endpoints::Column::Id,
+                at(provider_id, *api_format),
+                None,
+                || format!("provider `{provider_id}` already has a {api_format} endpoint"),
+            )
+            .await?;
         }
-        Slot::Update(before) => {
-            let provider_id = before.provider_id.clone();
-            let mut row = before.into_active_model();
-            set(&mut row.base_url, base_url);
-            set(&mut row.headers, headers);
-            set(&mut row.timeout, timeout);
-            set(&mut row.max_retries, max_retries);
-            set(&mut row.is_active, is_active);
-            row.updated_at = Set(now_utc());
-            let stale = Stale::ProviderRoutes(provider_id);
-            Ok(Written::updated(row.update(conn).await?, stale))
+        let base_url = check(base_url, |url| rules::base_url("base_url", &url))?;
+        if let Some(Some(headers)) = &headers {
+            rules::headers("headers", &headers.0)?;
+        }
+        let timeout = check(timeout, |secs| rules::TIMEOUT_SECS.check("timeout", secs))?;
+        let max_retries = check(max_retries, |retries| {
+            rules::MAX_RETRIES.check("max_retries", retries)
+        })?;
+        match slot {
+            Slot::Insert((provider_id, api_format)) => {
+                let base_url = required("base_url", base_url)?;
+                let now = now_utc();
+                let row = provider_endpoints::Model {
+                    id: new_id(),
+                    provider_id,
+                    api_format,
+                    base_url,
+                    headers: headers.flatten(),
+                    timeout: timeout.unwrap_or(300),
+                    max_retries: max_retries.unwrap_or(1),
+                    is_active: is_active.unwrap_or(true),
+                    created_at: now,
+                    updated_at: now,
+                };
+                inserted(conn, row, routes).await
+            }
+            Slot::Update(before) => {
+                let mut row = before.into_active_model();
+                set(&mut row.base_url, base_url);
+                set(&mut row.headers, headers);
+                set(&mut row.timeout, timeout);
+                set(&mut row.max_retries, max_retries);
+                set(&mut row.is_active, is_active);
+                updated(conn, row, provider_endpoints::Column::UpdatedAt, routes).await
+            }
         }
     }
+}
+
+/// What any change to an endpoint makes stale.
+fn routes(endpoint: &provider_endpoints::Model) -> Stale {
+    Stale::ProviderRoutes(endpoint.provider_id.clone())
 }
 
 /// An upstream key's fields, also the body of `PATCH /api/admin/provider-keys/{id}`. Absent
@@ -299,99 +273,93 @@ pub struct ProviderKeyFields {
     pub is_active: Option<bool>,
 }
 
-/// Writes an upstream key under an endpoint id, its secret sealed by the store, and replans
-/// the routes of every global model its provider serves; returns the stored row.
-pub async fn write_provider_key(
-    store: &impl Store,
-    target: Target<provider_api_keys::Model, &str>,
-    fields: ProviderKeyFields,
-) -> Result<provider_api_keys::Model, CatalogError> {
-    upsert_provider_key(store.conn(), store.secrets(), target, fields)
-        .await?
-        .invalidate(store)
-        .await
+/// An upstream key's delete replans its provider's routes.
+impl Doomed for provider_api_keys::Model {
+    type Active = provider_api_keys::ActiveModel;
+
+    async fn doomed<C: ConnectionTrait>(&self, _: &C) -> Result<Stale, DbErr> {
+        Ok(key_routes(self))
+    }
 }
 
-/// Deletes an upstream key, then replans its provider's routes.
-pub async fn delete_provider_key(
-    store: &impl Store,
-    row: provider_api_keys::Model,
-) -> Result<(), CatalogError> {
-    provider_api_keys::Entity::delete_by_id(row.id)
-        .exec(store.conn())
-        .await?;
-    Stale::EndpointRoutes(row.endpoint_id).run(store).await?;
-    Ok(())
+/// The upstream key upsert under an endpoint id, its secret sealed by `secrets`:
+/// [`Target::Named`] goes by endpoint and `name`. Any change replans the routes of every
+/// global model its provider serves.
+impl Fields for ProviderKeyFields {
+    type Row = provider_api_keys::Model;
+    type Parent = String;
 }
 
-/// The upstream key upsert: [`Target::Named`] goes by endpoint and `name`.
-pub(crate) async fn upsert_provider_key<C: ConnectionTrait>(
-    conn: &C,
-    secrets: &SecretBox,
-    target: Target<provider_api_keys::Model, &str>,
-    fields: ProviderKeyFields,
-) -> Result<Written<provider_api_keys::Model>, CatalogError> {
-    let ProviderKeyFields {
-        api_key,
-        name,
-        rate_multiplier,
-        internal_priority,
-        allowed_models,
-        is_active,
-    } = fields;
-    let api_key = check(api_key, |key| {
-        rules::secret("api_key", key.expose()).map(|key| secrets.seal(key))
-    })?;
-    let name = check(name, |name| rules::name("name", &name, 255))?;
-    let rate_multiplier = check(rate_multiplier, |multiplier| {
-        rules::RATE_MULTIPLIER.check("rate_multiplier", multiplier)
-    })?;
-    let internal_priority = check(internal_priority, |priority| {
-        rules::PRIORITY.check("internal_priority", priority)
-    })?;
-    let allowed_models = check(allowed_models, |models| {
-        check(models, |models| {
-            rules::allowed_models("allowed_models", &models)
-        })
-    })?;
-    let named = |endpoint_id: &&str| {
-        Ok(sea_orm::Condition::all()
-            .add(provider_api_keys::Column::EndpointId.eq(*endpoint_id))
-            .add(provider_api_keys::Column::Name.eq(required("name", name.as_deref())?)))
-    };
-    match target
-        .slot::<provider_api_keys::Entity, _, _>(conn, named)
-        .await?
-    {
-        Slot::Insert(endpoint_id) => {
-            let now = now_utc();
-            let row = provider_api_keys::Model {
-                id: new_id(),
-                endpoint_id: endpoint_id.to_owned(),
-                api_key: required("api_key", api_key)?,
-                name: required("name", name)?,
-                rate_multiplier: rate_multiplier.unwrap_or(1.0),
-                internal_priority: internal_priority.unwrap_or(50),
-                allowed_models: allowed_models.flatten(),
-                is_active: is_active.unwrap_or(true),
-                created_at: now,
-                updated_at: now,
-            };
-            let stored = insert_row(conn, row).await?;
-            let stale = Stale::EndpointRoutes(stored.endpoint_id.clone());
-            Ok(Written::created(stored, stale))
-        }
-        Slot::Update(before) => {
-            let stale = Stale::EndpointRoutes(before.endpoint_id.clone());
-            let mut row = before.into_active_model();
-            set(&mut row.api_key, api_key);
-            set(&mut row.name, name);
-            set(&mut row.rate_multiplier, rate_multiplier);
-            set(&mut row.internal_priority, internal_priority);
-            set(&mut row.allowed_models, allowed_models);
-            set(&mut row.is_active, is_active);
-            row.updated_at = Set(now_utc());
-            Ok(Written::updated(row.update(conn).await?, stale))
+impl Upsert for ProviderKeyFields {
+    async fn upsert<C: ConnectionTrait>(
+        self,
+        conn: &C,
+        secrets: &SecretBox,
+        target: Target<provider_api_keys::Model, String>,
+    ) -> Result<Written<provider_api_keys::Model>, CatalogError> {
+        let ProviderKeyFields {
+            api_key,
+            name,
+            rate_multiplier,
+            internal_priority,
+            allowed_models,
+            is_active,
+        } = self;
+        let api_key = check(api_key, |key| {
+            rules::secret("api_key", key.expose()).map(|key| secrets.seal(key))
+        })?;
+        let name = check(name, |name| rules::name("name", &name, 255))?;
+        let rate_multiplier = check(rate_multiplier, |multiplier| {
+            rules::RATE_MULTIPLIER.check("rate_multiplier", multiplier)
+        })?;
+        let internal_priority = check(internal_priority, |priority| {
+            rules::PRIORITY.check("internal_priority", priority)
+        })?;
+        let allowed_models = check(allowed_models, |models| {
+            check(models, |models| {
+                rules::allowed_models("allowed_models", &models)
+            })
+        })?;
+        let named = |endpoint_id: &String| {
+            Ok(sea_orm::Condition::all()
+                .add(provider_api_keys::Column::EndpointId.eq(endpoint_id))
+                .add(provider_api_keys::Column::Name.eq(required("name", name.as_deref())?)))
+        };
+        match target
+            .slot::<provider_api_keys::Entity, _, _>(conn, named)
+            .await?
+        {
+            Slot::Insert(endpoint_id) => {
+                let now = now_utc();
+                let row = provider_api_keys::Model {
+                    id: new_id(),
+                    endpoint_id,
+                    api_key: required("api_key", api_key)?,
+                    name: required("name", name)?,
+                    rate_multiplier: rate_multiplier.unwrap_or(1.0),
+                    internal_priority: internal_priority.unwrap_or(50),
+                    allowed_models: allowed_models.flatten(),
+                    is_active: is_active.unwrap_or(true),
+                    created_at: now,
+                    updated_at: now,
+                };
+                inserted(conn, row, key_routes).await
+            }
+            Slot::Update(before) => {
+                let mut row = before.into_active_model();
+                set(&mut row.api_key, api_key);
+                set(&mut row.name, name);
+                set(&mut row.rate_multiplier, rate_multiplier);
+                set(&mut row.internal_priority, internal_priority);
+                set(&mut row.allowed_models, allowed_models);
+                set(&mut row.is_active, is_active);
+                updated(conn, row, provider_api_keys::Column::UpdatedAt, key_routes).await
+            }
         }
     }
+}
+
+/// What any change to an upstream key makes stale.
+fn key_routes(key: &provider_api_keys::Model) -> Stale {
+    Stale::EndpointRoutes(key.endpoint_id.clone())
 }

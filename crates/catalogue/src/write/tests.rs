@@ -8,10 +8,7 @@ use tollgate_entities::{BillingType, JsonObject, api_keys, providers};
 use tollgate_resolver::Resolver;
 use tollgate_testkit::db_test;
 
-use super::{
-    ClientKeyFields, ProviderFields, Store, Target, UserFields, upsert_provider, write_client_key,
-    write_provider, write_user,
-};
+use super::{ClientKeyFields, ProviderFields, Store, Target, Upsert, UserFields, write};
 use crate::error::CatalogError;
 use crate::keys::hash_client_key;
 use crate::secret_box::SecretBox;
@@ -61,7 +58,7 @@ fn provider(name: &str) -> ProviderFields {
 }
 
 db_test!(async fn named_writes_update_in_place_and_new_names_must_be_free(db) {
-    let first = upsert_provider(&db.conn, Target::Named(()), provider(" acme "))
+    let first = provider(" acme ").upsert(&db.conn, &SecretBox::default(), Target::Named(()))
         .await
         .unwrap()
         .skip_invalidation();
@@ -71,7 +68,7 @@ db_test!(async fn named_writes_update_in_place_and_new_names_must_be_free(db) {
         provider_priority: Some(7),
         ..provider("acme")
     };
-    let (again, created) = upsert_provider(&db.conn, Target::Named(()), fields)
+    let (again, created) = fields.upsert(&db.conn, &SecretBox::default(), Target::Named(()))
         .await
         .unwrap()
         .skip_invalidation();
@@ -79,12 +76,12 @@ db_test!(async fn named_writes_update_in_place_and_new_names_must_be_free(db) {
     assert_eq!((again.id.as_str(), again.provider_priority), (first.0.id.as_str(), 7));
 
     let store = TestStore::new(&db.conn);
-    let error = write_provider(&store, Target::New(()), provider("acme")).await.unwrap_err();
+    let error = write(&store, Target::New(()), provider("acme")).await.unwrap_err();
     assert!(
         matches!(&error, CatalogError::Conflict(message) if message == "a provider named `acme` already exists"),
         "{error}"
     );
-    let error = write_provider(&store, Target::New(()), ProviderFields::default()).await.unwrap_err();
+    let error = write(&store, Target::New(()), ProviderFields::default()).await.unwrap_err();
     assert!(matches!(&error, CatalogError::Invalid { at, .. } if at == "name"), "{error}");
     assert_eq!(providers::Entity::find().all(&db.conn).await.unwrap().len(), 1);
 });
@@ -97,14 +94,14 @@ db_test!(async fn a_patch_keeps_absent_fields_and_null_clears(db) {
         provider_priority: Some(5),
         ..provider("acme")
     };
-    let stored = write_provider(&store, Target::New(()), fields).await.unwrap();
+    let stored = write(&store, Target::New(()), fields).await.unwrap();
     let patch: ProviderFields = serde_json::from_str(r#"{"billing_type": "free_tier"}"#).unwrap();
-    let patched = write_provider(&store, Target::Stored(stored), patch).await.unwrap();
+    let patched = write(&store, Target::Stored(stored), patch).await.unwrap();
     assert_eq!(patched.billing_type, BillingType::FreeTier);
     assert_eq!(patched.provider_priority, 5, "absent fields are kept");
     assert!(patched.config.is_some());
     let cleared: ProviderFields = serde_json::from_str(r#"{"config": null}"#).unwrap();
-    let cleared = write_provider(&store, Target::Stored(patched), cleared).await.unwrap();
+    let cleared = write(&store, Target::Stored(patched), cleared).await.unwrap();
     assert_eq!(cleared.config, None);
     assert_eq!(cleared.billing_type, BillingType::FreeTier);
 });
@@ -116,14 +113,14 @@ db_test!(async fn a_user_change_forgets_its_keys_after_the_commit(db) {
         email: Some("ada@example.test".to_owned()),
         ..UserFields::default()
     };
-    let user = write_user(&store, Target::New(()), user).await.unwrap();
+    let user = write(&store, Target::New(()), user).await.unwrap();
     let hash = hash_client_key("tg-ada");
     let key = ClientKeyFields {
         name: Some("laptop".to_owned()),
         key_hash: Some(hash.to_uppercase()),
         ..ClientKeyFields::default()
     };
-    let key = write_client_key(&store, Target::New(user.id.as_str()), key).await.unwrap();
+    let key = write(&store, Target::New(user.id.clone()), key).await.unwrap();
     assert_eq!(key.key_hash, hash, "hashes are stored lowercase");
     assert!(store.forgotten.lock().unwrap().is_empty(), "new rows invalidate nothing");
 
@@ -131,7 +128,7 @@ db_test!(async fn a_user_change_forgets_its_keys_after_the_commit(db) {
         is_active: Some(false),
         ..UserFields::default()
     };
-    write_user(&store, Target::Stored(user), demote).await.unwrap();
+    write(&store, Target::Stored(user), demote).await.unwrap();
     assert_eq!(*store.forgotten.lock().unwrap(), [hash]);
     let stored = api_keys::Entity::find().all(&db.conn).await.unwrap();
     assert_eq!(stored.len(), 1);

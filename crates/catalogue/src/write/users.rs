@@ -1,16 +1,17 @@
 //! Users and their client keys: one upsert each, and the user delete.
 
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, IntoActiveModel};
 use serde::Deserialize;
-use tollgate_entities::{UserRole, api_keys, insert_row, new_id, now_utc, users};
+use tollgate_entities::{UserRole, api_keys, new_id, now_utc, users};
 
+use super::common::sealed::{Doomed, Upsert};
 use super::common::{
-    Slot, Stale, Store, Target, Written, check, ensure_unique, key_hashes, required, set,
+    Fields, Slot, Stale, Target, Written, check, ensure_unique, inserted, key_hashes, required,
+    set, updated,
 };
 use crate::error::CatalogError;
 use crate::rules;
+use crate::secret_box::SecretBox;
 
 /// A user's fields, also the body of `PATCH /api/admin/users/{id}`. Absent fields keep their
 /// value; a new user needs `username` and `email` and defaults to role `user`, active, no
@@ -33,30 +34,17 @@ pub struct UserFields {
     pub used_usd: Option<f64>,
 }
 
-/// Writes a user; an update drops the cached look-ups of every key of it, so a deactivation,
-/// demotion or quota change applies to the next request. Returns the stored row.
-pub async fn write_user(
-    store: &impl Store,
-    target: Target<users::Model>,
-    fields: UserFields,
-) -> Result<users::Model, CatalogError> {
-    upsert_user(store.conn(), target, fields)
-        .await?
-        .invalidate(store)
-        .await
-}
+/// A user is deleted with its client keys (the database cascades; usage rows keep their
+/// numbers with the user reference cleared), then the cached look-ups of those keys are
+/// dropped. The keys the cascade removes are read before it happens and forgotten after it
+/// committed: forgetting first would let a look-up in between cache a key again, alive for
+/// its TTL.
+impl Doomed for users::Model {
+    type Active = users::ActiveModel;
 
-/// Deletes a user with its client keys (the database cascades; usage rows keep their numbers
-/// with the user reference cleared), then drops the cached look-ups of those keys.
-pub async fn delete_user(store: &impl Store, row: users::Model) -> Result<(), CatalogError> {
-    // Read the keys the cascade removes before it happens, forget them after it committed:
-    // forgetting first would let a look-up in between cache a key again, alive for its TTL.
-    let hashes = key_hashes(store.conn(), &row.id).await?;
-    users::Entity::delete_by_id(row.id)
-        .exec(store.conn())
-        .await?;
-    Stale::ClientKeys(hashes).run(store).await?;
-    Ok(())
+    async fn doomed<C: ConnectionTrait>(&self, conn: &C) -> Result<Stale, DbErr> {
+        Ok(Stale::ClientKeys(key_hashes(conn, &self.id).await?))
+    }
 }
 
 async fn unique_user(
@@ -75,73 +63,76 @@ async fn unique_user(
     .await
 }
 
-/// The user upsert: [`Target::Named`] goes by `username`.
-pub(crate) async fn upsert_user<C: ConnectionTrait>(
-    conn: &C,
-    target: Target<users::Model>,
-    fields: UserFields,
-) -> Result<Written<users::Model>, CatalogError> {
-    let UserFields {
-        username,
-        email,
-        role,
-        is_active,
-        quota_usd,
-        used_usd,
-    } = fields;
-    let username = check(username, |name| rules::name("username", &name, 100))?;
-    let email = check(email, |email| rules::email("email", &email))?;
-    let quota_usd = check(quota_usd, |quota| {
-        rules::USER_USD.check_optional("quota_usd", quota)
-    })?;
-    let used_usd = check(used_usd, |used| rules::USER_USD.check("used_usd", used))?;
-    let named =
-        |(): &()| Ok(users::Column::Username.eq(required("username", username.as_deref())?));
-    let slot = target.slot::<users::Entity, _, _>(conn, named).await?;
-    let except = slot.stored().map(|row| row.id.as_str());
-    if let Some(username) = &username {
-        unique_user(conn, users::Column::Username, username, except).await?;
-    }
-    if let Some(email) = &email {
-        unique_user(conn, users::Column::Email, email, except).await?;
-    }
-    match slot {
-        Slot::Insert(()) => {
-            let username = required("username", username)?;
-            let email = required("email", email)?;
-            let now = now_utc();
-            let row = users::Model {
-                id: new_id(),
-                email,
-                username,
-                role: role.unwrap_or(UserRole::User),
-                is_active: is_active.unwrap_or(true),
-                quota_usd: quota_usd.flatten(),
-                used_usd: used_usd.unwrap_or(0.0),
-                total_usd: 0.0,
-                created_at: now,
-                updated_at: now,
-            };
-            // A new user has no keys yet: nothing cached can depend on it.
-            Ok(Written::created(
-                insert_row(conn, row).await?,
-                Stale::Nothing,
-            ))
+/// The user upsert: [`Target::Named`] goes by `username`. An update drops the cached
+/// look-ups of every key of the user, so a deactivation, demotion or quota change applies to
+/// the next request.
+impl Fields for UserFields {
+    type Row = users::Model;
+    type Parent = ();
+}
+
+impl Upsert for UserFields {
+    async fn upsert<C: ConnectionTrait>(
+        self,
+        conn: &C,
+        _: &SecretBox,
+        target: Target<users::Model>,
+    ) -> Result<Written<users::Model>, CatalogError> {
+        let UserFields {
+            username,
+            email,
+            role,
+            is_active,
+            quota_usd,
+            used_usd,
+        } = self;
+        let username = check(username, |name| rules::name("username", &name, 100))?;
+        let email = check(email, |email| rules::email("email", &email))?;
+        let quota_usd = check(quota_usd, |quota| {
+            rules::USER_USD.check_optional("quota_usd", quota)
+        })?;
+        let used_usd = check(used_usd, |used| rules::USER_USD.check("used_usd", used))?;
+        let named =
+            |(): &()| Ok(users::Column::Username.eq(required("username", username.as_deref())?));
+        let slot = target.slot::<users::Entity, _, _>(conn, named).await?;
+        let except = slot.stored().map(|row| row.id.as_str());
+        if let Some(username) = &username {
+            unique_user(conn, users::Column::Username, username, except).await?;
         }
-        Slot::Update(before) => {
-            let id = before.id.clone();
-            let mut row = before.into_active_model();
-            set(&mut row.username, username);
-            set(&mut row.email, email);
-            set(&mut row.role, role);
-            set(&mut row.is_active, is_active);
-            set(&mut row.quota_usd, quota_usd);
-            set(&mut row.used_usd, used_usd);
-            row.updated_at = Set(now_utc());
-            Ok(Written::updated(
-                row.update(conn).await?,
-                Stale::UserKeys(id),
-            ))
+        if let Some(email) = &email {
+            unique_user(conn, users::Column::Email, email, except).await?;
+        }
+        match slot {
+            Slot::Insert(()) => {
+                let username = required("username", username)?;
+                let email = required("email", email)?;
+                let now = now_utc();
+                let row = users::Model {
+                    id: new_id(),
+                    email,
+                    username,
+                    role: role.unwrap_or(UserRole::User),
+                    is_active: is_active.unwrap_or(true),
+                    quota_usd: quota_usd.flatten(),
+                    used_usd: used_usd.unwrap_or(0.0),
+                    total_usd: 0.0,
+                    created_at: now,
+                    updated_at: now,
+                };
+                // A new user has no keys yet: nothing cached can depend on it.
+                inserted(conn, row, |_| Stale::Nothing).await
+            }
+            Slot::Update(before) => {
+                let mut row = before.into_active_model();
+                set(&mut row.username, username);
+                set(&mut row.email, email);
+                set(&mut row.role, role);
+                set(&mut row.is_active, is_active);
+                set(&mut row.quota_usd, quota_usd);
+                set(&mut row.used_usd, used_usd);
+                let stale = |user: &users::Model| Stale::UserKeys(user.id.clone());
+                updated(conn, row, users::Column::UpdatedAt, stale).await
+            }
         }
     }
 }
@@ -161,78 +152,68 @@ pub struct ClientKeyFields {
     pub expires_at: Option<Option<time::OffsetDateTime>>,
 }
 
-/// Writes a client key under a user id (a [`Target::Named`] key is found by its hash,
-/// whichever user holds it, and moves to that user); an update drops the key's cached
-/// look-up. Returns the stored row.
-pub async fn write_client_key(
-    store: &impl Store,
-    target: Target<api_keys::Model, &str>,
-    fields: ClientKeyFields,
-) -> Result<api_keys::Model, CatalogError> {
-    upsert_client_key(store.conn(), target, fields)
-        .await?
-        .invalidate(store)
-        .await
+/// The client key upsert under a user id: [`Target::Named`] goes by `key_hash`, whichever
+/// user holds it, and moves the key to that user. An update drops the key's cached look-up.
+impl Fields for ClientKeyFields {
+    type Row = api_keys::Model;
+    type Parent = String;
 }
 
-/// The client key upsert: [`Target::Named`] goes by `key_hash`.
-pub(crate) async fn upsert_client_key<C: ConnectionTrait>(
-    conn: &C,
-    target: Target<api_keys::Model, &str>,
-    fields: ClientKeyFields,
-) -> Result<Written<api_keys::Model>, CatalogError> {
-    let ClientKeyFields {
-        name,
-        key_hash,
-        is_active,
-        expires_at,
-    } = fields;
-    let name = check(name, |name| rules::name("name", &name, 255))?;
-    let key_hash = check(key_hash, |hash| rules::key_hash("key_hash", &hash))?;
-    let expires_at = expires_at.map(|at| at.map(tollgate_entities::truncate_to_micros));
-    // A named key moves to the user it is named under.
-    let owner = match &target {
-        Target::Named(user_id) => Some((*user_id).to_owned()),
-        _ => None,
-    };
-    let named =
-        |_: &&str| Ok(api_keys::Column::KeyHash.eq(required("key_hash", key_hash.as_deref())?));
-    match target.slot::<api_keys::Entity, _, _>(conn, named).await? {
-        Slot::Insert(user_id) => {
-            let now = now_utc();
-            let row = api_keys::Model {
-                id: new_id(),
-                user_id: user_id.to_owned(),
-                key_hash: required("key_hash", key_hash)?,
-                name: required("name", name)?,
-                is_active: is_active.unwrap_or(true),
-                expires_at: expires_at.flatten(),
-                total_requests: 0,
-                total_cost_usd: 0.0,
-                last_used_at: None,
-                created_at: now,
-                updated_at: now,
-            };
-            // An unknown key's cached "missing" lives a few seconds only (the key TTLs).
-            Ok(Written::created(
-                insert_row(conn, row).await?,
-                Stale::Nothing,
-            ))
-        }
-        Slot::Update(before) => {
-            let mut hashes = vec![before.key_hash.clone()];
-            hashes.extend(key_hash.clone().filter(|hash| *hash != before.key_hash));
-            let mut row = before.into_active_model();
-            set(&mut row.user_id, owner);
-            set(&mut row.key_hash, key_hash);
-            set(&mut row.name, name);
-            set(&mut row.is_active, is_active);
-            set(&mut row.expires_at, expires_at);
-            row.updated_at = Set(now_utc());
-            Ok(Written::updated(
-                row.update(conn).await?,
-                Stale::ClientKeys(hashes),
-            ))
+impl Upsert for ClientKeyFields {
+    async fn upsert<C: ConnectionTrait>(
+        self,
+        conn: &C,
+        _: &SecretBox,
+        target: Target<api_keys::Model, String>,
+    ) -> Result<Written<api_keys::Model>, CatalogError> {
+        let ClientKeyFields {
+            name,
+            key_hash,
+            is_active,
+            expires_at,
+        } = self;
+        let name = check(name, |name| rules::name("name", &name, 255))?;
+        let key_hash = check(key_hash, |hash| rules::key_hash("key_hash", &hash))?;
+        let expires_at = expires_at.map(|at| at.map(tollgate_entities::truncate_to_micros));
+        // A named key moves to the user it is named under.
+        let owner = match &target {
+            Target::Named(user_id) => Some(user_id.clone()),
+            _ => None,
+        };
+        let named = |_: &String| {
+            Ok(api_keys::Column::KeyHash.eq(required("key_hash", key_hash.as_deref())?))
+        };
+        match target.slot::<api_keys::Entity, _, _>(conn, named).await? {
+            Slot::Insert(user_id) => {
+                let now = now_utc();
+                let row = api_keys::Model {
+                    id: new_id(),
+                    user_id,
+                    key_hash: required("key_hash", key_hash)?,
+                    name: required("name", name)?,
+                    is_active: is_active.unwrap_or(true),
+                    expires_at: expires_at.flatten(),
+                    total_requests: 0,
+                    total_cost_usd: 0.0,
+                    last_used_at: None,
+                    created_at: now,
+                    updated_at: now,
+                };
+                // An unknown key's cached "missing" lives a few seconds only (the key TTLs).
+                inserted(conn, row, |_| Stale::Nothing).await
+            }
+            Slot::Update(before) => {
+                let mut hashes = vec![before.key_hash.clone()];
+                hashes.extend(key_hash.clone().filter(|hash| *hash != before.key_hash));
+                let mut row = before.into_active_model();
+                set(&mut row.user_id, owner);
+                set(&mut row.key_hash, key_hash);
+                set(&mut row.name, name);
+                set(&mut row.is_active, is_active);
+                set(&mut row.expires_at, expires_at);
+                let stale = |_: &api_keys::Model| Stale::ClientKeys(hashes);
+                updated(conn, row, api_keys::Column::UpdatedAt, stale).await
+            }
         }
     }
 }

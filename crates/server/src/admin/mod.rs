@@ -5,6 +5,7 @@
 
 pub(crate) mod answers;
 mod catalog_io;
+mod crud;
 mod dashboard;
 mod dead_letters;
 mod error;
@@ -19,6 +20,13 @@ use axum::routing::{delete, get, patch, post};
 
 pub(crate) use dashboard::routes as dashboard_routes;
 
+use tollgate_catalogue::{
+    EndpointFields, GlobalModelFields, ModelFields, ProviderFields, ProviderKeyFields, UserFields,
+};
+
+use self::models::{GlobalModelCreate, ModelCreate};
+use self::providers::{EndpointCreate, ProviderCreate, ProviderKeyCreate};
+use self::users::UserCreate;
 use crate::app::AppState;
 
 /// The admin routes.
@@ -26,54 +34,57 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route(
             "/api/admin/providers",
-            get(providers::list).post(providers::create),
+            get(providers::list).post(crud::create::<ProviderCreate>),
         )
         .route(
             "/api/admin/providers/{id}",
-            get(providers::get)
-                .patch(providers::update)
-                .delete(providers::delete),
+            get(crud::get::<ProviderFields>)
+                .patch(crud::update::<ProviderFields>)
+                .delete(crud::delete::<ProviderFields>),
         )
         .route(
             "/api/admin/providers/{id}/endpoints",
-            get(providers::list_endpoints).post(providers::create_endpoint),
+            get(providers::list_endpoints).post(crud::create::<EndpointCreate>),
         )
         .route(
             "/api/admin/endpoints/{id}",
-            patch(providers::update_endpoint).delete(providers::delete_endpoint),
+            patch(crud::update::<EndpointFields>).delete(crud::delete::<EndpointFields>),
         )
         .route(
             "/api/admin/endpoints/{id}/keys",
-            get(providers::list_keys).post(providers::create_key),
+            get(providers::list_keys).post(crud::create::<ProviderKeyCreate>),
         )
         .route(
             "/api/admin/provider-keys/{id}",
-            patch(providers::update_key).delete(providers::delete_key),
+            patch(crud::update::<ProviderKeyFields>).delete(crud::delete::<ProviderKeyFields>),
         )
         .route(
             "/api/admin/models/global",
-            get(models::list_global).post(models::create_global),
+            get(models::list_global).post(crud::create::<GlobalModelCreate>),
         )
         .route(
             "/api/admin/models/global/{id}",
-            get(models::get_global)
-                .patch(models::update_global)
-                .delete(models::delete_global),
+            get(crud::get::<GlobalModelFields>)
+                .patch(crud::update::<GlobalModelFields>)
+                .delete(crud::delete::<GlobalModelFields>),
         )
         .route(
             "/api/admin/providers/{id}/models",
-            get(models::list_models).post(models::create_model),
+            get(models::list_models).post(crud::create::<ModelCreate>),
         )
         .route(
             "/api/admin/providers/{pid}/models/{mid}",
-            get(models::get_model)
-                .patch(models::update_model)
-                .delete(models::delete_model),
+            get(crud::get::<ModelFields>)
+                .patch(crud::update::<ModelFields>)
+                .delete(crud::delete::<ModelFields>),
         )
-        .route("/api/admin/users", get(users::list).post(users::create))
+        .route(
+            "/api/admin/users",
+            get(users::list).post(crud::create::<UserCreate>),
+        )
         .route(
             "/api/admin/users/{id}",
-            patch(users::update).delete(users::delete),
+            patch(crud::update::<UserFields>).delete(users::delete),
         )
         .route("/api/admin/users/{id}/api-keys", post(users::create_key))
         .route("/api/admin/resolve", get(explain::explain))

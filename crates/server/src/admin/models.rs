@@ -3,17 +3,17 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::Deserialize;
-use tollgate_catalogue::{self as catalogue, GlobalModelFields, ModelFields, Target};
+use tollgate_catalogue::{GlobalModelFields, ModelFields};
 use tollgate_entities::{
-    GlobalModelConfig, JsonObject, ModelAlias, TieredPricing, global_models, models, providers,
+    GlobalModelConfig, JsonObject, ModelAlias, TieredPricing, global_models, models,
 };
 
+use super::crud::{Created, Edited, created_top, edited_by_id};
 use super::error::AdminError;
-use super::extract::{Admin, AdminId, AdminIds, AdminJson, all_rows, find_or_404};
+use super::extract::{Admin, AdminId, AdminIds, all_rows};
+use super::providers::find_provider;
 use crate::app::AppState;
 
 fn default_true() -> bool {
@@ -52,9 +52,11 @@ impl From<GlobalModelCreate> for GlobalModelFields {
     }
 }
 
-async fn find_global(state: &AppState, id: &str) -> Result<global_models::Model, AdminError> {
-    find_or_404::<global_models::Entity>(state, "global model", id).await
-}
+// `/api/admin/models/global/{id}`: a delete cascades to the providers' models of it.
+edited_by_id!(GlobalModelFields, global_models, "global model");
+
+// `POST /api/admin/models/global`.
+created_top!(GlobalModelCreate => GlobalModelFields);
 
 /// `GET /api/admin/models/global`.
 pub(crate) async fn list_global(
@@ -66,48 +68,6 @@ pub(crate) async fn list_global(
         global_models::Entity::find().order_by_asc(global_models::Column::Name),
     )
     .await
-}
-
-/// `GET /api/admin/models/global/{id}`.
-pub(crate) async fn get_global(
-    _: Admin,
-    State(state): State<AppState>,
-    AdminId(id): AdminId,
-) -> Result<Json<global_models::Model>, AdminError> {
-    Ok(Json(find_global(&state, &id).await?))
-}
-
-/// `POST /api/admin/models/global`.
-pub(crate) async fn create_global(
-    _: Admin,
-    State(state): State<AppState>,
-    AdminJson(body): AdminJson<GlobalModelCreate>,
-) -> Result<Response, AdminError> {
-    let stored = catalogue::write_global_model(&state, Target::New(()), body.into()).await?;
-    Ok((StatusCode::CREATED, Json(stored)).into_response())
-}
-
-/// `PATCH /api/admin/models/global/{id}`.
-pub(crate) async fn update_global(
-    _: Admin,
-    State(state): State<AppState>,
-    AdminId(id): AdminId,
-    AdminJson(body): AdminJson<GlobalModelFields>,
-) -> Result<Json<global_models::Model>, AdminError> {
-    let before = find_global(&state, &id).await?;
-    let after = catalogue::write_global_model(&state, Target::Stored(before), body).await?;
-    Ok(Json(after))
-}
-
-/// `DELETE /api/admin/models/global/{id}`: cascades to the providers' models of it.
-pub(crate) async fn delete_global(
-    _: Admin,
-    State(state): State<AppState>,
-    AdminId(id): AdminId,
-) -> Result<StatusCode, AdminError> {
-    let before = find_global(&state, &id).await?;
-    catalogue::delete_global_model(&state, before).await?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /api/admin/providers/{id}/models`.
@@ -160,22 +120,38 @@ impl From<ModelCreate> for ModelFields {
     }
 }
 
-async fn find_model(
-    state: &AppState,
-    provider_id: &str,
-    id: &str,
-) -> Result<models::Model, AdminError> {
-    models::Entity::find_by_id(id.to_owned())
-        .filter(models::Column::ProviderId.eq(provider_id))
-        .one(state.conn())
-        .await?
-        .ok_or_else(|| AdminError::not_found("model", id))
+/// `/api/admin/providers/{pid}/models/{mid}`: the provider must exist, and the model be
+/// one of its own.
+impl Edited for ModelFields {
+    type Path = AdminIds;
+    type View = models::Model;
+
+    async fn find(
+        state: &AppState,
+        AdminIds(provider_id, id): AdminIds,
+    ) -> Result<models::Model, AdminError> {
+        find_provider(state, &provider_id).await?;
+        models::Entity::find_by_id(id.clone())
+            .filter(models::Column::ProviderId.eq(provider_id))
+            .one(state.conn())
+            .await?
+            .ok_or_else(|| AdminError::not_found("model", &id))
+    }
+
+    fn view(_: &AppState, row: models::Model) -> models::Model {
+        row
+    }
 }
 
-async fn ensure_provider(state: &AppState, id: &str) -> Result<(), AdminError> {
-    find_or_404::<providers::Entity>(state, "provider", id)
-        .await
-        .map(|_| ())
+/// `POST /api/admin/providers/{id}/models`.
+impl Created for ModelCreate {
+    type Fields = ModelFields;
+    type Path = AdminId;
+
+    async fn parent(&self, state: &AppState, AdminId(id): AdminId) -> Result<String, AdminError> {
+        find_provider(state, &id).await?;
+        Ok(id)
+    }
 }
 
 /// `GET /api/admin/providers/{id}/models`.
@@ -184,7 +160,7 @@ pub(crate) async fn list_models(
     State(state): State<AppState>,
     AdminId(provider_id): AdminId,
 ) -> Result<Json<Vec<models::Model>>, AdminError> {
-    ensure_provider(&state, &provider_id).await?;
+    find_provider(&state, &provider_id).await?;
     all_rows(
         &state,
         models::Entity::find()
@@ -192,53 +168,4 @@ pub(crate) async fn list_models(
             .order_by_asc(models::Column::ProviderModelName),
     )
     .await
-}
-
-/// `GET /api/admin/providers/{pid}/models/{mid}`.
-pub(crate) async fn get_model(
-    _: Admin,
-    State(state): State<AppState>,
-    AdminIds(provider_id, id): AdminIds,
-) -> Result<Json<models::Model>, AdminError> {
-    ensure_provider(&state, &provider_id).await?;
-    Ok(Json(find_model(&state, &provider_id, &id).await?))
-}
-
-/// `POST /api/admin/providers/{id}/models`.
-pub(crate) async fn create_model(
-    _: Admin,
-    State(state): State<AppState>,
-    AdminId(provider_id): AdminId,
-    AdminJson(body): AdminJson<ModelCreate>,
-) -> Result<Response, AdminError> {
-    ensure_provider(&state, &provider_id).await?;
-    let target = Target::New(provider_id.as_str());
-    let stored = catalogue::write_model(&state, target, body.into()).await?;
-    Ok((StatusCode::CREATED, Json(stored)).into_response())
-}
-
-/// `PATCH /api/admin/providers/{pid}/models/{mid}`.
-pub(crate) async fn update_model(
-    _: Admin,
-    State(state): State<AppState>,
-    AdminIds(provider_id, id): AdminIds,
-    AdminJson(body): AdminJson<ModelFields>,
-) -> Result<Json<models::Model>, AdminError> {
-    ensure_provider(&state, &provider_id).await?;
-    let before = find_model(&state, &provider_id, &id).await?;
-    Ok(Json(
-        catalogue::write_model(&state, Target::Stored(before), body).await?,
-    ))
-}
-
-/// `DELETE /api/admin/providers/{pid}/models/{mid}`.
-pub(crate) async fn delete_model(
-    _: Admin,
-    State(state): State<AppState>,
-    AdminIds(provider_id, id): AdminIds,
-) -> Result<StatusCode, AdminError> {
-    ensure_provider(&state, &provider_id).await?;
-    let before = find_model(&state, &provider_id, &id).await?;
-    catalogue::delete_model(&state, before).await?;
-    Ok(StatusCode::NO_CONTENT)
 }

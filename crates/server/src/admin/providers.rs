@@ -2,20 +2,17 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
-use tollgate_catalogue::{
-    self as catalogue, EndpointFields, ProviderFields, ProviderKeyFields, Secret, Target,
-};
+use tollgate_catalogue::{EndpointFields, ProviderFields, ProviderKeyFields, Secret};
 use tollgate_entities::{
     AllowedModels, ApiFormat, BillingType, Headers, JsonObject, provider_api_keys,
     provider_endpoints, providers,
 };
 
+use super::crud::{Created, Edited, created_top, edited_by_id};
 use super::error::AdminError;
-use super::extract::{Admin, AdminId, AdminJson, all_rows, find_or_404};
+use super::extract::{Admin, AdminId, all_rows, find_or_404};
 use crate::app::AppState;
 
 fn default_true() -> bool {
@@ -52,9 +49,18 @@ impl From<ProviderCreate> for ProviderFields {
     }
 }
 
-async fn find_provider(state: &AppState, id: &str) -> Result<providers::Model, AdminError> {
+pub(super) async fn find_provider(
+    state: &AppState,
+    id: &str,
+) -> Result<providers::Model, AdminError> {
     find_or_404::<providers::Entity>(state, "provider", id).await
 }
+
+// `/api/admin/providers/{id}`.
+edited_by_id!(ProviderFields, providers, "provider");
+
+// `POST /api/admin/providers`.
+created_top!(ProviderCreate => ProviderFields);
 
 /// `GET /api/admin/providers`: every provider by priority, then name.
 pub(crate) async fn list(
@@ -68,49 +74,6 @@ pub(crate) async fn list(
             .order_by_asc(providers::Column::Name),
     )
     .await
-}
-
-/// `GET /api/admin/providers/{id}`.
-pub(crate) async fn get(
-    _: Admin,
-    State(state): State<AppState>,
-    AdminId(id): AdminId,
-) -> Result<Json<providers::Model>, AdminError> {
-    Ok(Json(find_provider(&state, &id).await?))
-}
-
-/// `POST /api/admin/providers`.
-pub(crate) async fn create(
-    _: Admin,
-    State(state): State<AppState>,
-    AdminJson(body): AdminJson<ProviderCreate>,
-) -> Result<Response, AdminError> {
-    let stored = catalogue::write_provider(&state, Target::New(()), body.into()).await?;
-    Ok((StatusCode::CREATED, Json(stored)).into_response())
-}
-
-/// `PATCH /api/admin/providers/{id}`.
-pub(crate) async fn update(
-    _: Admin,
-    State(state): State<AppState>,
-    AdminId(id): AdminId,
-    AdminJson(body): AdminJson<ProviderFields>,
-) -> Result<Json<providers::Model>, AdminError> {
-    let before = find_provider(&state, &id).await?;
-    Ok(Json(
-        catalogue::write_provider(&state, Target::Stored(before), body).await?,
-    ))
-}
-
-/// `DELETE /api/admin/providers/{id}`: cascades to its endpoints, keys and models.
-pub(crate) async fn delete(
-    _: Admin,
-    State(state): State<AppState>,
-    AdminId(id): AdminId,
-) -> Result<StatusCode, AdminError> {
-    let before = find_provider(&state, &id).await?;
-    catalogue::delete_provider(&state, before).await?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /api/admin/providers/{id}/endpoints`.
@@ -148,6 +111,24 @@ async fn find_endpoint(
     find_or_404::<provider_endpoints::Entity>(state, "endpoint", id).await
 }
 
+// `/api/admin/endpoints/{id}`.
+edited_by_id!(EndpointFields, provider_endpoints, "endpoint");
+
+/// `POST /api/admin/providers/{id}/endpoints`: one endpoint per format.
+impl Created for EndpointCreate {
+    type Fields = EndpointFields;
+    type Path = AdminId;
+
+    async fn parent(
+        &self,
+        state: &AppState,
+        AdminId(id): AdminId,
+    ) -> Result<(String, ApiFormat), AdminError> {
+        find_provider(state, &id).await?;
+        Ok((id, self.api_format))
+    }
+}
+
 /// `GET /api/admin/providers/{id}/endpoints`.
 pub(crate) async fn list_endpoints(
     _: Admin,
@@ -162,43 +143,6 @@ pub(crate) async fn list_endpoints(
             .order_by_asc(provider_endpoints::Column::ApiFormat),
     )
     .await
-}
-
-/// `POST /api/admin/providers/{id}/endpoints`.
-pub(crate) async fn create_endpoint(
-    _: Admin,
-    State(state): State<AppState>,
-    AdminId(id): AdminId,
-    AdminJson(body): AdminJson<EndpointCreate>,
-) -> Result<Response, AdminError> {
-    find_provider(&state, &id).await?;
-    let target = Target::New((id.as_str(), body.api_format));
-    let stored = catalogue::write_endpoint(&state, target, body.into()).await?;
-    Ok((StatusCode::CREATED, Json(stored)).into_response())
-}
-
-/// `PATCH /api/admin/endpoints/{id}`.
-pub(crate) async fn update_endpoint(
-    _: Admin,
-    State(state): State<AppState>,
-    AdminId(id): AdminId,
-    AdminJson(body): AdminJson<EndpointFields>,
-) -> Result<Json<provider_endpoints::Model>, AdminError> {
-    let before = find_endpoint(&state, &id).await?;
-    Ok(Json(
-        catalogue::write_endpoint(&state, Target::Stored(before), body).await?,
-    ))
-}
-
-/// `DELETE /api/admin/endpoints/{id}`: cascades to its keys.
-pub(crate) async fn delete_endpoint(
-    _: Admin,
-    State(state): State<AppState>,
-    AdminId(id): AdminId,
-) -> Result<StatusCode, AdminError> {
-    let before = find_endpoint(&state, &id).await?;
-    catalogue::delete_endpoint(&state, before).await?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 /// An upstream key as the API shows it: the secret is write-only.
@@ -277,8 +221,32 @@ impl From<ProviderKeyCreate> for ProviderKeyFields {
     }
 }
 
-async fn find_key(state: &AppState, id: &str) -> Result<provider_api_keys::Model, AdminError> {
-    find_or_404::<provider_api_keys::Entity>(state, "provider key", id).await
+/// `/api/admin/provider-keys/{id}`: the secret is write-only.
+impl Edited for ProviderKeyFields {
+    type Path = AdminId;
+    type View = ProviderKeyView;
+
+    async fn find(
+        state: &AppState,
+        AdminId(id): AdminId,
+    ) -> Result<provider_api_keys::Model, AdminError> {
+        find_or_404::<provider_api_keys::Entity>(state, "provider key", &id).await
+    }
+
+    fn view(state: &AppState, row: provider_api_keys::Model) -> ProviderKeyView {
+        ProviderKeyView::new(state, row)
+    }
+}
+
+/// `POST /api/admin/endpoints/{id}/keys`.
+impl Created for ProviderKeyCreate {
+    type Fields = ProviderKeyFields;
+    type Path = AdminId;
+
+    async fn parent(&self, state: &AppState, AdminId(id): AdminId) -> Result<String, AdminError> {
+        find_endpoint(state, &id).await?;
+        Ok(id)
+    }
 }
 
 /// `GET /api/admin/endpoints/{id}/keys`.
@@ -299,46 +267,6 @@ pub(crate) async fn list_keys(
             .map(|row| ProviderKeyView::new(&state, row))
             .collect(),
     ))
-}
-
-/// `POST /api/admin/endpoints/{id}/keys`.
-pub(crate) async fn create_key(
-    _: Admin,
-    State(state): State<AppState>,
-    AdminId(id): AdminId,
-    AdminJson(body): AdminJson<ProviderKeyCreate>,
-) -> Result<Response, AdminError> {
-    find_endpoint(&state, &id).await?;
-    let stored =
-        catalogue::write_provider_key(&state, Target::New(id.as_str()), body.into()).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(ProviderKeyView::new(&state, stored)),
-    )
-        .into_response())
-}
-
-/// `PATCH /api/admin/provider-keys/{id}`.
-pub(crate) async fn update_key(
-    _: Admin,
-    State(state): State<AppState>,
-    AdminId(id): AdminId,
-    AdminJson(body): AdminJson<ProviderKeyFields>,
-) -> Result<Json<ProviderKeyView>, AdminError> {
-    let before = find_key(&state, &id).await?;
-    let after = catalogue::write_provider_key(&state, Target::Stored(before), body).await?;
-    Ok(Json(ProviderKeyView::new(&state, after)))
-}
-
-/// `DELETE /api/admin/provider-keys/{id}`.
-pub(crate) async fn delete_key(
-    _: Admin,
-    State(state): State<AppState>,
-    AdminId(id): AdminId,
-) -> Result<StatusCode, AdminError> {
-    let before = find_key(&state, &id).await?;
-    catalogue::delete_provider_key(&state, before).await?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]

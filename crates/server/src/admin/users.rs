@@ -12,6 +12,7 @@ use tollgate_catalogue::{
 };
 use tollgate_entities::{UserRole, users};
 
+use super::crud::{created_top, edited_by_id, remove};
 use super::error::AdminError;
 use super::extract::{Admin, AdminId, AdminJson, all_rows, find_or_404};
 use crate::app::AppState;
@@ -72,6 +73,12 @@ async fn find_user(state: &AppState, id: &str) -> Result<users::Model, AdminErro
     find_or_404::<users::Entity>(state, "user", id).await
 }
 
+// `/api/admin/users/{id}`.
+edited_by_id!(UserFields, users, "user");
+
+// `POST /api/admin/users`.
+created_top!(UserCreate => UserFields);
+
 /// `GET /api/admin/users`.
 pub(crate) async fn list(
     _: Admin,
@@ -82,29 +89,6 @@ pub(crate) async fn list(
         users::Entity::find().order_by_asc(users::Column::Username),
     )
     .await
-}
-
-/// `POST /api/admin/users`.
-pub(crate) async fn create(
-    _: Admin,
-    State(state): State<AppState>,
-    AdminJson(body): AdminJson<UserCreate>,
-) -> Result<Response, AdminError> {
-    let stored = catalogue::write_user(&state, Target::New(()), body.into()).await?;
-    Ok((StatusCode::CREATED, Json(stored)).into_response())
-}
-
-/// `PATCH /api/admin/users/{id}`.
-pub(crate) async fn update(
-    _: Admin,
-    State(state): State<AppState>,
-    AdminId(id): AdminId,
-    AdminJson(body): AdminJson<UserFields>,
-) -> Result<Json<users::Model>, AdminError> {
-    let before = find_user(&state, &id).await?;
-    Ok(Json(
-        catalogue::write_user(&state, Target::Stored(before), body).await?,
-    ))
 }
 
 /// `DELETE /api/admin/users/{id}`: removes the user and its client keys; usage rows keep
@@ -120,8 +104,7 @@ pub(crate) async fn delete(
             "an admin cannot delete their own user",
         ));
     }
-    catalogue::delete_user(&state, before).await?;
-    Ok(StatusCode::NO_CONTENT)
+    remove(&state, before).await
 }
 
 /// `POST /api/admin/users/{id}/api-keys`: a new client key, plaintext returned once.
@@ -139,7 +122,7 @@ pub(crate) async fn create_key(
         is_active: Some(true),
         expires_at: Some(body.expires_at),
     };
-    let stored = catalogue::write_client_key(&state, Target::New(id.as_str()), fields).await?;
+    let stored = catalogue::write(&state, Target::New(id), fields).await?;
     let created = CreatedClientKey {
         id: stored.id,
         user_id: stored.user_id,
