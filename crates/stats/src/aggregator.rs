@@ -6,18 +6,17 @@ use std::sync::Arc;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use time::OffsetDateTime;
-use tollgate_entities::{stats_daily, stats_hourly_user};
+use tollgate_entities::stats_daily;
 
-use crate::hourly::{self, KeptHours};
+use crate::hourly;
 use crate::memo::Memo;
-use crate::read::{ClosedHours, hourly_slices};
-use crate::rollup::Acc;
+use crate::read::ClosedHours;
 use crate::rows::daily_rows;
 use crate::sql;
 use crate::write::{reads_inside_transaction, write_day, write_summary};
 use crate::{
-    BusinessCalendar, BusinessDay, BusinessHour, Clock, DayAggregate, DayStats, ModelStats,
-    SliceStats, StatsError, SummaryReport, SystemClock, Totals,
+    BusinessCalendar, BusinessDay, Clock, DayAggregate, DayStats, ModelStats, StatsError,
+    SummaryReport, SystemClock, Totals,
 };
 
 /// Computes, stores and reads usage statistics on one database, in one business calendar.
@@ -80,13 +79,7 @@ impl Aggregator {
 
     /// Computes `day` from `usage` and `request_candidates` without writing anything.
     pub async fn compute_day(&self, day: &BusinessDay) -> Result<DayAggregate, StatsError> {
-        hourly::compute_day(
-            &self.db,
-            day,
-            &self.calendar.hours_of(day),
-            KeptHours::default(),
-        )
-        .await
+        self.day_aggregate(day, false).await
     }
 
     /// Today's numbers so far, with the per-model breakdown (no per-user rows), all
@@ -121,31 +114,22 @@ impl Aggregator {
     async fn store_day(&self, day: &BusinessDay, reuse: bool) -> Result<DayAggregate, StatsError> {
         self.refuse_pruned(day).await?;
         let started = std::time::Instant::now();
-        let hours = self.calendar.hours_of(day);
-        let aggregate = if reads_inside_transaction(self.db.get_database_backend()) {
+        // On PostgreSQL the reads run under the advisory lock, held by the transaction that
+        // then writes; SQLite reads first and then opens a transaction that writes at once.
+        let locked = if reads_inside_transaction(self.db.get_database_backend()) {
             let txn = self.db.begin().await?;
             sql::lock(&txn).await?;
-            let kept = if reuse {
-                self.kept_hours(&txn, &hours).await?
-            } else {
-                KeptHours::default()
-            };
-            let aggregate = hourly::compute_day(&txn, day, &hours, kept).await?;
-            write_day(&txn, &aggregate, self.now()).await?;
-            txn.commit().await?;
-            aggregate
+            Some(txn)
         } else {
-            let kept = if reuse {
-                self.kept_hours(&self.db, &hours).await?
-            } else {
-                KeptHours::default()
-            };
-            let aggregate = hourly::compute_day(&self.db, day, &hours, kept).await?;
-            let txn = self.db.begin().await?;
-            write_day(&txn, &aggregate, self.now()).await?;
-            txn.commit().await?;
-            aggregate
+            None
         };
+        let aggregate = self.day_aggregate(day, reuse).await?;
+        let txn = match locked {
+            Some(txn) => txn,
+            None => self.db.begin().await?,
+        };
+        write_day(&txn, &aggregate, self.now()).await?;
+        txn.commit().await?;
         tracing::info!(
             day = %day,
             requests = aggregate.stats.total_requests,
@@ -156,46 +140,6 @@ impl Aggregator {
             "aggregated business day"
         );
         Ok(aggregate)
-    }
-
-    /// The closed hours of `hours` (a day's), from the first up to the first that is not
-    /// closed, with their sums read back from the hourly rows.
-    async fn kept_hours<C: ConnectionTrait>(
-        &self,
-        conn: &C,
-        hours: &[BusinessHour],
-    ) -> Result<KeptHours, StatsError> {
-        let (Some(first), Some(last)) = (hours.first(), hours.last()) else {
-            return Ok(KeptHours::default());
-        };
-        let closed = self
-            .closed_hours_on(conn, first.start(), last.end(), true)
-            .await?;
-        let count = hours
-            .iter()
-            .take_while(|hour| closed.stats.contains_key(&hour.start()))
-            .count();
-        if count == 0 {
-            return Ok(KeptHours::default());
-        }
-        let end = hours.get(count).map_or(last.end(), BusinessHour::start);
-        let mut parts = closed.parts(first.start(), end);
-        for row in hourly_slices::<stats_hourly_user::Entity, _>(
-            conn,
-            "stats_hourly_user",
-            first.start(),
-            end,
-            None,
-        )
-        .await?
-        {
-            parts
-                .dimension
-                .entry(row.user_id.clone())
-                .or_default()
-                .merge(&Acc::of_slice(&SliceStats::from(&row)));
-        }
-        Ok(KeptHours { count, parts })
     }
 
     /// Recomputes the single `stats_summary` row: sums of the complete `stats_daily` rows

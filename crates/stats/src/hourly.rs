@@ -9,6 +9,9 @@ use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use tollgate_entities::stats_hourly_user;
+
+use crate::read::hourly_slices;
 use crate::rollup::{Acc, BucketParts, Buckets, Dimension, Passes, compute};
 use crate::sql;
 use crate::write::{reads_inside_transaction, write_hours};
@@ -94,67 +97,155 @@ pub(crate) async fn compute_hours<C: ConnectionTrait>(
         .collect())
 }
 
-/// The first `count` hours of a day, closed and kept as stored, and their sums (totals,
-/// per model, per provider and per user) read back from the hourly rows.
-#[derive(Debug, Default)]
-pub(crate) struct KeptHours {
-    pub(crate) count: usize,
-    pub(crate) parts: BucketParts,
-}
-
-/// Computes `day`: its hours from `hours[kept.count..]` on (the hours before are kept as
-/// stored), and the day's rows.
-///
-/// The day is the sum of its hours, kept and computed, added in hour order (so a day
-/// closed from its stored hours equals one computed in full, to the last bit), plus one
-/// whole-day pass for what does not add up across hours: the fallbacks of requests
-/// straddling an hour, the per-client-key rows and, when hours are kept, the distinct
-/// model and provider names. No per-user row of a kept hour is rewritten.
-pub(crate) async fn compute_day<C: ConnectionTrait>(
-    conn: &C,
-    day: &BusinessDay,
-    hours: &[BusinessHour],
-    kept: KeptHours,
-) -> Result<DayAggregate, StatsError> {
-    let recompute = hours.get(kept.count..).unwrap_or_default();
-    let parts = hour_parts(conn, recompute).await?;
-    let mut sum = kept.parts;
-    for part in parts.values() {
-        sum.merge(part);
-    }
-    let whole = Buckets::new(conn.get_database_backend(), vec![day.start()], day.end())?;
-    let passes = Passes {
-        models: false,
-        names: kept.count > 0,
-        dimension: Dimension::ApiKey(None),
-        fallbacks: true,
-    };
-    let day_only = compute(conn, &whole, passes)
-        .await?
-        .remove(&day.start())
-        .unwrap_or_default();
-    sum.fallback_count = day_only.fallback_count;
-    if kept.count > 0 {
-        sum.model_names = day_only.model_names;
-        sum.provider_names = day_only.provider_names;
-    }
-    let hours = recompute
-        .iter()
-        .map(|hour| HourAggregate::new(*hour, parts.get(&hour.start())))
-        .collect();
-    Ok(DayAggregate {
-        day: *day,
-        stats: sum.stats(),
-        models: sum.models.iter().map(|(key, acc)| acc.model(key)).collect(),
-        users: sum
-            .dimension
+impl Aggregator {
+    /// Computes `day`: its hours (those closed from the first on kept as stored when
+    /// `reuse`, the rest computed) and the day's rows.
+    ///
+    /// The day is the sum of its hours, kept and computed, added in hour order (so a day
+    /// closed from its stored hours equals one computed in full, to the last bit), plus
+    /// whole-day passes for what does not add up across hours: the fallbacks of requests
+    /// straddling an hour, the per-client-key rows and, when hours are kept, the distinct
+    /// model and provider names. No per-user row of a kept hour is rewritten.
+    ///
+    /// The reads are independent, so each runs in a transaction on a pool connection of its
+    /// own, side by side (the caller may hold the advisory lock in another): a day close
+    /// takes as long as its slowest pass, not their sum. An aggregator therefore needs a
+    /// pool of at least two connections.
+    pub(crate) async fn day_aggregate(
+        &self,
+        day: &BusinessDay,
+        reuse: bool,
+    ) -> Result<DayAggregate, StatsError> {
+        let hours = self.calendar.hours_of(day);
+        let count = if reuse {
+            self.closed_prefix(&hours).await?
+        } else {
+            0
+        };
+        let recompute = hours.get(count..).unwrap_or_default();
+        let kept_end = recompute.first().map_or(day.end(), BusinessHour::start);
+        let db = &self.db;
+        let start = day.start();
+        let whole = &Buckets::new(db.get_database_backend(), vec![start], day.end())?;
+        let day_pass = |passes: Passes<'static>| async move {
+            let txn = sql::read_transaction(db).await?;
+            let mut parts = compute(&txn, whole, passes).await?;
+            txn.commit().await?;
+            Ok::<BucketParts, StatsError>(parts.remove(&start).unwrap_or_default())
+        };
+        let only = Passes {
+            models: false,
+            names: false,
+            dimension: Dimension::Skip,
+            fallbacks: false,
+        };
+        let kept = async {
+            if count == 0 {
+                return Ok(BucketParts::default());
+            }
+            let txn = sql::read_transaction(db).await?;
+            let parts = self.stored_sums(&txn, start, kept_end).await?;
+            txn.commit().await?;
+            Ok(parts)
+        };
+        let recomputed = async {
+            let txn = sql::read_transaction(db).await?;
+            let parts = hour_parts(&txn, recompute).await?;
+            txn.commit().await?;
+            Ok::<_, StatsError>(parts)
+        };
+        let names = async {
+            if count == 0 {
+                return Ok(BucketParts::default());
+            }
+            day_pass(Passes {
+                names: true,
+                ..only
+            })
+            .await
+        };
+        let (mut sum, parts, names, keys, fallbacks) = tokio::try_join!(
+            kept,
+            recomputed,
+            names,
+            day_pass(Passes {
+                dimension: Dimension::ApiKey(None),
+                ..only
+            }),
+            day_pass(Passes {
+                fallbacks: true,
+                ..only
+            }),
+        )?;
+        for part in parts.values() {
+            sum.merge(part);
+        }
+        sum.fallback_count = fallbacks.fallback_count;
+        if count > 0 {
+            sum.model_names = names.model_names;
+            sum.provider_names = names.provider_names;
+        }
+        let hours = recompute
             .iter()
-            .map(|(key, acc)| acc.user(key))
-            .collect(),
-        providers: slices(&sum.providers),
-        api_keys: slices(&day_only.dimension),
-        hours,
-    })
+            .map(|hour| HourAggregate::new(*hour, parts.get(&hour.start())))
+            .collect();
+        Ok(DayAggregate {
+            day: *day,
+            stats: sum.stats(),
+            models: sum.models.iter().map(|(key, acc)| acc.model(key)).collect(),
+            users: sum
+                .dimension
+                .iter()
+                .map(|(key, acc)| acc.user(key))
+                .collect(),
+            providers: slices(&sum.providers),
+            api_keys: slices(&keys.dimension),
+            hours,
+        })
+    }
+
+    /// How many of `hours` (a day's), from the first, are closed.
+    async fn closed_prefix(&self, hours: &[BusinessHour]) -> Result<usize, StatsError> {
+        let (Some(first), Some(last)) = (hours.first(), hours.last()) else {
+            return Ok(0);
+        };
+        let closed = self.closed_hours(first.start(), last.end(), false).await?;
+        Ok(hours
+            .iter()
+            .take_while(|hour| closed.stats.contains_key(&hour.start()))
+            .count())
+    }
+
+    /// The sums of the stored closed hours in `[from, to)`: totals, per model, per provider
+    /// (from `closed_hours`) and per user, each added in hour order.
+    async fn stored_sums<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Result<BucketParts, StatsError> {
+        let closed = self.closed_hours_on(conn, from, to, true).await?;
+        let mut parts = closed.parts(from, to);
+        let users = hourly_slices::<stats_hourly_user::Entity, _>(
+            conn,
+            "stats_hourly_user",
+            from,
+            to,
+            None,
+        )
+        .await?;
+        for row in users
+            .iter()
+            .filter(|row| closed.stats.contains_key(&row.hour))
+        {
+            parts
+                .dimension
+                .entry(row.user_id.clone())
+                .or_default()
+                .merge(&Acc::of_slice(&SliceStats::from(row)));
+        }
+        Ok(parts)
+    }
 }
 
 /// Computes `[start, end)` as one bucket: the totals, per-model and per-provider sums,

@@ -56,6 +56,21 @@ pub(crate) fn bound(backend: DbBackend, instant: OffsetDateTime) -> Result<Value
 /// the day's groups to stay in memory (the 4 MB default spills them to disk).
 const WORK_MEM: &str = "64MB";
 
+/// A transaction on a pool connection of its own for reads that run side by side with
+/// others, with the aggregation `work_mem` on PostgreSQL.
+pub(crate) async fn read_transaction(
+    db: &sea_orm::DatabaseConnection,
+) -> Result<sea_orm::DatabaseTransaction, StatsError> {
+    use sea_orm::TransactionTrait;
+
+    let txn = db.begin().await?;
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.execute_unprepared(&format!("SET LOCAL work_mem = '{WORK_MEM}'"))
+            .await?;
+    }
+    Ok(txn)
+}
+
 /// Takes the aggregators' transaction-scoped advisory lock (PostgreSQL only; a no-op
 /// elsewhere), released at commit or rollback, and raises `work_mem` for the rest of the
 /// transaction only.
