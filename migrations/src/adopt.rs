@@ -17,6 +17,7 @@ use crate::{
     m20261124_000002_create_traffic as traffic,
     m20261124_000004_index_user_daily_date as user_daily,
     m20261201_000005_accounting_integrity as integrity, m20261203_000006_hourly_stats as hourly,
+    m20261203_000007_hourly_api_keys as hourly_keys,
 };
 
 /// Aether's tables that tollgate reads and writes: an adoptable database has every one.
@@ -90,6 +91,7 @@ fn columns() -> Vec<(&'static str, ColumnDef)> {
 fn tables() -> Vec<(&'static str, TableCreateStatement)> {
     let mut tables: Vec<_> = integrity::tables().into_iter().collect();
     tables.extend(hourly::tables());
+    tables.extend(hourly_keys::tables());
     tables
 }
 

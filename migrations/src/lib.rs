@@ -17,6 +17,7 @@ mod m20261124_000003_create_stats;
 mod m20261124_000004_index_user_daily_date;
 mod m20261201_000005_accounting_integrity;
 mod m20261203_000006_hourly_stats;
+mod m20261203_000007_hourly_api_keys;
 mod prepare;
 
 pub use adopt::AdoptionPlan;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_index_user_daily_date::Migration),
             Box::new(m20261201_000005_accounting_integrity::Migration),
             Box::new(m20261203_000006_hourly_stats::Migration),
+            Box::new(m20261203_000007_hourly_api_keys::Migration),
         ]
     }
 }

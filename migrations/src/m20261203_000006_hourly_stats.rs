@@ -62,7 +62,7 @@ fn hourly() -> TableCreateStatement {
 }
 
 /// One slice table (see `tollgate_entities::slices`).
-fn slice(
+pub(crate) fn slice(
     name: &'static str,
     time: &'static str,
     key: &'static str,

@@ -53,8 +53,8 @@ pub use json::{
 pub use pricing::{PriceTier, TieredPricing};
 pub use sanitize::{MAX_TEXT_CHARS, fit_json, fit_text};
 pub use slices::{
-    stats_daily, stats_daily_api_key, stats_daily_provider, stats_hourly, stats_hourly_model,
-    stats_hourly_provider, stats_hourly_user,
+    stats_daily, stats_daily_api_key, stats_daily_provider, stats_hourly, stats_hourly_api_key,
+    stats_hourly_model, stats_hourly_provider, stats_hourly_user,
 };
 
 /// A new application-generated primary key: a UUID v7 rendered as a 36-character string.

@@ -1,8 +1,7 @@
 //! The rollup tables declared by macro, so tables that share columns cannot drift apart:
 //! `stats_daily` and `stats_hourly` (the totals of a business day or hour), and the hourly
 //! and daily "slice" tables of behaviour.md section 9: one row per time bucket and value of
-//! one dimension (model, provider, user; client keys by day only), all with the same
-//! numbers.
+//! one dimension (model, provider, user, client key), all with the same numbers.
 
 /// Declares the entity module of a totals table: `$time` is `date` or `hour` (the UTC
 /// instant of the bucket's local start), unique.
@@ -110,6 +109,10 @@ slice_table!(
 slice_table!(
     /// `stats_hourly_user`: one row per local hour and user with traffic.
     stats_hourly_user = "stats_hourly_user", hour, user_id: "String(StringLen::N(36))"
+);
+slice_table!(
+    /// `stats_hourly_api_key`: one row per local hour and client key with traffic.
+    stats_hourly_api_key = "stats_hourly_api_key", hour, api_key_id: "String(StringLen::N(36))"
 );
 slice_table!(
     /// `stats_daily_provider`: one row per business day and provider name.

@@ -1,7 +1,7 @@
 //! Hours and days from the passes of [`crate::rollup`] (behaviour.md 9): a run of hours is
 //! computed in one grouped pass per dimension, and a business day is the sum of its hours,
 //! plus what does not add up across hours (distinct counts, fallbacks of requests whose
-//! attempts straddle an hour, the per-client-key rows).
+//! attempts straddle an hour).
 
 use std::collections::BTreeMap;
 
@@ -9,7 +9,7 @@ use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use tollgate_entities::stats_hourly_user;
+use tollgate_entities::{stats_hourly_api_key, stats_hourly_user};
 
 use crate::read::hourly_slices;
 use crate::rollup::{Acc, BucketParts, Buckets, Dimension, Passes, compute};
@@ -33,6 +33,8 @@ pub struct HourAggregate {
     pub providers: Vec<SliceStats>,
     /// The `stats_hourly_user` rows.
     pub users: Vec<SliceStats>,
+    /// The `stats_hourly_api_key` rows.
+    pub api_keys: Vec<SliceStats>,
 }
 
 fn slices(map: &BTreeMap<String, Acc>) -> Vec<SliceStats> {
@@ -49,6 +51,7 @@ impl HourAggregate {
             models: slices(&parts.models),
             providers: slices(&parts.providers),
             users: slices(&parts.dimension),
+            api_keys: slices(&parts.keys),
         }
     }
 }
@@ -79,7 +82,7 @@ async fn hour_parts<C: ConnectionTrait>(
     let passes = Passes {
         models: true,
         names: false,
-        dimension: Dimension::User(None),
+        dimension: Dimension::UserAndKey,
         fallbacks: true,
     };
     compute(conn, &hour_buckets(conn, hours)?, passes).await
@@ -104,8 +107,8 @@ impl Aggregator {
     /// The day is the sum of its hours, kept and computed, added in hour order (so a day
     /// closed from its stored hours equals one computed in full, to the last bit), plus
     /// whole-day passes for what does not add up across hours: the fallbacks of requests
-    /// straddling an hour, the per-client-key rows and, when hours are kept, the distinct
-    /// model and provider names. No per-user row of a kept hour is rewritten.
+    /// straddling an hour and, when hours are kept, the distinct model and provider names.
+    /// No per-user or per-key row of a kept hour is rewritten.
     ///
     /// The reads are independent, so each runs in a transaction on a pool connection of its
     /// own, side by side (the caller may hold the advisory lock in another): a day close
@@ -164,14 +167,10 @@ impl Aggregator {
             })
             .await
         };
-        let (mut sum, parts, names, keys, fallbacks) = tokio::try_join!(
+        let (mut sum, parts, names, fallbacks) = tokio::try_join!(
             kept,
             recomputed,
             names,
-            day_pass(Passes {
-                dimension: Dimension::ApiKey(None),
-                ..only
-            }),
             day_pass(Passes {
                 fallbacks: true,
                 ..only
@@ -199,7 +198,7 @@ impl Aggregator {
                 .map(|(key, acc)| acc.user(key))
                 .collect(),
             providers: slices(&sum.providers),
-            api_keys: slices(&keys.dimension),
+            api_keys: slices(&sum.keys),
             hours,
         })
     }
@@ -217,7 +216,7 @@ impl Aggregator {
     }
 
     /// The sums of the stored closed hours in `[from, to)`: totals, per model, per provider
-    /// (from `closed_hours`) and per user, each added in hour order.
+    /// (from `closed_hours`), per user and per client key, each added in hour order.
     async fn stored_sums<C: ConnectionTrait>(
         &self,
         conn: &C,
@@ -226,23 +225,36 @@ impl Aggregator {
     ) -> Result<BucketParts, StatsError> {
         let closed = self.closed_hours_on(conn, from, to, true).await?;
         let mut parts = closed.parts(from, to);
+        let closed_only = |hour: &OffsetDateTime| closed.stats.contains_key(hour);
         let users = hourly_slices::<stats_hourly_user::Entity, _>(
             conn,
             "stats_hourly_user",
             from,
             to,
             None,
-        )
-        .await?;
-        for row in users
-            .iter()
-            .filter(|row| closed.stats.contains_key(&row.hour))
-        {
+        );
+        let keys = hourly_slices::<stats_hourly_api_key::Entity, _>(
+            conn,
+            "stats_hourly_api_key",
+            from,
+            to,
+            None,
+        );
+        for row in users.await?.iter().filter(|row| closed_only(&row.hour)) {
+            let sums = Acc::of_slice(&SliceStats::from(row));
             parts
                 .dimension
                 .entry(row.user_id.clone())
                 .or_default()
-                .merge(&Acc::of_slice(&SliceStats::from(row)));
+                .merge(&sums);
+        }
+        for row in keys.await?.iter().filter(|row| closed_only(&row.hour)) {
+            let sums = Acc::of_slice(&SliceStats::from(row));
+            parts
+                .keys
+                .entry(row.api_key_id.clone())
+                .or_default()
+                .merge(&sums);
         }
         Ok(parts)
     }

@@ -343,8 +343,10 @@ pub(crate) struct BucketParts {
     /// By `COALESCE(global_model, model)`.
     pub(crate) models: BTreeMap<String, Acc>,
     pub(crate) providers: BTreeMap<String, Acc>,
-    /// By user or client key, when that pass ran.
+    /// By user or client key, when that pass ran (by user for [`Dimension::UserAndKey`]).
     pub(crate) dimension: BTreeMap<String, Acc>,
+    /// By client key, for [`Dimension::UserAndKey`].
+    pub(crate) keys: BTreeMap<String, Acc>,
     /// Distinct `usage.model` and `usage.provider`.
     pub(crate) model_names: BTreeSet<String>,
     pub(crate) provider_names: BTreeSet<String>,
@@ -369,6 +371,7 @@ impl BucketParts {
             (&mut self.models, &other.models),
             (&mut self.providers, &other.providers),
             (&mut self.dimension, &other.dimension),
+            (&mut self.keys, &other.keys),
         ] {
             for (key, acc) in source {
                 target.entry(key.clone()).or_default().merge(acc);
@@ -389,6 +392,9 @@ pub(crate) enum Dimension<'a> {
     User(Option<&'a str>),
     /// `usage.api_key_id`, every key or one.
     ApiKey(Option<&'a str>),
+    /// Every user and every client key, in one pass grouped by both (a key belongs to one
+    /// user, so there are about as many groups as keys).
+    UserAndKey,
 }
 
 /// Which passes [`compute`] runs.
@@ -418,9 +424,17 @@ pub(crate) async fn compute<C: ConnectionTrait>(
     }
     match passes.dimension {
         Dimension::Skip => {}
-        Dimension::User(only) => dimension_pass(conn, buckets, "user_id", only, &mut parts).await?,
+        Dimension::User(only) => {
+            let filter = only.map_or(Filter::NotNull, Filter::Equals);
+            dimension_pass(conn, buckets, &["user_id"], filter, &mut parts).await?;
+        }
         Dimension::ApiKey(only) => {
-            dimension_pass(conn, buckets, "api_key_id", only, &mut parts).await?;
+            let filter = only.map_or(Filter::NotNull, Filter::Equals);
+            dimension_pass(conn, buckets, &["api_key_id"], filter, &mut parts).await?;
+        }
+        Dimension::UserAndKey => {
+            let columns = ["user_id", "api_key_id"];
+            dimension_pass(conn, buckets, &columns, Filter::NotNull, &mut parts).await?;
         }
     }
     if passes.fallbacks {
@@ -501,34 +515,63 @@ async fn names_pass<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Grouped by bucket and `column` (user or client key), one row per pair: the response-time
-/// buckets are grouped inside the database and come back as one `bucket:count,…` text.
+/// Which rows a dimension pass reads.
+#[derive(Clone, Copy)]
+enum Filter<'a> {
+    /// Rows where some grouping column is not null.
+    NotNull,
+    /// Rows whose (single) grouping column has this value.
+    Equals(&'a str),
+}
+
+/// Grouped by bucket and `columns` (user, client key, or both), one row per group: the
+/// response-time buckets are grouped inside the database and come back as one
+/// `bucket:count,…` text. With two columns, each group is added to its user (`dimension`)
+/// and to its key (`keys`), in a fixed order so float sums do not depend on the plan.
 async fn dimension_pass<C: ConnectionTrait>(
     conn: &C,
     buckets: &Buckets,
-    column: &str,
-    only: Option<&str>,
+    columns: &[&str],
+    filter: Filter<'_>,
     parts: &mut BTreeMap<OffsetDateTime, BucketParts>,
 ) -> Result<(), StatsError> {
     let backend = conn.get_database_backend();
     let mut values = buckets.values.clone();
-    let filter = match only {
-        Some(value) => {
+    let filter = match filter {
+        Filter::Equals(value) => {
             values.push(Value::from(value.to_owned()));
-            format!("{column} = ${}", values.len())
+            format!("{} = ${}", columns.join(""), values.len())
         }
-        None => format!("{column} IS NOT NULL"),
+        Filter::NotNull => columns
+            .iter()
+            .map(|column| format!("{column} IS NOT NULL"))
+            .collect::<Vec<_>>()
+            .join(" OR "),
     };
     let concat = match backend {
         DbBackend::Postgres => "string_agg",
         _ => "group_concat",
     };
+    let dims: Vec<String> = (0..columns.len())
+        .map(|index| format!("d{index}"))
+        .collect();
+    let selected = columns
+        .iter()
+        .zip(&dims)
+        .map(|(column, dim)| format!("{column} AS {dim}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let inner_group = (1..=columns.len() + 2)
+        .map(|index| index.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     let sql = format!(
-        "SELECT hb, dim, {outer}, \
+        "SELECT hb, {dims}, {outer}, \
          {concat}(CASE WHEN rtn > 0 THEN CAST(rb AS TEXT) || ':' || CAST(rtn AS TEXT) END, ',') \
-         FROM (SELECT {hb} AS hb, {column} AS dim, {rb} AS rb, {inner} \
-         FROM usage WHERE created_at >= $1 AND created_at < $2 AND {filter} \
-         GROUP BY 1, 2, 3) AS grouped GROUP BY hb, dim",
+         FROM (SELECT {hb} AS hb, {selected}, {rb} AS rb, {inner} \
+         FROM usage WHERE created_at >= $1 AND created_at < $2 AND ({filter}) \
+         GROUP BY {inner_group}) AS grouped GROUP BY hb, {dims} ORDER BY hb, {dims}",
+        dims = dims.join(", "),
         hb = buckets.expr,
         rb = rt_bucket_expr(backend),
         inner = "COUNT(*) AS n, ".to_owned()
@@ -551,11 +594,11 @@ async fn dimension_pass<C: ConnectionTrait>(
             .join(", "),
     );
     let rows = conn.query_all_raw(statement(backend, &sql, values)).await?;
+    let first = 1 + columns.len();
     for row in &rows {
         let part = parts.entry(buckets.start(row)?).or_default();
-        let key: String = row.try_get_by_index(1)?;
-        let mut acc = Acc::read(row, 2, 2)?;
-        let histogram: Option<String> = row.try_get_by_index(13)?;
+        let mut acc = Acc::read(row, first, 2)?;
+        let histogram: Option<String> = row.try_get_by_index(first + 11)?;
         for pair in histogram.as_deref().unwrap_or("").split(',') {
             if let Some((bucket, count)) = pair.split_once(':')
                 && let (Ok(bucket), Ok(count)) = (bucket.parse::<usize>(), count.parse::<u64>())
@@ -563,7 +606,16 @@ async fn dimension_pass<C: ConnectionTrait>(
                 acc.histogram.add(bucket, count);
             }
         }
-        part.dimension.entry(key).or_default().merge(&acc);
+        let first_key: Option<String> = row.try_get_by_index(1)?;
+        if let Some(key) = first_key {
+            part.dimension.entry(key).or_default().merge(&acc);
+        }
+        if columns.len() > 1 {
+            let key: Option<String> = row.try_get_by_index(2)?;
+            if let Some(key) = key {
+                part.keys.entry(key).or_default().merge(&acc);
+            }
+        }
     }
     Ok(())
 }

@@ -5,8 +5,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tollgate_entities::{
     new_id, stats_daily, stats_daily_api_key, stats_daily_model, stats_daily_provider,
-    stats_hourly, stats_hourly_model, stats_hourly_provider, stats_hourly_user, stats_summary,
-    stats_user_daily,
+    stats_hourly, stats_hourly_api_key, stats_hourly_model, stats_hourly_provider,
+    stats_hourly_user, stats_summary, stats_user_daily,
 };
 
 use crate::{BusinessDay, ResponseTimeHistogram, StatsError};
@@ -287,6 +287,7 @@ slices_stored_as! {
     stats_hourly_model at hour by model;
     stats_hourly_provider at hour by provider;
     stats_hourly_user at hour by user_id;
+    stats_hourly_api_key at hour by api_key_id;
     stats_daily_provider at date by provider;
     stats_daily_api_key at date by api_key_id;
 }

@@ -5,7 +5,8 @@ use sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait};
 use time::OffsetDateTime;
 use tollgate_entities::{
     stats_daily, stats_daily_api_key, stats_daily_model, stats_daily_provider, stats_hourly,
-    stats_hourly_model, stats_hourly_provider, stats_hourly_user, stats_summary, stats_user_daily,
+    stats_hourly_api_key, stats_hourly_model, stats_hourly_provider, stats_hourly_user,
+    stats_summary, stats_user_daily,
 };
 
 use crate::types::to_i32;
@@ -78,6 +79,15 @@ pub(crate) async fn write_hours<C: ConnectionTrait>(
             now,
             Hour,
             UserId
+        );
+        write_rows!(
+            conn,
+            stats_hourly_api_key,
+            &aggregate.api_keys,
+            range,
+            now,
+            Hour,
+            ApiKeyId
         );
     }
     Ok(())

@@ -180,7 +180,7 @@ fn keys_at(tables: &Tables, table: Table, time: OffsetDateTime) -> Vec<String> {
         .collect()
 }
 
-/// Test 1: one zone's days, aggregated, equal the oracle row by row in all nine tables,
+/// Test 1: one zone's days, aggregated, equal the oracle row by row in all ten tables,
 /// with `hours` local hours per day starting at `minute` past a UTC hour.
 async fn check_against_the_oracle(db: &TestDb, zone: &str, days: &[(Date, usize)], minute: u8) {
     let dates: Vec<Date> = days.iter().map(|(date, _)| *date).collect();

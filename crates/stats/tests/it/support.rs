@@ -11,8 +11,8 @@ use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, IntoActiveModel
 use time::{Date, Duration, OffsetDateTime};
 use tollgate_entities::{
     CandidateStatus, UsageStatus, api_keys, request_candidates, stats_daily, stats_daily_api_key,
-    stats_daily_model, stats_daily_provider, stats_hourly, stats_hourly_model,
-    stats_hourly_provider, stats_hourly_user, stats_user_daily, usage, users,
+    stats_daily_model, stats_daily_provider, stats_hourly, stats_hourly_api_key,
+    stats_hourly_model, stats_hourly_provider, stats_hourly_user, stats_user_daily, usage, users,
 };
 use tollgate_stats::{
     Aggregator, BOUNDS_MS, BusinessCalendar, BusinessDay, DayStats, FixedClock, ModelStats,
@@ -978,6 +978,7 @@ pub(crate) enum Table {
     HourlyModel,
     HourlyProvider,
     HourlyUser,
+    HourlyApiKey,
     Daily,
     DailyModel,
     UserDaily,
@@ -986,11 +987,12 @@ pub(crate) enum Table {
 }
 
 impl Table {
-    pub(crate) const ALL: [Table; 9] = [
+    pub(crate) const ALL: [Table; 10] = [
         Table::Hourly,
         Table::HourlyModel,
         Table::HourlyProvider,
         Table::HourlyUser,
+        Table::HourlyApiKey,
         Table::Daily,
         Table::DailyModel,
         Table::UserDaily,
@@ -998,11 +1000,12 @@ impl Table {
         Table::DailyApiKey,
     ];
 
-    pub(crate) const HOURLY: [Table; 4] = [
+    pub(crate) const HOURLY: [Table; 5] = [
         Table::Hourly,
         Table::HourlyModel,
         Table::HourlyProvider,
         Table::HourlyUser,
+        Table::HourlyApiKey,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -1011,6 +1014,7 @@ impl Table {
             Table::HourlyModel => "stats_hourly_model",
             Table::HourlyProvider => "stats_hourly_provider",
             Table::HourlyUser => "stats_hourly_user",
+            Table::HourlyApiKey => "stats_hourly_api_key",
             Table::Daily => "stats_daily",
             Table::DailyModel => "stats_daily_model",
             Table::UserDaily => "stats_user_daily",
@@ -1048,6 +1052,7 @@ impl Table {
             Table::HourlyModel
             | Table::HourlyProvider
             | Table::HourlyUser
+            | Table::HourlyApiKey
             | Table::DailyProvider
             | Table::DailyApiKey => slice,
         }
@@ -1060,6 +1065,7 @@ impl Table {
             Table::HourlyModel => Some(Table::DailyModel),
             Table::HourlyProvider => Some(Table::DailyProvider),
             Table::HourlyUser => Some(Table::UserDaily),
+            Table::HourlyApiKey => Some(Table::DailyApiKey),
             _ => None,
         }
     }
@@ -1215,6 +1221,9 @@ pub(crate) fn hourly_oracle(
             slices(&mut tables, Table::HourlyUser, hour, &in_hour, |row| {
                 row.user_id.clone()
             });
+            slices(&mut tables, Table::HourlyApiKey, hour, &in_hour, |row| {
+                row.api_key_id.clone()
+            });
         }
         tables.insert(
             Table::Daily,
@@ -1301,6 +1310,10 @@ pub(crate) async fn stored_tables(db: &DatabaseConnection) -> Tables {
     for row in all::<stats_hourly_user::Entity>(db).await {
         let numbers = slice_numbers!(&row);
         tables.insert(Table::HourlyUser, row.hour, row.user_id, numbers);
+    }
+    for row in all::<stats_hourly_api_key::Entity>(db).await {
+        let numbers = slice_numbers!(&row);
+        tables.insert(Table::HourlyApiKey, row.hour, row.api_key_id, numbers);
     }
     for row in all::<stats_daily_provider::Entity>(db).await {
         let numbers = slice_numbers!(&row);
