@@ -9,11 +9,9 @@ use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use tollgate_entities::{stats_hourly_api_key, stats_hourly_user};
-
-use crate::read::hourly_slices;
 use crate::rollup::{Acc, BucketParts, Buckets, Dimension, Passes, compute};
 use crate::sql;
+use crate::stored::add_hourly_slices;
 use crate::write::{reads_inside_transaction, write_hours};
 use crate::{
     Aggregator, BusinessDay, BusinessHour, DayAggregate, DayStats, SliceStats, StatsError,
@@ -226,35 +224,12 @@ impl Aggregator {
         let closed = self.closed_hours_on(conn, from, to, true).await?;
         let mut parts = closed.parts(from, to);
         let closed_only = |hour: &OffsetDateTime| closed.stats.contains_key(hour);
-        let users = hourly_slices::<stats_hourly_user::Entity, _>(
-            conn,
-            "stats_hourly_user",
-            from,
-            to,
-            None,
-        );
-        let keys = hourly_slices::<stats_hourly_api_key::Entity, _>(
-            conn,
-            "stats_hourly_api_key",
-            from,
-            to,
-            None,
-        );
-        for row in users.await?.iter().filter(|row| closed_only(&row.hour)) {
-            let sums = Acc::of_slice(&SliceStats::from(row));
-            parts
-                .dimension
-                .entry(row.user_id.clone())
-                .or_default()
-                .merge(&sums);
-        }
-        for row in keys.await?.iter().filter(|row| closed_only(&row.hour)) {
-            let sums = Acc::of_slice(&SliceStats::from(row));
-            parts
-                .keys
-                .entry(row.api_key_id.clone())
-                .or_default()
-                .merge(&sums);
+        let tables = [
+            (("stats_hourly_user", "user_id"), &mut parts.dimension),
+            (("stats_hourly_api_key", "api_key_id"), &mut parts.keys),
+        ];
+        for (table, sums) in tables {
+            add_hourly_slices(conn, table, (from, to), closed_only, sums).await?;
         }
         Ok(parts)
     }

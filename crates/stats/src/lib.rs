@@ -13,6 +13,7 @@
 //! let dashboard = stats.combined().await?;
 //! ```
 
+mod acc;
 mod aggregator;
 mod breakdown;
 mod calendar;
@@ -32,6 +33,7 @@ mod rollup;
 mod rows;
 mod series;
 mod sql;
+mod stored;
 mod types;
 mod upsert;
 mod write;

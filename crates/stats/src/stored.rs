@@ -1,0 +1,128 @@
+//! Sums of stored hourly slice rows (per user, per client key), read column by column
+//! instead of through the entities: closing a day reads every such row of its hours (about
+//! 240,000 of each at 1,000,000 requests a day), and the entity decoding with its JSON
+//! histogram was most of that read.
+
+use std::collections::BTreeMap;
+
+use sea_orm::{ConnectionTrait, QueryResult};
+use time::OffsetDateTime;
+
+use crate::rollup::Acc;
+use crate::sql::{bound, get_f64, get_i64, statement};
+use crate::{ResponseTimeHistogram, SliceStats, StatsError};
+
+/// Adds the rows of slice table `table` (dimension column `key`) whose hour is in
+/// `[from, to)` and passes `keep`, to `sums` by key, in hour order.
+pub(crate) async fn add_hourly_slices<C: ConnectionTrait>(
+    conn: &C,
+    (table, key): (&str, &str),
+    (from, to): (OffsetDateTime, OffsetDateTime),
+    keep: impl Fn(&OffsetDateTime) -> bool,
+    sums: &mut BTreeMap<String, Acc>,
+) -> Result<(), StatsError> {
+    let backend = conn.get_database_backend();
+    let sql = format!(
+        "SELECT hour, {key}, CAST(total_requests AS BIGINT), CAST(success_requests AS BIGINT), \
+         CAST(error_requests AS BIGINT), input_tokens, output_tokens, cache_creation_tokens, \
+         cache_read_tokens, total_cost, actual_total_cost, avg_response_time_ms, \
+         CAST(unpriced_requests AS BIGINT), CAST(response_time_histogram AS TEXT) \
+         FROM {table} WHERE hour >= $1 AND hour < $2 ORDER BY hour"
+    );
+    let values = vec![bound(backend, from)?, bound(backend, to)?];
+    for row in conn.query_all_raw(statement(backend, &sql, values)).await? {
+        let hour: OffsetDateTime = row.try_get_by_index(0)?;
+        if !keep(&hour) {
+            continue;
+        }
+        let (key, slice) = slice_of(&row)?;
+        sums.entry(key).or_default().merge(&Acc::of_slice(&slice));
+    }
+    Ok(())
+}
+
+fn slice_of(row: &QueryResult) -> Result<(String, SliceStats), StatsError> {
+    let key: String = row.try_get_by_index(1)?;
+    let histogram: Option<String> = row.try_get_by_index(13)?;
+    let slice = SliceStats {
+        key: String::new(),
+        total_requests: get_i64(row, 2)?,
+        success_requests: get_i64(row, 3)?,
+        error_requests: get_i64(row, 4)?,
+        input_tokens: get_i64(row, 5)?,
+        output_tokens: get_i64(row, 6)?,
+        cache_creation_tokens: get_i64(row, 7)?,
+        cache_read_tokens: get_i64(row, 8)?,
+        total_cost: get_f64(row, 9)?,
+        actual_total_cost: get_f64(row, 10)?,
+        avg_response_time_ms: get_f64(row, 11)?,
+        unpriced_requests: get_i64(row, 12)?,
+        response_time_histogram: parse_histogram(histogram.as_deref()),
+        percentiles: crate::types::Percentiles::default(),
+    };
+    Ok((key, slice))
+}
+
+/// A stored histogram's text: the sparse object (`{"35": 1, "38": 2}`) or the dense list of
+/// earlier rows (`[0, 1, 2]`); null or unreadable text is an empty histogram, as the
+/// entity reading treats a missing one.
+pub(crate) fn parse_histogram(text: Option<&str>) -> ResponseTimeHistogram {
+    let mut histogram = ResponseTimeHistogram::new();
+    let Some(text) = text.map(str::trim) else {
+        return histogram;
+    };
+    if let Some(body) = text
+        .strip_prefix('{')
+        .and_then(|rest| rest.strip_suffix('}'))
+    {
+        for entry in body.split(',') {
+            if let Some((bucket, count)) = entry.split_once(':')
+                && let (Ok(bucket), Ok(count)) = (
+                    bucket.trim().trim_matches('"').parse::<usize>(),
+                    count.trim().parse::<u64>(),
+                )
+            {
+                histogram.add(bucket, count);
+            }
+        }
+    } else if let Some(body) = text
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+    {
+        for (bucket, count) in body.split(',').enumerate() {
+            if let Ok(count) = count.trim().parse::<u64>() {
+                histogram.add(bucket, count);
+            }
+        }
+    }
+    histogram
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::{any, prop, proptest};
+
+    use super::parse_histogram;
+    use crate::ResponseTimeHistogram;
+
+    proptest! {
+        /// The text reader agrees with the JSON reader on every stored form.
+        #[test]
+        fn reads_what_the_json_reader_reads(counts in prop::collection::vec(0_u64..1_000, 0..70)) {
+            let mut histogram = ResponseTimeHistogram::new();
+            for (bucket, count) in counts.iter().enumerate() {
+                histogram.add(bucket, *count);
+            }
+            let sparse = histogram.to_json().map(|json| json.to_string());
+            assert_eq!(parse_histogram(sparse.as_deref()).counts(), histogram.counts());
+            let dense = serde_json::json!(histogram.counts()).to_string();
+            assert_eq!(parse_histogram(Some(&dense)).counts(), histogram.counts());
+        }
+
+        /// Hostile text never panics.
+        #[test]
+        fn never_panics(text in any::<String>()) {
+            let _ = parse_histogram(Some(&text));
+        }
+    }
+}
