@@ -140,14 +140,25 @@ impl Aggregator {
             dimension: Dimension::Skip,
             fallbacks: false,
         };
+        // The kept hours' totals, models and providers, and their users and keys, each
+        // summed in hour order.
         let kept = async {
             if count == 0 {
                 return Ok(BucketParts::default());
             }
             let txn = sql::read_transaction(db).await?;
-            let parts = self.stored_sums(&txn, start, kept_end).await?;
+            let closed = self.closed_hours_on(&txn, start, kept_end, true).await?;
             txn.commit().await?;
-            Ok(parts)
+            Ok(closed.parts(start, kept_end))
+        };
+        let kept_slices = |table: (&'static str, &'static str)| async move {
+            let mut sums = BTreeMap::new();
+            if count > 0 {
+                let txn = sql::read_transaction(db).await?;
+                add_hourly_slices(&txn, table, (start, kept_end), &mut sums).await?;
+                txn.commit().await?;
+            }
+            Ok::<_, StatsError>(sums)
         };
         let recomputed = async {
             let txn = sql::read_transaction(db).await?;
@@ -165,8 +176,10 @@ impl Aggregator {
             })
             .await
         };
-        let (mut sum, parts, names, fallbacks) = tokio::try_join!(
+        let (mut sum, users, keys, parts, names, fallbacks) = tokio::try_join!(
             kept,
+            kept_slices(("stats_hourly_user", "user_id")),
+            kept_slices(("stats_hourly_api_key", "api_key_id")),
             recomputed,
             names,
             day_pass(Passes {
@@ -174,6 +187,8 @@ impl Aggregator {
                 ..only
             }),
         )?;
+        sum.dimension = users;
+        sum.keys = keys;
         for part in parts.values() {
             sum.merge(part);
         }
@@ -211,27 +226,6 @@ impl Aggregator {
             .iter()
             .take_while(|hour| closed.stats.contains_key(&hour.start()))
             .count())
-    }
-
-    /// The sums of the stored closed hours in `[from, to)`: totals, per model, per provider
-    /// (from `closed_hours`), per user and per client key, each added in hour order.
-    async fn stored_sums<C: ConnectionTrait>(
-        &self,
-        conn: &C,
-        from: OffsetDateTime,
-        to: OffsetDateTime,
-    ) -> Result<BucketParts, StatsError> {
-        let closed = self.closed_hours_on(conn, from, to, true).await?;
-        let mut parts = closed.parts(from, to);
-        let closed_only = |hour: &OffsetDateTime| closed.stats.contains_key(hour);
-        let tables = [
-            (("stats_hourly_user", "user_id"), &mut parts.dimension),
-            (("stats_hourly_api_key", "api_key_id"), &mut parts.keys),
-        ];
-        for (table, sums) in tables {
-            add_hourly_slices(conn, table, (from, to), closed_only, sums).await?;
-        }
-        Ok(parts)
     }
 }
 

@@ -13,17 +13,16 @@ use crate::sql::{bound, get_f64, get_i64, statement};
 use crate::{ResponseTimeHistogram, SliceStats, StatsError};
 
 /// Adds the rows of slice table `table` (dimension column `key`) whose hour is in
-/// `[from, to)` and passes `keep`, to `sums` by key, in hour order.
+/// `[from, to)` to `sums` by key, in hour order.
 pub(crate) async fn add_hourly_slices<C: ConnectionTrait>(
     conn: &C,
     (table, key): (&str, &str),
     (from, to): (OffsetDateTime, OffsetDateTime),
-    keep: impl Fn(&OffsetDateTime) -> bool,
     sums: &mut BTreeMap<String, Acc>,
 ) -> Result<(), StatsError> {
     let backend = conn.get_database_backend();
     let sql = format!(
-        "SELECT hour, {key}, CAST(total_requests AS BIGINT), CAST(success_requests AS BIGINT), \
+        "SELECT {key}, CAST(total_requests AS BIGINT), CAST(success_requests AS BIGINT), \
          CAST(error_requests AS BIGINT), input_tokens, output_tokens, cache_creation_tokens, \
          cache_read_tokens, total_cost, actual_total_cost, avg_response_time_ms, \
          CAST(unpriced_requests AS BIGINT), CAST(response_time_histogram AS TEXT) \
@@ -31,10 +30,6 @@ pub(crate) async fn add_hourly_slices<C: ConnectionTrait>(
     );
     let values = vec![bound(backend, from)?, bound(backend, to)?];
     for row in conn.query_all_raw(statement(backend, &sql, values)).await? {
-        let hour: OffsetDateTime = row.try_get_by_index(0)?;
-        if !keep(&hour) {
-            continue;
-        }
         let (key, slice) = slice_of(&row)?;
         sums.entry(key).or_default().merge(&Acc::of_slice(&slice));
     }
@@ -42,21 +37,21 @@ pub(crate) async fn add_hourly_slices<C: ConnectionTrait>(
 }
 
 fn slice_of(row: &QueryResult) -> Result<(String, SliceStats), StatsError> {
-    let key: String = row.try_get_by_index(1)?;
-    let histogram: Option<String> = row.try_get_by_index(13)?;
+    let key: String = row.try_get_by_index(0)?;
+    let histogram: Option<String> = row.try_get_by_index(12)?;
     let slice = SliceStats {
         key: String::new(),
-        total_requests: get_i64(row, 2)?,
-        success_requests: get_i64(row, 3)?,
-        error_requests: get_i64(row, 4)?,
-        input_tokens: get_i64(row, 5)?,
-        output_tokens: get_i64(row, 6)?,
-        cache_creation_tokens: get_i64(row, 7)?,
-        cache_read_tokens: get_i64(row, 8)?,
-        total_cost: get_f64(row, 9)?,
-        actual_total_cost: get_f64(row, 10)?,
-        avg_response_time_ms: get_f64(row, 11)?,
-        unpriced_requests: get_i64(row, 12)?,
+        total_requests: get_i64(row, 1)?,
+        success_requests: get_i64(row, 2)?,
+        error_requests: get_i64(row, 3)?,
+        input_tokens: get_i64(row, 4)?,
+        output_tokens: get_i64(row, 5)?,
+        cache_creation_tokens: get_i64(row, 6)?,
+        cache_read_tokens: get_i64(row, 7)?,
+        total_cost: get_f64(row, 8)?,
+        actual_total_cost: get_f64(row, 9)?,
+        avg_response_time_ms: get_f64(row, 10)?,
+        unpriced_requests: get_i64(row, 11)?,
         response_time_histogram: parse_histogram(histogram.as_deref()),
         percentiles: crate::types::Percentiles::default(),
     };
