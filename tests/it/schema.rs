@@ -83,6 +83,10 @@ const SCHEMA: &[(&str, &str)] = &[
         "id hour user_id total_requests success_requests error_requests input_tokens output_tokens cache_creation_tokens cache_read_tokens total_cost actual_total_cost avg_response_time_ms unpriced_requests response_time_histogram? created_at updated_at",
     ),
     (
+        "stats_hourly_api_key",
+        "id hour api_key_id total_requests success_requests error_requests input_tokens output_tokens cache_creation_tokens cache_read_tokens total_cost actual_total_cost avg_response_time_ms unpriced_requests response_time_histogram? created_at updated_at",
+    ),
+    (
         "stats_daily_provider",
         "id date provider total_requests success_requests error_requests input_tokens output_tokens cache_creation_tokens cache_read_tokens total_cost actual_total_cost avg_response_time_ms unpriced_requests response_time_histogram? created_at updated_at",
     ),
@@ -118,6 +122,7 @@ const UNIQUES: &[(&str, &[&str])] = &[
     ("stats_hourly_provider", &["hour", "provider"]),
     ("stats_hourly_user", &["hour", "user_id"]),
     ("stats_daily_provider", &["date", "provider"]),
+    ("stats_hourly_api_key", &["hour", "api_key_id"]),
     ("stats_daily_api_key", &["date", "api_key_id"]),
 ];
 

@@ -15,7 +15,7 @@ pub(crate) struct Acc {
     tokens: [i64; 4],
     /// total, actual, input, output, cache creation, cache read.
     costs: [f64; 6],
-    rt_sum: i64,
+    pub(crate) rt_sum: i64,
     pub(crate) rt_count: i64,
     unpriced: i64,
     pub(crate) histogram: ResponseTimeHistogram,
@@ -147,12 +147,7 @@ impl Acc {
     /// the histogram's count, exact to float rounding).
     pub(crate) fn of_slice(slice: &SliceStats) -> Self {
         let rt_count = i64::try_from(slice.response_time_histogram.total()).unwrap_or(i64::MAX);
-        #[expect(
-            clippy::cast_possible_truncation,
-            clippy::cast_precision_loss,
-            reason = "a mean times its count is the integer sum it was computed from"
-        )]
-        let rt_sum = (slice.avg_response_time_ms * rt_count as f64).round() as i64;
+        let rt_sum = response_time_sum(slice.avg_response_time_ms, rt_count);
         Self {
             requests: slice.total_requests,
             errors: slice.error_requests,
@@ -197,4 +192,15 @@ impl Acc {
         acc.unpriced = get_i64(row, next + 2)?;
         Ok(acc)
     }
+}
+
+/// The exact response-time sum a stored mean was computed from: the mean times its count.
+pub(crate) fn response_time_sum(mean: f64, count: i64) -> i64 {
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_precision_loss,
+        reason = "a mean times its count is the integer sum it was computed from"
+    )]
+    let sum = (mean * count as f64).round() as i64;
+    sum
 }

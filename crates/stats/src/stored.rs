@@ -5,15 +5,20 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::{ConnectionTrait, QueryResult};
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult};
 use time::OffsetDateTime;
 
-use crate::rollup::Acc;
+use crate::acc::{Acc, response_time_sum};
 use crate::sql::{bound, get_f64, get_i64, statement};
 use crate::{ResponseTimeHistogram, SliceStats, StatsError};
 
 /// Adds the rows of slice table `table` (dimension column `key`) whose hour is in
 /// `[from, to)` to `sums` by key, in hour order.
+///
+/// On PostgreSQL the rows are summed in the database, one row per key back: integers with
+/// `SUM`, money with `SUM(… ORDER BY hour)` (the same additions in the same order as adding
+/// row by row, so the result is identical to the bit), and each hour's mean response time
+/// and histogram as text, from which the exact response-time sum is rebuilt here.
 pub(crate) async fn add_hourly_slices<C: ConnectionTrait>(
     conn: &C,
     (table, key): (&str, &str),
@@ -21,6 +26,38 @@ pub(crate) async fn add_hourly_slices<C: ConnectionTrait>(
     sums: &mut BTreeMap<String, Acc>,
 ) -> Result<(), StatsError> {
     let backend = conn.get_database_backend();
+    let values = vec![bound(backend, from)?, bound(backend, to)?];
+    if backend == DbBackend::Postgres {
+        // Floats must come back as text that reads as the same `f64`.
+        conn.execute_unprepared("SET LOCAL extra_float_digits = 1")
+            .await?;
+        let sql = format!(
+            "SELECT {key}, CAST(SUM(total_requests) AS BIGINT), \
+             CAST(SUM(error_requests) AS BIGINT), CAST(SUM(input_tokens) AS BIGINT), \
+             CAST(SUM(output_tokens) AS BIGINT), CAST(SUM(cache_creation_tokens) AS BIGINT), \
+             CAST(SUM(cache_read_tokens) AS BIGINT), SUM(total_cost ORDER BY hour), \
+             SUM(actual_total_cost ORDER BY hour), CAST(0 AS BIGINT), CAST(0 AS BIGINT), \
+             CAST(SUM(unpriced_requests) AS BIGINT), \
+             string_agg(CAST(avg_response_time_ms AS TEXT) || '|' \
+             || COALESCE(CAST(response_time_histogram AS TEXT), ''), ';' ORDER BY hour) \
+             FROM {table} WHERE hour >= $1 AND hour < $2 GROUP BY {key}"
+        );
+        for row in conn.query_all_raw(statement(backend, &sql, values)).await? {
+            let key: String = row.try_get_by_index(0)?;
+            let mut acc = Acc::read(&row, 1, 2)?;
+            let hours: Option<String> = row.try_get_by_index(12)?;
+            for hour in hours.as_deref().unwrap_or("").split(';') {
+                let (mean, histogram) = hour.split_once('|').unwrap_or((hour, ""));
+                let histogram = parse_histogram(Some(histogram));
+                let count = i64::try_from(histogram.total()).unwrap_or(i64::MAX);
+                acc.rt_sum += response_time_sum(mean.parse().unwrap_or(0.0), count);
+                acc.rt_count += count;
+                acc.histogram.merge(&histogram);
+            }
+            sums.entry(key).or_default().merge(&acc);
+        }
+        return Ok(());
+    }
     let sql = format!(
         "SELECT {key}, CAST(total_requests AS BIGINT), CAST(success_requests AS BIGINT), \
          CAST(error_requests AS BIGINT), input_tokens, output_tokens, cache_creation_tokens, \
@@ -28,7 +65,6 @@ pub(crate) async fn add_hourly_slices<C: ConnectionTrait>(
          CAST(unpriced_requests AS BIGINT), CAST(response_time_histogram AS TEXT) \
          FROM {table} WHERE hour >= $1 AND hour < $2 ORDER BY hour"
     );
-    let values = vec![bound(backend, from)?, bound(backend, to)?];
     for row in conn.query_all_raw(statement(backend, &sql, values)).await? {
         let (key, slice) = slice_of(&row)?;
         sums.entry(key).or_default().merge(&Acc::of_slice(&slice));
