@@ -15,35 +15,46 @@ use tollgate_testkit::db_test;
 
 use crate::support::{self, Data, Rng};
 
-/// `user_id → (total_requests, updated_at)` of the stored per-user rows of the hour at
-/// `hour`.
+/// `user_id → (total_requests, updated_at)` of the stored per-user rows of entity `E` whose
+/// time column `time` is `at` (`row` picks those fields).
+async fn users_at<E: EntityTrait>(
+    db: &DatabaseConnection,
+    time: E::Column,
+    at: OffsetDateTime,
+    row: fn(E::Model) -> (String, (i32, OffsetDateTime)),
+) -> BTreeMap<String, (i32, OffsetDateTime)> {
+    E::find()
+        .filter(time.eq(at))
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(row)
+        .collect()
+}
+
+/// The per-user rows of the hour at `hour`.
 async fn hour_users(
     db: &DatabaseConnection,
     hour: OffsetDateTime,
 ) -> BTreeMap<String, (i32, OffsetDateTime)> {
-    stats_hourly_user::Entity::find()
-        .filter(stats_hourly_user::Column::Hour.eq(hour))
-        .all(db)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|row| (row.user_id, (row.total_requests, row.updated_at)))
-        .collect()
+    use stats_hourly_user::{Column, Entity};
+    users_at::<Entity>(db, Column::Hour, hour, |row| {
+        (row.user_id, (row.total_requests, row.updated_at))
+    })
+    .await
 }
 
-/// The same for the per-user rows of the day at `date`.
+/// The per-user rows of the day at `date`.
 async fn day_users(
     db: &DatabaseConnection,
     date: OffsetDateTime,
 ) -> BTreeMap<String, (i32, OffsetDateTime)> {
-    stats_user_daily::Entity::find()
-        .filter(stats_user_daily::Column::Date.eq(date))
-        .all(db)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|row| (row.user_id, (row.total_requests, row.updated_at)))
-        .collect()
+    use stats_user_daily::{Column, Entity};
+    users_at::<Entity>(db, Column::Date, date, |row| {
+        (row.user_id, (row.total_requests, row.updated_at))
+    })
+    .await
 }
 
 db_test!(async fn a_re_close_rewrites_only_what_changed_and_drops_vanished_keys(db) {
