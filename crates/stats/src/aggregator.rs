@@ -79,7 +79,7 @@ impl Aggregator {
 
     /// Computes `day` from `usage` and `request_candidates` without writing anything.
     pub async fn compute_day(&self, day: &BusinessDay) -> Result<DayAggregate, StatsError> {
-        self.day_aggregate(day, false).await
+        self.day_aggregate(day, false, None).await
     }
 
     /// Today's numbers so far, with the per-model breakdown (no per-user rows), all
@@ -123,12 +123,15 @@ impl Aggregator {
         } else {
             None
         };
-        let aggregate = self.day_aggregate(day, reuse).await?;
+        let now = self.now();
+        let early = locked.as_ref().map(|txn| (txn, now));
+        let aggregate = self.day_aggregate(day, reuse, early).await?;
+        let dimensions_written = locked.is_some();
         let txn = match locked {
             Some(txn) => txn,
             None => self.db.begin().await?,
         };
-        write_day(&txn, &aggregate, self.now()).await?;
+        write_day(&txn, &aggregate, now, dimensions_written).await?;
         txn.commit().await?;
         tracing::info!(
             day = %day,

@@ -5,16 +5,17 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::rollup::{Acc, BucketParts, Buckets, Dimension, Passes, compute};
 use crate::sql;
 use crate::stored::add_hourly_slices;
-use crate::write::{reads_inside_transaction, write_hours};
+use crate::write::{reads_inside_transaction, write_day_dimensions, write_hours};
 use crate::{
     Aggregator, BusinessDay, BusinessHour, DayAggregate, DayStats, SliceStats, StatsError,
+    UserStats,
 };
 
 /// One hour's numbers: the `stats_hourly` row and the hour's per-model, per-provider and
@@ -111,11 +112,14 @@ impl Aggregator {
     /// The reads are independent, so each runs in a transaction on a pool connection of its
     /// own, side by side (the caller may hold the advisory lock in another): a day close
     /// takes as long as its slowest pass, not their sum. An aggregator therefore needs a
-    /// pool of at least two connections.
+    /// pool of at least two connections. With `early` (the locked writing transaction on
+    /// PostgreSQL, and the time to stamp), the day's per-user and per-key rows are written into it as soon as they
+    /// are known, while the whole-day passes still run; the caller writes the rest.
     pub(crate) async fn day_aggregate(
         &self,
         day: &BusinessDay,
         reuse: bool,
+        early: Option<(&DatabaseTransaction, OffsetDateTime)>,
     ) -> Result<DayAggregate, StatsError> {
         let hours = self.calendar.hours_of(day);
         let count = if reuse {
@@ -176,19 +180,36 @@ impl Aggregator {
             })
             .await
         };
-        let (mut sum, users, keys, parts, names, fallbacks) = tokio::try_join!(
+        // Users and keys: the kept hours', then the recomputed ones', in hour order.
+        let dimensions = async {
+            let (mut users, mut keys, parts) = tokio::try_join!(
+                kept_slices(("stats_hourly_user", "user_id")),
+                kept_slices(("stats_hourly_api_key", "api_key_id")),
+                recomputed,
+            )?;
+            for part in parts.values() {
+                for (target, source) in [(&mut users, &part.dimension), (&mut keys, &part.keys)] {
+                    for (key, acc) in source {
+                        target.entry(key.clone()).or_default().merge(acc);
+                    }
+                }
+            }
+            let users: Vec<UserStats> = users.iter().map(|(key, acc)| acc.user(key)).collect();
+            let keys = slices(&keys);
+            if let Some((txn, now)) = early {
+                write_day_dimensions(txn, day, &users, &keys, now).await?;
+            }
+            Ok::<_, StatsError>((users, keys, parts))
+        };
+        let (mut sum, (users, api_keys, parts), names, fallbacks) = tokio::try_join!(
             kept,
-            kept_slices(("stats_hourly_user", "user_id")),
-            kept_slices(("stats_hourly_api_key", "api_key_id")),
-            recomputed,
+            dimensions,
             names,
             day_pass(Passes {
                 fallbacks: true,
                 ..only
             }),
         )?;
-        sum.dimension = users;
-        sum.keys = keys;
         for part in parts.values() {
             sum.merge(part);
         }
@@ -205,13 +226,9 @@ impl Aggregator {
             day: *day,
             stats: sum.stats(),
             models: sum.models.iter().map(|(key, acc)| acc.model(key)).collect(),
-            users: sum
-                .dimension
-                .iter()
-                .map(|(key, acc)| acc.user(key))
-                .collect(),
+            users,
             providers: slices(&sum.providers),
-            api_keys: slices(&sum.keys),
+            api_keys,
             hours,
         })
     }

@@ -11,7 +11,9 @@ use tollgate_entities::{
 
 use crate::types::to_i32;
 use crate::upsert::{Bucket, upsert_on, write_bucket};
-use crate::{DayAggregate, HourAggregate, StatsError, SummaryReport};
+use crate::{
+    BusinessDay, DayAggregate, HourAggregate, SliceStats, StatsError, SummaryReport, UserStats,
+};
 
 /// Writes the rows of one bucket of the entity module `table` (time column `$time`, slice
 /// key column `$key` when it has one): see [`write_bucket`].
@@ -103,12 +105,14 @@ pub(crate) async fn write_open_hour<C: ConnectionTrait>(
     write_hour_totals(conn, aggregate, now).await
 }
 
-/// Writes the day's recomputed hours, then the day row and its per-model, per-user,
-/// per-provider and per-client-key rows, stamped `now`.
+/// Writes the day's recomputed hours, then the day row and its per-model and per-provider
+/// rows and, unless `dimensions_written`, its per-user and per-client-key rows, stamped
+/// `now`.
 pub(crate) async fn write_day<C: ConnectionTrait>(
     conn: &C,
     aggregate: &DayAggregate,
     now: OffsetDateTime,
+    dimensions_written: bool,
 ) -> Result<(), StatsError> {
     write_hours(conn, &aggregate.hours, now).await?;
     let range = (aggregate.day.start(), aggregate.day.end());
@@ -125,15 +129,6 @@ pub(crate) async fn write_day<C: ConnectionTrait>(
     );
     write_rows!(
         conn,
-        stats_user_daily,
-        &aggregate.users,
-        range,
-        now,
-        Date,
-        UserId
-    );
-    write_rows!(
-        conn,
         stats_daily_provider,
         &aggregate.providers,
         range,
@@ -141,10 +136,27 @@ pub(crate) async fn write_day<C: ConnectionTrait>(
         Date,
         Provider
     );
+    if !dimensions_written {
+        let day = &aggregate.day;
+        write_day_dimensions(conn, day, &aggregate.users, &aggregate.api_keys, now).await?;
+    }
+    Ok(())
+}
+
+/// Writes a day's per-user and per-client-key rows, stamped `now`.
+pub(crate) async fn write_day_dimensions<C: ConnectionTrait>(
+    conn: &C,
+    day: &BusinessDay,
+    users: &[UserStats],
+    api_keys: &[SliceStats],
+    now: OffsetDateTime,
+) -> Result<(), StatsError> {
+    let range = (day.start(), day.end());
+    write_rows!(conn, stats_user_daily, users, range, now, Date, UserId);
     write_rows!(
         conn,
         stats_daily_api_key,
-        &aggregate.api_keys,
+        api_keys,
         range,
         now,
         Date,

@@ -15,13 +15,16 @@ use tollgate_testkit::db_test;
 
 use crate::support::{self, Data, Rng};
 
+/// A stored per-user row as `(user_id, (total_requests, updated_at))`.
+type UserRow = (String, (i32, OffsetDateTime));
+
 /// `user_id → (total_requests, updated_at)` of the stored per-user rows of entity `E` whose
 /// time column `time` is `at` (`row` picks those fields).
 async fn users_at<E: EntityTrait>(
     db: &DatabaseConnection,
     time: E::Column,
     at: OffsetDateTime,
-    row: fn(E::Model) -> (String, (i32, OffsetDateTime)),
+    row: fn(E::Model) -> UserRow,
 ) -> BTreeMap<String, (i32, OffsetDateTime)> {
     E::find()
         .filter(time.eq(at))
