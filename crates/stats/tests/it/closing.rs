@@ -145,8 +145,12 @@ db_test!(async fn closing_a_day_from_closed_hours_equals_aggregating_it(db) {
     support::assert_day_stats(&closed.stats, &full.stats, "day");
     support::assert_models(&closed.models, &full.models, "models");
     support::assert_users(&closed.users, &full.users, "users");
-    assert_eq!(closed.providers.len(), full.providers.len());
-    assert_eq!(closed.api_keys.len(), full.api_keys.len());
+    // Summed in the same order, so equal to the bit (money included).
+    assert_eq!(closed.stats, full.stats, "day, to the bit");
+    assert_eq!(closed.models, full.models, "models, to the bit");
+    assert_eq!(closed.users, full.users, "users, to the bit");
+    assert_eq!(closed.providers, full.providers, "providers, to the bit");
+    assert_eq!(closed.api_keys, full.api_keys, "keys, to the bit");
     let expected = support::oracle(&data, day.start(), day.end());
     support::assert_day_stats(&closed.stats, &expected.stats, "oracle");
 });
