@@ -128,22 +128,11 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     };
     let calendar = BusinessCalendar::new(&config.timezone)
         .map_err(|error| StartError::Timezone(error.to_string()))?;
-    // Hours and days close in this process unless told not to; on PostgreSQL the advisory
-    // lock keeps one worker at a time across gateways and aggregators. Its transactions are
-    // atomic, so aborting it at shutdown leaves consistent rows.
-    let closing = config.aggregation.then(|| {
-        let stats = Aggregator::new(conn.clone(), calendar.clone());
-        tokio::spawn(async move {
-            stats
-                .run_closing_loop(ClosingConfig::default(), std::future::pending())
-                .await;
-        })
-    });
     let secrets = SecretBox::new(config.encryption_key.as_ref().map(Secret::expose));
     let mut builder = Gateway::builder(conn.clone())
         .cache(cache)
         .secrets(secrets.clone())
-        .business_calendar(calendar)
+        .business_calendar(calendar.clone())
         .resolver_config(ResolverConfig {
             resolution_order: config.resolution_order,
             ..ResolverConfig::default()
@@ -174,6 +163,19 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let generated = bootstrap_admin(&conn, config.admin_key.as_ref())
         .await
         .map_err(StartError::Bootstrap)?;
+    // Hours and days close in this process unless told not to; on PostgreSQL the advisory
+    // lock keeps one worker at a time across gateways and aggregators. Its transactions are
+    // atomic, so aborting it at shutdown leaves consistent rows. It starts after the
+    // start-up writes above: on SQLite its first cycle's writes could otherwise make the
+    // catalogue's transaction fail with "database is locked".
+    let closing = config.aggregation.then(|| {
+        let stats = Aggregator::new(conn.clone(), calendar.clone());
+        tokio::spawn(async move {
+            stats
+                .run_closing_loop(ClosingConfig::default(), std::future::pending())
+                .await;
+        })
+    });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Bind {
