@@ -99,6 +99,24 @@ impl Buckets {
         })
     }
 
+    /// Runs a pass's `sql` (first column: the bucket index) with these buckets' bounds and
+    /// then `extra` values bound, each group with its bucket's start.
+    async fn groups<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        sql: &str,
+        extra: Vec<Value>,
+    ) -> Result<Vec<(OffsetDateTime, QueryResult)>, StatsError> {
+        let mut values = self.values.clone();
+        values.extend(extra);
+        let rows = conn
+            .query_all_raw(statement(conn.get_database_backend(), sql, values))
+            .await?;
+        rows.into_iter()
+            .map(|row| Ok((self.start(&row)?, row)))
+            .collect()
+    }
+
     /// The start of bucket `index` as read back from a group.
     fn start(&self, row: &QueryResult) -> Result<OffsetDateTime, StatsError> {
         let index = usize::try_from(get_i64(row, 0)?).unwrap_or(usize::MAX);
@@ -266,11 +284,8 @@ async fn model_pass<C: ConnectionTrait>(
         rb = rt_bucket_expr(backend),
         sums = sums(6),
     );
-    let rows = conn
-        .query_all_raw(statement(backend, &sql, buckets.values.clone()))
-        .await?;
-    for row in &rows {
-        let part = parts.entry(buckets.start(row)?).or_default();
+    for (start, row) in &buckets.groups(conn, &sql, Vec::new()).await? {
+        let part = parts.entry(*start).or_default();
         let global: Option<String> = row.try_get_by_index(1)?;
         let model: String = row.try_get_by_index(2)?;
         let provider: String = row.try_get_by_index(3)?;
@@ -304,17 +319,13 @@ async fn names_pass<C: ConnectionTrait>(
     buckets: &Buckets,
     parts: &mut BTreeMap<OffsetDateTime, BucketParts>,
 ) -> Result<(), StatsError> {
-    let backend = conn.get_database_backend();
     let sql = format!(
         "SELECT {hb}, model, provider FROM usage WHERE created_at >= $1 AND created_at < $2 \
          GROUP BY 1, 2, 3",
         hb = buckets.expr,
     );
-    let rows = conn
-        .query_all_raw(statement(backend, &sql, buckets.values.clone()))
-        .await?;
-    for row in &rows {
-        let part = parts.entry(buckets.start(row)?).or_default();
+    for (start, row) in &buckets.groups(conn, &sql, Vec::new()).await? {
+        let part = parts.entry(*start).or_default();
         part.model_names.insert(row.try_get_by_index(1)?);
         part.provider_names.insert(row.try_get_by_index(2)?);
     }
@@ -342,11 +353,11 @@ async fn dimension_pass<C: ConnectionTrait>(
     parts: &mut BTreeMap<OffsetDateTime, BucketParts>,
 ) -> Result<(), StatsError> {
     let backend = conn.get_database_backend();
-    let mut values = buckets.values.clone();
+    let mut extra = Vec::new();
     let filter = match filter {
         Filter::Equals(value) => {
-            values.push(Value::from(value.to_owned()));
-            format!("{} = ${}", columns.join(""), values.len())
+            extra.push(Value::from(value.to_owned()));
+            format!("{} = ${}", columns.join(""), buckets.values.len() + 1)
         }
         Filter::NotNull => columns
             .iter()
@@ -399,10 +410,9 @@ async fn dimension_pass<C: ConnectionTrait>(
             .collect::<Vec<_>>()
             .join(", "),
     );
-    let rows = conn.query_all_raw(statement(backend, &sql, values)).await?;
     let first = 1 + columns.len();
-    for row in &rows {
-        let part = parts.entry(buckets.start(row)?).or_default();
+    for (start, row) in &buckets.groups(conn, &sql, extra).await? {
+        let part = parts.entry(*start).or_default();
         let mut acc = Acc::read(row, first, 2)?;
         let histogram: Option<String> = row.try_get_by_index(first + 11)?;
         for pair in histogram.as_deref().unwrap_or("").split(',') {
@@ -437,7 +447,6 @@ async fn fallback_pass<C: ConnectionTrait>(
     buckets: &Buckets,
     parts: &mut BTreeMap<OffsetDateTime, BucketParts>,
 ) -> Result<(), StatsError> {
-    let backend = conn.get_database_backend();
     let sql = format!(
         "SELECT hb, COUNT(*) FROM (SELECT {hb} AS hb, request_id FROM request_candidates \
          WHERE created_at >= $1 AND created_at < $2 AND status IN ('success', 'failed') \
@@ -447,12 +456,8 @@ async fn fallback_pass<C: ConnectionTrait>(
          GROUP BY 1, 2 HAVING COUNT(*) > 1) AS executed GROUP BY hb",
         hb = buckets.expr,
     );
-    let rows = conn
-        .query_all_raw(statement(backend, &sql, buckets.values.clone()))
-        .await?;
-    for row in &rows {
-        let count = get_i64(row, 1)?;
-        parts.entry(buckets.start(row)?).or_default().fallback_count = count;
+    for (start, row) in &buckets.groups(conn, &sql, Vec::new()).await? {
+        parts.entry(*start).or_default().fallback_count = get_i64(row, 1)?;
     }
     Ok(())
 }

@@ -296,8 +296,8 @@ mod tests {
     use sea_orm::{EntityTrait, IdenStatic, Iterable};
     use tollgate_entities::{
         stats_daily, stats_daily_api_key, stats_daily_model, stats_daily_provider, stats_hourly,
-        stats_hourly_model, stats_hourly_provider, stats_hourly_user, stats_summary,
-        stats_user_daily,
+        stats_hourly_api_key, stats_hourly_model, stats_hourly_provider, stats_hourly_user,
+        stats_summary, stats_user_daily,
     };
 
     use super::updated_columns;
@@ -330,38 +330,27 @@ mod tests {
         }));
     }
 
+    /// [`overwrites_all_but_identity`] for each `table: [key columns]`.
+    macro_rules! check {
+        ($($table:ident: [$($key:ident),+];)+) => {$(
+            overwrites_all_but_identity::<$table::Entity>(&[$($table::Column::$key),+]);
+        )+};
+    }
+
     #[test]
     fn upserts_overwrite_every_column_but_the_keys_id_and_created_at() {
-        overwrites_all_but_identity::<stats_daily::Entity>(&[stats_daily::Column::Date]);
-        overwrites_all_but_identity::<stats_hourly::Entity>(&[stats_hourly::Column::Hour]);
-        overwrites_all_but_identity::<stats_daily_model::Entity>(&[
-            stats_daily_model::Column::Date,
-            stats_daily_model::Column::Model,
-        ]);
-        overwrites_all_but_identity::<stats_user_daily::Entity>(&[
-            stats_user_daily::Column::UserId,
-            stats_user_daily::Column::Date,
-        ]);
-        overwrites_all_but_identity::<stats_hourly_model::Entity>(&[
-            stats_hourly_model::Column::Hour,
-            stats_hourly_model::Column::Model,
-        ]);
-        overwrites_all_but_identity::<stats_hourly_provider::Entity>(&[
-            stats_hourly_provider::Column::Hour,
-            stats_hourly_provider::Column::Provider,
-        ]);
-        overwrites_all_but_identity::<stats_hourly_user::Entity>(&[
-            stats_hourly_user::Column::Hour,
-            stats_hourly_user::Column::UserId,
-        ]);
-        overwrites_all_but_identity::<stats_daily_provider::Entity>(&[
-            stats_daily_provider::Column::Date,
-            stats_daily_provider::Column::Provider,
-        ]);
-        overwrites_all_but_identity::<stats_daily_api_key::Entity>(&[
-            stats_daily_api_key::Column::Date,
-            stats_daily_api_key::Column::ApiKeyId,
-        ]);
-        overwrites_all_but_identity::<stats_summary::Entity>(&[stats_summary::Column::Id]);
+        check! {
+            stats_daily: [Date];
+            stats_hourly: [Hour];
+            stats_daily_model: [Date, Model];
+            stats_user_daily: [UserId, Date];
+            stats_hourly_model: [Hour, Model];
+            stats_hourly_provider: [Hour, Provider];
+            stats_hourly_user: [Hour, UserId];
+            stats_hourly_api_key: [Hour, ApiKeyId];
+            stats_daily_provider: [Date, Provider];
+            stats_daily_api_key: [Date, ApiKeyId];
+            stats_summary: [Id];
+        }
     }
 }
