@@ -165,6 +165,9 @@ impl Aggregator {
             Ok::<_, StatsError>(sums)
         };
         let recomputed = async {
+            if recompute.is_empty() {
+                return Ok(BTreeMap::new());
+            }
             let txn = sql::read_transaction(db).await?;
             let parts = hour_parts(&txn, recompute).await?;
             txn.commit().await?;
