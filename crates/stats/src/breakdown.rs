@@ -32,7 +32,8 @@ pub struct Breakdown {
     /// One row per provider or key with traffic, most requests first.
     pub rows: Vec<SliceStats>,
     /// Whether today is included: per provider from closed hours and a live tail; per key
-    /// never (there are no hourly per-key rows, and today is not scanned).
+    /// never (this answer does not read `stats_hourly_api_key` yet, and today is not
+    /// scanned).
     pub today_included: bool,
     /// Past days of the window that could not be counted (no complete day row and, per
     /// provider, not all hours closed).
@@ -44,7 +45,8 @@ pub struct Breakdown {
 pub struct KeyDailyEntry {
     /// The day.
     pub day: BusinessDay,
-    /// Where the numbers came from (`hours` never: keys have no hourly rows).
+    /// Where the numbers came from (`hours` never: this series does not read
+    /// `stats_hourly_api_key` yet).
     pub source: DaySource,
     /// The key's numbers (zeros without traffic or when not aggregated).
     pub stats: SliceStats,

@@ -7,7 +7,8 @@
 //! `t <= 1`); the last bucket, one past the bounds, holds everything slower than the last
 //! bound. The bounds grow by a factor of about 1.26 (ten buckets per decade), so a
 //! percentile read from a histogram lies in the same bucket as the exact one, within 26 %.
-//! The stored JSON is the plain list of counts with trailing empty buckets left out.
+//! The stored JSON is sparse, bucket index to count (see `tollgate_entities::HistogramCounts`);
+//! the API answer is the plain list of counts with trailing empty buckets left out.
 
 use serde::{Deserialize, Serialize};
 

@@ -248,13 +248,13 @@ pub(crate) async fn compute<C: ConnectionTrait>(
     }
     match passes.dimension {
         Dimension::Skip => {}
-        Dimension::User(only) => {
-            let filter = only.map_or(Filter::NotNull, Filter::Equals);
-            dimension_pass(conn, buckets, &["user_id"], filter, &mut parts).await?;
-        }
-        Dimension::ApiKey(only) => {
-            let filter = only.map_or(Filter::NotNull, Filter::Equals);
-            dimension_pass(conn, buckets, &["api_key_id"], filter, &mut parts).await?;
+        Dimension::User(only) | Dimension::ApiKey(only) => {
+            let column = match passes.dimension {
+                Dimension::User(_) => "user_id",
+                _ => "api_key_id",
+            };
+            let filter = only.map_or(Filter::NotNull, |value| Filter::Equals { column, value });
+            dimension_pass(conn, buckets, &[column], filter, &mut parts).await?;
         }
         Dimension::UserAndKey => {
             let columns = ["user_id", "api_key_id"];
@@ -337,8 +337,8 @@ async fn names_pass<C: ConnectionTrait>(
 enum Filter<'a> {
     /// Rows where some grouping column is not null.
     NotNull,
-    /// Rows whose (single) grouping column has this value.
-    Equals(&'a str),
+    /// Rows whose `column` has `value`.
+    Equals { column: &'a str, value: &'a str },
 }
 
 /// Grouped by bucket and `columns` (user, client key, or both), one row per group: the
@@ -355,9 +355,9 @@ async fn dimension_pass<C: ConnectionTrait>(
     let backend = conn.get_database_backend();
     let mut extra = Vec::new();
     let filter = match filter {
-        Filter::Equals(value) => {
+        Filter::Equals { column, value } => {
             extra.push(Value::from(value.to_owned()));
-            format!("{} = ${}", columns.join(""), buckets.values.len() + 1)
+            format!("{column} = ${}", buckets.values.len() + 1)
         }
         Filter::NotNull => columns
             .iter()
