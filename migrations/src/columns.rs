@@ -14,6 +14,31 @@ pub(crate) fn id() -> ColumnDef {
     string_len("id", 36).primary_key().take()
 }
 
+/// Column groups as steps of a `CREATE TABLE` builder chain.
+pub(crate) trait TableExt {
+    /// Appends `created_at` and `updated_at`, the last columns of most tables.
+    fn timestamps(&mut self) -> &mut Self;
+}
+
+impl TableExt for TableCreateStatement {
+    fn timestamps(&mut self) -> &mut Self {
+        self.col(created_at()).col(updated_at())
+    }
+}
+
+/// `CREATE TABLE name` with the [`id`] primary key as its first column.
+pub(crate) fn table_with_id(name: &'static str) -> TableCreateStatement {
+    Table::create().table(name).col(id()).take()
+}
+
+/// Appends the numbers of `stats_daily` and `stats_hourly` (all but the key and timestamps).
+pub(crate) fn day_numbers(table: &mut TableCreateStatement) {
+    integers(table, &REQUEST_COUNTS);
+    tokens(table);
+    doubles(table, &DAY_FLOATS);
+    integers(table, &DAY_COUNTS);
+}
+
 /// A non-null `varchar(36)` reference.
 pub(crate) fn id_ref(name: &'static str) -> ColumnDef {
     string_len(name, 36)

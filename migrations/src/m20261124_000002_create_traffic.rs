@@ -2,14 +2,16 @@
 //! routing candidate and attempt).
 
 use sea_orm_migration::prelude::{
-    ColumnDef, DbErr, DeriveMigrationName, MigrationTrait, SchemaManager, Table, async_trait,
+    ColumnDef, DbErr, DeriveMigrationName, MigrationTrait, SchemaManager, async_trait,
 };
 use sea_orm_migration::schema::{
     boolean, double, double_null, integer, integer_null, json_binary_null, string_len,
     string_len_null, text_null, timestamp_with_time_zone, timestamp_with_time_zone_null,
 };
 
-use crate::columns::{create_indexes, drop_tables, id, id_ref_null, indexes, set_null, unique};
+use crate::columns::{
+    create_indexes, drop_tables, id_ref_null, indexes, set_null, table_with_id, unique,
+};
 
 /// Creates `usage` and `request_candidates`.
 #[derive(DeriveMigrationName)]
@@ -62,10 +64,8 @@ pub(crate) fn global_model() -> ColumnDef {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let mut usage = Table::create();
+        let mut usage = table_with_id("usage");
         usage
-            .table("usage")
-            .col(id())
             .col(id_ref_null("user_id"))
             .col(id_ref_null("api_key_id"))
             .col(string_len("request_id", 100))
@@ -113,9 +113,7 @@ impl MigrationTrait for Migration {
 
         manager
             .create_table(
-                Table::create()
-                    .table("request_candidates")
-                    .col(id())
+                table_with_id("request_candidates")
                     .col(string_len("request_id", 100))
                     .col(id_ref_null("user_id"))
                     .col(id_ref_null("api_key_id"))

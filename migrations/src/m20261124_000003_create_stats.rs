@@ -9,8 +9,8 @@ use sea_orm_migration::schema::{
 };
 
 use crate::columns::{
-    DAY_COUNTS, DAY_FLOATS, REQUEST_COUNTS, cascade, created_at, doubles, drop_tables, id, id_ref,
-    integers, tokens, unique, updated_at,
+    REQUEST_COUNTS, TableExt, cascade, day_numbers, drop_tables, id_ref, integers, table_with_id,
+    tokens, unique,
 };
 
 /// Creates the statistics tables.
@@ -23,25 +23,16 @@ const SUMMARY_ID: &str = "00000000-0000-0000-0000-000000000001";
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let mut daily = Table::create();
+        let mut daily = table_with_id("stats_daily");
+        daily.col(timestamp_with_time_zone("date"));
+        day_numbers(&mut daily);
         daily
-            .table("stats_daily")
-            .col(id())
-            .col(timestamp_with_time_zone("date"));
-        integers(&mut daily, &REQUEST_COUNTS);
-        tokens(&mut daily);
-        doubles(&mut daily, &DAY_FLOATS);
-        integers(&mut daily, &DAY_COUNTS);
-        daily
-            .col(created_at())
-            .col(updated_at())
+            .timestamps()
             .index(&mut unique("stats_daily", &["date"]));
         manager.create_table(daily.take()).await?;
 
-        let mut per_model = Table::create();
+        let mut per_model = table_with_id("stats_daily_model");
         per_model
-            .table("stats_daily_model")
-            .col(id())
             .col(timestamp_with_time_zone("date"))
             .col(string_len("model", 200))
             .col(integer("total_requests").default(0));
@@ -49,23 +40,19 @@ impl MigrationTrait for Migration {
         per_model
             .col(double("total_cost").default(0.0))
             .col(double("avg_response_time_ms").default(0.0))
-            .col(created_at())
-            .col(updated_at())
+            .timestamps()
             .index(&mut unique("stats_daily_model", &["date", "model"]));
         manager.create_table(per_model.take()).await?;
 
-        let mut per_user = Table::create();
+        let mut per_user = table_with_id("stats_user_daily");
         per_user
-            .table("stats_user_daily")
-            .col(id())
             .col(id_ref("user_id"))
             .col(timestamp_with_time_zone("date"));
         integers(&mut per_user, &REQUEST_COUNTS);
         tokens(&mut per_user);
         per_user
             .col(double("total_cost").default(0.0))
-            .col(created_at())
-            .col(updated_at())
+            .timestamps()
             .index(&mut unique("stats_user_daily", &["user_id", "date"]))
             .foreign_key(&mut cascade("stats_user_daily", "user_id", "users"));
         manager.create_table(per_user.take()).await?;
@@ -102,7 +89,7 @@ impl MigrationTrait for Migration {
         ] {
             summary.col(integer(column).default(0));
         }
-        summary.col(created_at()).col(updated_at());
+        summary.timestamps();
         manager.create_table(summary.take()).await?;
         Ok(())
     }

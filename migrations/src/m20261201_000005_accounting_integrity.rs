@@ -8,7 +8,7 @@ use sea_orm_migration::prelude::{
 };
 use sea_orm_migration::schema::{json_binary, string_len, text, timestamp_with_time_zone_null};
 
-use crate::columns::{create_indexes, created_at, drop_tables, id, indexes};
+use crate::columns::{create_indexes, created_at, drop_tables, indexes, table_with_id};
 
 /// Creates `usage_dead_letters` and `tollgate_meta`.
 #[derive(DeriveMigrationName)]
@@ -22,9 +22,7 @@ pub(crate) fn tables() -> [(&'static str, TableCreateStatement); 2] {
     [
         (
             "usage_dead_letters",
-            Table::create()
-                .table("usage_dead_letters")
-                .col(id())
+            table_with_id("usage_dead_letters")
                 .col(string_len("request_id", 100))
                 .col(json_binary("payload"))
                 .col(text("error"))

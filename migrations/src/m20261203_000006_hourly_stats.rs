@@ -9,8 +9,8 @@ use sea_orm_migration::prelude::{
 use sea_orm_migration::schema::{integer, json_binary_null, string_len, timestamp_with_time_zone};
 
 use crate::columns::{
-    DAY_COUNTS, DAY_FLOATS, REQUEST_COUNTS, cascade, created_at, doubles, drop_tables, id, id_ref,
-    integers, tokens, unique, updated_at,
+    REQUEST_COUNTS, TableExt, cascade, day_numbers, doubles, drop_tables, id_ref, integers,
+    table_with_id, tokens, unique,
 };
 
 /// Creates the hourly and slice tables and extends the daily ones.
@@ -42,20 +42,14 @@ fn finish(table: &mut TableCreateStatement) {
     for column in coverage_columns() {
         table.col(column);
     }
-    table.col(created_at()).col(updated_at());
+    table.timestamps();
 }
 
 /// `stats_hourly`: the columns of `stats_daily`, keyed by `hour`.
 fn hourly() -> TableCreateStatement {
-    let mut table = Table::create();
-    table
-        .table("stats_hourly")
-        .col(id())
-        .col(timestamp_with_time_zone("hour"));
-    integers(&mut table, &REQUEST_COUNTS);
-    tokens(&mut table);
-    doubles(&mut table, &DAY_FLOATS);
-    integers(&mut table, &DAY_COUNTS);
+    let mut table = table_with_id("stats_hourly");
+    table.col(timestamp_with_time_zone("hour"));
+    day_numbers(&mut table);
     finish(&mut table);
     table.index(&mut unique("stats_hourly", &["hour"]));
     table.take()
@@ -68,11 +62,8 @@ pub(crate) fn slice(
     key: &'static str,
     len: u32,
 ) -> TableCreateStatement {
-    let mut table = Table::create();
-    table
-        .table(name)
-        .col(id())
-        .col(timestamp_with_time_zone(time));
+    let mut table = table_with_id(name);
+    table.col(timestamp_with_time_zone(time));
     if key == "user_id" {
         table.col(id_ref(key));
     } else {

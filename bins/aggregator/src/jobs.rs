@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use tokio::sync::watch;
-use tollgate_stats::{Aggregator, PruneOptions, PruneReport};
+use tollgate_stats::{Aggregator, BackfillProgress, PruneOptions, PruneProgress, PruneReport};
 
 use crate::output;
 use crate::progress::Reporter;
@@ -47,7 +47,7 @@ pub(crate) async fn backfill(
     days: u32,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let mut reporter = Reporter::new(shutdown);
+    let mut reporter = Reporter::new::<BackfillProgress>(shutdown);
     let report = stats
         .backfill(days, |progress| reporter.on_progress(progress))
         .await;
@@ -96,7 +96,7 @@ pub(crate) async fn run_prune(
     metrics: &Metrics,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<PruneReport> {
-    let mut reporter = Reporter::for_prune(shutdown);
+    let mut reporter = Reporter::new::<PruneProgress>(shutdown);
     let mut counted = (0, 0);
     let report = stats
         .prune(options, |progress| {
@@ -105,7 +105,7 @@ pub(crate) async fn run_prune(
                 progress.candidate_rows_deleted - counted.1,
             );
             counted = (progress.usage_rows_deleted, progress.candidate_rows_deleted);
-            reporter.on_prune_progress(progress)
+            reporter.on_progress(progress)
         })
         .await;
     reporter.finish();

@@ -7,6 +7,39 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::watch;
 use tollgate_stats::{BackfillProgress, BusinessDay, PruneProgress};
 
+/// What the reporter reads of a job's progress report.
+pub(crate) trait DayProgress {
+    /// The job, as the log says it ("backfill").
+    const JOB: &'static str;
+    /// What the job did to a day ("backfilled").
+    const DONE: &'static str;
+    /// Days done, days in all, the day just done.
+    fn days(&self) -> (usize, usize, Option<BusinessDay>);
+    /// `usage` and `request_candidates` rows deleted so far, for a job that deletes.
+    fn rows_deleted(&self) -> Option<(u64, u64)> {
+        None
+    }
+}
+
+impl DayProgress for BackfillProgress {
+    const JOB: &'static str = "backfill";
+    const DONE: &'static str = "backfilled";
+    fn days(&self) -> (usize, usize, Option<BusinessDay>) {
+        (self.done, self.total, self.last)
+    }
+}
+
+impl DayProgress for PruneProgress {
+    const JOB: &'static str = "prune";
+    const DONE: &'static str = "pruned";
+    fn days(&self) -> (usize, usize, Option<BusinessDay>) {
+        (self.done, self.total, self.last)
+    }
+    fn rows_deleted(&self) -> Option<(u64, u64)> {
+        Some((self.usage_rows_deleted, self.candidate_rows_deleted))
+    }
+}
+
 /// Reports progress day by day and stops the job when a shutdown was requested.
 pub(crate) struct Reporter {
     bar: Option<ProgressBar>,
@@ -14,17 +47,9 @@ pub(crate) struct Reporter {
 }
 
 impl Reporter {
-    /// A backfill reporter that draws a bar when stderr is a terminal.
-    pub(crate) fn new(shutdown: watch::Receiver<bool>) -> Self {
-        Self::with_bar(shutdown, "backfill")
-    }
-
-    /// A prune reporter that draws a bar when stderr is a terminal.
-    pub(crate) fn for_prune(shutdown: watch::Receiver<bool>) -> Self {
-        Self::with_bar(shutdown, "prune")
-    }
-
-    fn with_bar(shutdown: watch::Receiver<bool>, job: &'static str) -> Self {
+    /// A reporter of job `P` that draws a bar when stderr is a terminal.
+    pub(crate) fn new<P: DayProgress>(shutdown: watch::Receiver<bool>) -> Self {
+        let job = P::JOB;
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(0);
             if let Ok(style) = ProgressStyle::with_template(
@@ -38,39 +63,31 @@ impl Reporter {
         Self { bar, shutdown }
     }
 
-    /// The backfill callback.
-    pub(crate) fn on_progress(&mut self, progress: BackfillProgress) -> ControlFlow<()> {
+    /// The callback of both jobs: a log line per day without a terminal, then the bar.
+    pub(crate) fn on_progress<P: DayProgress>(&mut self, progress: P) -> ControlFlow<()> {
+        let (done, total, last) = progress.days();
+        let deleted = progress.rows_deleted();
         if self.bar.is_none() {
-            match progress.last {
+            let (usage_rows, candidate_rows) = deleted.unzip();
+            match last {
                 Some(day) => tracing::info!(
                     day = %day,
-                    done = progress.done,
-                    total = progress.total,
-                    "backfilled day"
+                    done,
+                    total,
+                    usage_rows,
+                    candidate_rows,
+                    "{} day",
+                    P::DONE,
                 ),
-                None => tracing::info!(missing = progress.total, "backfill starting"),
+                None => tracing::info!(days = total, "{} starting", P::JOB),
             }
         }
-        self.step(progress.done, progress.total, progress.last, None)
-    }
-
-    /// The prune callback.
-    pub(crate) fn on_prune_progress(&mut self, progress: PruneProgress) -> ControlFlow<()> {
-        if self.bar.is_none() {
-            match progress.last {
-                Some(day) => tracing::info!(
-                    day = %day,
-                    done = progress.done,
-                    total = progress.total,
-                    usage_rows = progress.usage_rows_deleted,
-                    candidate_rows = progress.candidate_rows_deleted,
-                    "pruned day"
-                ),
-                None => tracing::info!(days = progress.total, "prune starting"),
-            }
-        }
-        let rows = progress.usage_rows_deleted + progress.candidate_rows_deleted;
-        self.step(progress.done, progress.total, progress.last, Some(rows))
+        self.step(
+            done,
+            total,
+            last,
+            deleted.map(|(usage, candidates)| usage + candidates),
+        )
     }
 
     /// Moves the bar, then says whether to go on.

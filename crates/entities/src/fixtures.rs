@@ -65,26 +65,5 @@ pub fn candidate_row(
     status: CandidateStatus,
     created_at: OffsetDateTime,
 ) -> request_candidates::Model {
-    request_candidates::Model {
-        id: new_id(),
-        request_id: request_id.to_owned(),
-        user_id: None,
-        api_key_id: None,
-        candidate_index: 0,
-        retry_index: 0,
-        provider_id: None,
-        endpoint_id: None,
-        key_id: None,
-        status,
-        skip_reason: None,
-        is_cached: false,
-        status_code: None,
-        error_type: None,
-        error_message: None,
-        latency_ms: None,
-        extra_data: None,
-        created_at,
-        started_at: None,
-        finished_at: None,
-    }
+    request_candidates::Model::first_attempt(request_id, status, created_at)
 }

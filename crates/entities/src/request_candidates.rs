@@ -3,7 +3,7 @@
 use sea_orm::entity::prelude::*;
 
 use crate::sanitize::{fit_column, fit_json_column, fit_optional_column};
-use crate::{CandidateStatus, JsonObject};
+use crate::{CandidateStatus, JsonObject, new_id};
 
 crate::table::table! {
     /// A row of `request_candidates`.
@@ -48,6 +48,37 @@ crate::table::table! {
 }
 
 impl Model {
+    /// The first attempt (candidate 0, retry 0) of `request_id` in `status` at `created_at`,
+    /// with nothing else known: the base the router's rows and the fixtures fill in.
+    pub fn first_attempt(
+        request_id: &str,
+        status: CandidateStatus,
+        created_at: TimeDateTimeWithTimeZone,
+    ) -> Self {
+        Self {
+            id: new_id(),
+            request_id: request_id.to_owned(),
+            user_id: None,
+            api_key_id: None,
+            candidate_index: 0,
+            retry_index: 0,
+            provider_id: None,
+            endpoint_id: None,
+            key_id: None,
+            status,
+            skip_reason: None,
+            is_cached: false,
+            status_code: None,
+            error_type: None,
+            error_message: None,
+            latency_ms: None,
+            extra_data: None,
+            created_at,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
     /// Makes every column fit before the row is written (behaviour.md 7): each text column
     /// loses NUL characters and keeps at most the characters its declared length allows
     /// ([`crate::MAX_TEXT_CHARS`] for `text`), and the JSON column loses NUL characters.

@@ -163,26 +163,14 @@ impl RequestContext {
         status: CandidateStatus,
     ) -> request_candidates::Model {
         request_candidates::Model {
-            id: new_id(),
-            request_id: self.request_id.clone(),
             user_id: Some(self.identity.user_id.clone()),
             api_key_id: Some(self.identity.key_id.clone()),
             candidate_index: i32::try_from(index).unwrap_or(i32::MAX),
-            retry_index: 0,
             provider_id: Some(candidate.provider.id.clone()),
             endpoint_id: candidate.endpoint.map(|e| e.id.clone()),
             key_id: candidate.key.map(|k| k.id.clone()),
-            status,
             skip_reason: candidate.skip_reason.map(|r| r.as_str().to_owned()),
-            is_cached: false,
-            status_code: None,
-            error_type: None,
-            error_message: None,
-            latency_ms: None,
-            extra_data: None,
-            created_at: now_utc(),
-            started_at: None,
-            finished_at: None,
+            ..request_candidates::Model::first_attempt(&self.request_id, status, now_utc())
         }
     }
 

@@ -187,7 +187,6 @@ impl Aggregator {
             BreakdownBy::Provider => {
                 slices_by_time::<stats_daily_provider::Entity, _>(
                     &self.db,
-                    "stats_daily_provider",
                     "date",
                     range,
                     None,
@@ -198,7 +197,6 @@ impl Aggregator {
             BreakdownBy::ApiKey => {
                 slices_by_time::<stats_daily_api_key::Entity, _>(
                     &self.db,
-                    "stats_daily_api_key",
                     "date",
                     range,
                     api_key_id.map(|id| ("api_key_id", id)),

@@ -3,7 +3,7 @@
 
 use jiff::tz::TimeZone;
 use serde::Serialize;
-use time::{OffsetDateTime, UtcOffset};
+use time::{Date, OffsetDateTime, UtcOffset};
 
 use crate::StatsError;
 
@@ -123,20 +123,23 @@ impl BusinessCalendar {
 
     /// The business day before `day`.
     pub fn previous(&self, day: &BusinessDay) -> Result<BusinessDay, StatsError> {
-        let date = day
-            .date
-            .previous_day()
-            .ok_or_else(|| out_of_range("no day before the first representable date"))?;
-        self.day(date)
+        self.neighbour(
+            day.date.previous_day(),
+            "no day before the first representable date",
+        )
     }
 
     /// The business day after `day`.
     pub fn next(&self, day: &BusinessDay) -> Result<BusinessDay, StatsError> {
-        let date = day
-            .date
-            .next_day()
-            .ok_or_else(|| out_of_range("no day after the last representable date"))?;
-        self.day(date)
+        self.neighbour(
+            day.date.next_day(),
+            "no day after the last representable date",
+        )
+    }
+
+    /// The business day of `date`, or the error saying there is `none`.
+    fn neighbour(&self, date: Option<Date>, none: &str) -> Result<BusinessDay, StatsError> {
+        self.day(date.ok_or_else(|| out_of_range(none))?)
     }
 
     /// Whether `instant` is the start of a business day of this calendar (a stored `date`

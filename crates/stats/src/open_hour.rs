@@ -9,10 +9,10 @@
 
 use sea_orm::TransactionTrait;
 use time::OffsetDateTime;
-use tollgate_entities::{stats_hourly, stats_hourly_model, stats_hourly_provider};
+use tollgate_entities::stats_hourly;
 
 use crate::hourly::{HourAggregate, range_parts};
-use crate::read::{hourly_slices, slices_by_time};
+use crate::read::{hour_slices, hourly_slices};
 use crate::rollup::{Acc, BucketParts};
 use crate::sql;
 use crate::write::{reads_inside_transaction, write_open_hour};
@@ -56,14 +56,8 @@ impl Aggregator {
         current: &BusinessHour,
     ) -> Result<Option<(BucketParts, OffsetDateTime)>, StatsError> {
         let range = (current.start(), current.end());
-        let rows = hourly_slices::<stats_hourly::Entity, _>(
-            &self.db,
-            "stats_hourly",
-            range.0,
-            range.1,
-            None,
-        )
-        .await?;
+        let rows =
+            hourly_slices::<stats_hourly::Entity, _>(&self.db, range.0, range.1, None).await?;
         let Some(row) = rows.into_iter().find(|row| {
             row.hour == current.start()
                 && row.updated_at > current.start()
@@ -78,24 +72,7 @@ impl Aggregator {
             fallback_count: stats.fallback_count,
             ..BucketParts::default()
         };
-        let models = slices_by_time::<stats_hourly_model::Entity, _>(
-            &self.db,
-            "stats_hourly_model",
-            "hour",
-            range,
-            None,
-            |row| row.hour,
-        )
-        .await?;
-        let providers = slices_by_time::<stats_hourly_provider::Entity, _>(
-            &self.db,
-            "stats_hourly_provider",
-            "hour",
-            range,
-            None,
-            |row| row.hour,
-        )
-        .await?;
+        let [models, providers] = hour_slices(&self.db, range).await?;
         for slice in models.values().flatten() {
             parts.models.insert(slice.key.clone(), Acc::of_slice(slice));
             parts.model_names.insert(slice.key.clone());

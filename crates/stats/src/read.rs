@@ -12,17 +12,16 @@ use tollgate_entities::{stats_hourly, stats_hourly_model, stats_hourly_provider,
 use crate::hourly::{day_of_parts, range_parts};
 use crate::memo;
 use crate::rollup::{Acc, BucketParts, Buckets, Dimension, Passes, compute};
-use crate::rows::{daily_rows, range_select};
+use crate::rows::{daily_rows, range_rows};
 use crate::sql;
 use crate::{
     Aggregator, BusinessDay, BusinessHour, CombinedStats, DayAggregate, DayStats, HourEntry,
     HourSource, SliceStats, StatsError, TodayView, Totals,
 };
 
-/// Rows of a slice table in `[from, to)` by their `hour`, optionally for one user.
+/// Rows of an hourly table in `[from, to)` by their `hour`, optionally for one user.
 pub(crate) async fn hourly_slices<E, C>(
     conn: &C,
-    table: &str,
     from: OffsetDateTime,
     to: OffsetDateTime,
     user_id: Option<&str>,
@@ -31,22 +30,35 @@ where
     E: EntityTrait,
     C: ConnectionTrait,
 {
-    let stmt = range_select(
+    range_rows::<E, _>(
         conn,
-        table,
         "hour",
         Some(from),
         to,
         user_id.map(|id| ("user_id", id)),
-    )?;
-    Ok(E::find().from_raw_sql(stmt).all(conn).await?)
+    )
+    .await
 }
 
-/// Rows of slice table `E` (named `table`) whose time `column` (`hour` or `date`) lies in
+/// The per-model and per-provider rows of the hours in `range`, by hour.
+pub(crate) async fn hour_slices<C: ConnectionTrait>(
+    conn: &C,
+    range: (OffsetDateTime, OffsetDateTime),
+) -> Result<[BTreeMap<OffsetDateTime, Vec<SliceStats>>; 2], StatsError> {
+    Ok([
+        slices_by_time::<stats_hourly_model::Entity, _>(conn, "hour", range, None, |row| row.hour)
+            .await?,
+        slices_by_time::<stats_hourly_provider::Entity, _>(conn, "hour", range, None, |row| {
+            row.hour
+        })
+        .await?,
+    ])
+}
+
+/// Rows of slice table `E` whose time `column` (`hour` or `date`) lies in
 /// `[from, to)`, optionally for one value of a key column, by bucket start.
 pub(crate) async fn slices_by_time<E, C>(
     conn: &C,
-    table: &str,
     column: &str,
     range: (OffsetDateTime, OffsetDateTime),
     key: Option<(&str, &str)>,
@@ -61,8 +73,7 @@ where
     if range.0 >= range.1 {
         return Ok(out);
     }
-    let stmt = range_select(conn, table, column, Some(range.0), range.1, key)?;
-    for row in E::find().from_raw_sql(stmt).all(conn).await? {
+    for row in range_rows::<E, _>(conn, column, Some(range.0), range.1, key).await? {
         out.entry(time_of(&row))
             .or_default()
             .push(SliceStats::from(&row));
@@ -140,32 +151,13 @@ impl Aggregator {
         if from >= to {
             return Ok(closed);
         }
-        for row in
-            hourly_slices::<stats_hourly::Entity, _>(conn, "stats_hourly", from, to, None).await?
-        {
+        for row in hourly_slices::<stats_hourly::Entity, _>(conn, from, to, None).await? {
             if self.closed_hour(row.hour, row.updated_at) {
                 closed.stats.insert(row.hour, DayStats::from(&row));
             }
         }
         if with_slices && !closed.stats.is_empty() {
-            closed.models = slices_by_time::<stats_hourly_model::Entity, _>(
-                conn,
-                "stats_hourly_model",
-                "hour",
-                (from, to),
-                None,
-                |row| row.hour,
-            )
-            .await?;
-            closed.providers = slices_by_time::<stats_hourly_provider::Entity, _>(
-                conn,
-                "stats_hourly_provider",
-                "hour",
-                (from, to),
-                None,
-                |row| row.hour,
-            )
-            .await?;
+            [closed.models, closed.providers] = hour_slices(conn, (from, to)).await?;
             let open = |hour: &OffsetDateTime| !closed.stats.contains_key(hour);
             closed.models.retain(|hour, _| !open(hour));
             closed.providers.retain(|hour, _| !open(hour));

@@ -13,11 +13,19 @@ pub(crate) async fn daily_rows<C: ConnectionTrait>(
     from: Option<OffsetDateTime>,
     to: OffsetDateTime,
 ) -> Result<Vec<stats_daily::Model>, StatsError> {
-    let stmt = range_select(conn, "stats_daily", "date", from, to, None)?;
-    Ok(stats_daily::Entity::find()
-        .from_raw_sql(stmt)
-        .all(conn)
-        .await?)
+    range_rows::<stats_daily::Entity, _>(conn, "date", from, to, None).await
+}
+
+/// The rows of table `E` by [`range_select`].
+pub(crate) async fn range_rows<E: EntityTrait, C: ConnectionTrait>(
+    conn: &C,
+    column: &str,
+    from: Option<OffsetDateTime>,
+    to: OffsetDateTime,
+    key: Option<(&str, &str)>,
+) -> Result<Vec<E::Model>, StatsError> {
+    let stmt = range_select(conn, E::default().table_name(), column, from, to, key)?;
+    Ok(E::find().from_raw_sql(stmt).all(conn).await?)
 }
 
 /// A `SELECT *` of a statistics table by a range of its time `column` (`date` or `hour`),

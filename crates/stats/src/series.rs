@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
-use sea_orm::EntityTrait;
 use time::OffsetDateTime;
 use tollgate_entities::{stats_daily, stats_daily_model, stats_hourly_user, stats_user_daily};
 
@@ -12,7 +11,7 @@ use crate::hourly::compute_one;
 use crate::memo;
 use crate::read::{ClosedHours, hourly_slices};
 use crate::rollup::{Acc, Dimension};
-use crate::rows::{daily_rows, range_select};
+use crate::rows::{daily_rows, range_rows};
 use crate::{
     Aggregator, BackfillProgress, BackfillReport, BusinessDay, DailyEntry, DaySource, DayStats,
     ModelStats, SliceStats, StatsError, UserDailyEntry, UserStats,
@@ -143,11 +142,7 @@ impl Aggregator {
             }
         };
         let closed = self
-            .closed_hours_of(
-                &window.past,
-                |day| !complete.contains_key(&day.start()),
-                true,
-            )
+            .unaggregated_hours(&window.past, &complete, true)
             .await?;
 
         let mut entries = Vec::with_capacity(window.past.len() + 1);
@@ -195,18 +190,10 @@ impl Aggregator {
         window: &Window,
     ) -> Result<BTreeMap<OffsetDateTime, Vec<ModelStats>>, StatsError> {
         let mut models: BTreeMap<OffsetDateTime, Vec<ModelStats>> = BTreeMap::new();
-        let stmt = range_select(
-            &self.db,
-            "stats_daily_model",
-            "date",
-            Some(window.from),
-            window.today.start(),
-            None,
-        )?;
-        for row in stats_daily_model::Entity::find()
-            .from_raw_sql(stmt)
-            .all(&self.db)
-            .await?
+        let range = (Some(window.from), window.today.start());
+        for row in
+            range_rows::<stats_daily_model::Entity, _>(&self.db, "date", range.0, range.1, None)
+                .await?
         {
             models
                 .entry(row.date)
@@ -216,14 +203,17 @@ impl Aggregator {
         Ok(models)
     }
 
-    /// The closed hours of the `days` that `wanted` picks (one read over their span).
-    async fn closed_hours_of(
+    /// The closed hours of the `days` without a `complete` day row (one read over their
+    /// span).
+    async fn unaggregated_hours<T>(
         &self,
         days: &[BusinessDay],
-        wanted: impl Fn(&BusinessDay) -> bool,
+        complete: &BTreeMap<OffsetDateTime, T>,
         with_slices: bool,
     ) -> Result<ClosedHours, StatsError> {
-        let mut picked = days.iter().filter(|day| wanted(day));
+        let mut picked = days
+            .iter()
+            .filter(|day| !complete.contains_key(&day.start()));
         let Some(first) = picked.next() else {
             return Ok(ClosedHours::default());
         };
@@ -244,31 +234,20 @@ impl Aggregator {
             return Ok(Vec::new());
         };
         let complete = self.complete_rows(&window.rows);
-        let stmt = range_select(
-            &self.db,
-            "stats_user_daily",
-            "date",
-            Some(window.from),
-            window.today.start(),
-            Some(("user_id", user_id)),
-        )?;
-        let stored: BTreeMap<OffsetDateTime, UserStats> = stats_user_daily::Entity::find()
-            .from_raw_sql(stmt)
-            .all(&self.db)
-            .await?
-            .iter()
-            .map(|row| (row.date, UserStats::from(row)))
-            .collect();
+        let key = Some(("user_id", user_id));
+        let range = (Some(window.from), window.today.start());
+        let stored: BTreeMap<OffsetDateTime, UserStats> =
+            range_rows::<stats_user_daily::Entity, _>(&self.db, "date", range.0, range.1, key)
+                .await?
+                .iter()
+                .map(|row| (row.date, UserStats::from(row)))
+                .collect();
         let zero = || UserStats {
             user_id: user_id.to_owned(),
             ..UserStats::default()
         };
         let closed = self
-            .closed_hours_of(
-                &window.past,
-                |day| !complete.contains_key(&day.start()),
-                false,
-            )
+            .unaggregated_hours(&window.past, &complete, false)
             .await?;
         let user_hours = self.user_hours(user_id, &closed).await?;
 
@@ -317,18 +296,14 @@ impl Aggregator {
             return Ok(BTreeMap::new());
         };
         let end = self.calendar.hour_containing(*last)?.end();
-        Ok(hourly_slices::<stats_hourly_user::Entity, _>(
-            &self.db,
-            "stats_hourly_user",
-            *first,
-            end,
-            Some(user_id),
+        Ok(
+            hourly_slices::<stats_hourly_user::Entity, _>(&self.db, *first, end, Some(user_id))
+                .await?
+                .iter()
+                .filter(|row| closed.stats.contains_key(&row.hour))
+                .map(|row| (row.hour, Acc::of_slice(&SliceStats::from(row))))
+                .collect(),
         )
-        .await?
-        .iter()
-        .filter(|row| closed.stats.contains_key(&row.hour))
-        .map(|row| (row.hour, Acc::of_slice(&SliceStats::from(row))))
-        .collect())
     }
 
     /// One user's numbers today: closed hours of today, and a live tail for the user only.

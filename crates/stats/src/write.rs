@@ -34,6 +34,33 @@ macro_rules! write_rows {
     };
 }
 
+/// Writes a bucket's totals row and its per-model and per-provider rows (the tables an hour
+/// and a day both have), with time column `$time`.
+macro_rules! write_totals {
+    ($conn:expr, $aggregate:expr, $range:expr, $now:expr, $time:ident: $totals:ident, $models:ident, $providers:ident) => {{
+        let stats = std::slice::from_ref(&$aggregate.stats);
+        write_rows!($conn, $totals, stats, $range, $now, $time);
+        write_rows!(
+            $conn,
+            $models,
+            &$aggregate.models,
+            $range,
+            $now,
+            $time,
+            Model
+        );
+        write_rows!(
+            $conn,
+            $providers,
+            &$aggregate.providers,
+            $range,
+            $now,
+            $time,
+            Provider
+        );
+    }};
+}
+
 /// Writes an hour's `stats_hourly`, per-model and per-provider rows, stamped `now`.
 async fn write_hour_totals<C: ConnectionTrait>(
     conn: &C,
@@ -41,26 +68,7 @@ async fn write_hour_totals<C: ConnectionTrait>(
     now: OffsetDateTime,
 ) -> Result<(), StatsError> {
     let range = (aggregate.hour.start(), aggregate.hour.end());
-    let stats = std::slice::from_ref(&aggregate.stats);
-    write_rows!(conn, stats_hourly, stats, range, now, Hour);
-    write_rows!(
-        conn,
-        stats_hourly_model,
-        &aggregate.models,
-        range,
-        now,
-        Hour,
-        Model
-    );
-    write_rows!(
-        conn,
-        stats_hourly_provider,
-        &aggregate.providers,
-        range,
-        now,
-        Hour,
-        Provider
-    );
+    write_totals!(conn, aggregate, range, now, Hour: stats_hourly, stats_hourly_model, stats_hourly_provider);
     Ok(())
 }
 
@@ -116,26 +124,7 @@ pub(crate) async fn write_day<C: ConnectionTrait>(
 ) -> Result<(), StatsError> {
     write_hours(conn, &aggregate.hours, now).await?;
     let range = (aggregate.day.start(), aggregate.day.end());
-    let stats = std::slice::from_ref(&aggregate.stats);
-    write_rows!(conn, stats_daily, stats, range, now, Date);
-    write_rows!(
-        conn,
-        stats_daily_model,
-        &aggregate.models,
-        range,
-        now,
-        Date,
-        Model
-    );
-    write_rows!(
-        conn,
-        stats_daily_provider,
-        &aggregate.providers,
-        range,
-        now,
-        Date,
-        Provider
-    );
+    write_totals!(conn, aggregate, range, now, Date: stats_daily, stats_daily_model, stats_daily_provider);
     if !dimensions_written {
         let day = &aggregate.day;
         write_day_dimensions(conn, day, &aggregate.users, &aggregate.api_keys, now).await?;
