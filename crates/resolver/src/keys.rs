@@ -71,30 +71,24 @@ pub struct ProviderGlobal {
 impl ProviderGlobal {
     /// The hit counter that goes with this entry.
     pub fn hits(&self) -> ProviderGlobalHits {
-        ProviderGlobalHits {
-            provider_id: self.provider_id.clone(),
-            global_model_id: self.global_model_id.clone(),
-        }
+        ProviderGlobalHits(self.clone())
+    }
+
+    /// `{provider_id}:{global_model_id}`, the end of both keys.
+    fn ids(&self) -> String {
+        format!("{}:{}", self.provider_id, self.global_model_id)
     }
 }
 
 /// `model:provider_global:hits:{provider_id}:{global_model_id}`: how often the
-/// provider+global entry was hit.
+/// provider+global entry was hit (made by [`ProviderGlobal::hits`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ProviderGlobalHits {
-    /// The provider.
-    pub provider_id: String,
-    /// The global model.
-    pub global_model_id: String,
-}
+pub struct ProviderGlobalHits(ProviderGlobal);
 
 impl Key for ProviderGlobal {
     const FAMILY: &'static str = "provider_global";
     fn render(&self) -> String {
-        format!(
-            "model:provider_global:{}:{}",
-            self.provider_id, self.global_model_id
-        )
+        format!("model:provider_global:{}", self.ids())
     }
 }
 
@@ -105,10 +99,7 @@ impl CacheKey for ProviderGlobal {
 impl Key for ProviderGlobalHits {
     const FAMILY: &'static str = "provider_global_hits";
     fn render(&self) -> String {
-        format!(
-            "model:provider_global:hits:{}:{}",
-            self.provider_id, self.global_model_id
-        )
+        format!("model:provider_global:hits:{}", self.0.ids())
     }
 }
 

@@ -88,25 +88,21 @@ mod tests {
         }
     }
 
+    /// The name chosen for an OpenAI-format request.
+    fn openai_pick<'a>(m: &'a models::Model, affinity: Option<&str>) -> &'a str {
+        select_provider_model_name(m, affinity, ApiFormat::OpenAi)
+    }
+
     #[test]
     fn no_aliases_gives_the_provider_model_name() {
-        assert_eq!(
-            select_provider_model_name(&model(None), Some("k"), ApiFormat::OpenAi),
-            "base-name"
-        );
-        assert_eq!(
-            select_provider_model_name(&model(Some(vec![])), Some("k"), ApiFormat::OpenAi),
-            "base-name"
-        );
+        assert_eq!(openai_pick(&model(None), Some("k")), "base-name");
+        assert_eq!(openai_pick(&model(Some(vec![])), Some("k")), "base-name");
     }
 
     #[test]
     fn blank_names_are_ignored() {
         let m = model(Some(vec![alias("  ", Some(1), None)]));
-        assert_eq!(
-            select_provider_model_name(&m, None, ApiFormat::OpenAi),
-            "base-name"
-        );
+        assert_eq!(openai_pick(&m, None), "base-name");
     }
 
     #[test]
@@ -115,22 +111,19 @@ mod tests {
             alias("b", Some(3), None),
             alias("a", Some(2), None),
         ]));
-        assert_eq!(
-            select_provider_model_name(&m, Some("k"), ApiFormat::OpenAi),
-            "a"
-        );
+        assert_eq!(openai_pick(&m, Some("k")), "a");
         // Priority 0 and -4 both count as 1 and tie with an absent priority.
         let m = model(Some(vec![
             alias("z", Some(0), None),
             alias("y", Some(2), None),
         ]));
-        assert_eq!(select_provider_model_name(&m, None, ApiFormat::OpenAi), "z");
+        assert_eq!(openai_pick(&m, None), "z");
         let m = model(Some(vec![
             alias("z", Some(-4), None),
             alias("x", None, None),
             alias("w", Some(2), None),
         ]));
-        assert_eq!(select_provider_model_name(&m, None, ApiFormat::OpenAi), "x");
+        assert_eq!(openai_pick(&m, None), "x");
     }
 
     #[test]
@@ -143,15 +136,9 @@ mod tests {
             select_provider_model_name(&m, None, ApiFormat::Claude),
             "claude-only"
         );
-        assert_eq!(
-            select_provider_model_name(&m, None, ApiFormat::OpenAi),
-            "any-format"
-        );
+        assert_eq!(openai_pick(&m, None), "any-format");
         let m = model(Some(vec![alias("claude-only", Some(1), Some(&["CLAUDE"]))]));
-        assert_eq!(
-            select_provider_model_name(&m, None, ApiFormat::OpenAi),
-            "base-name"
-        );
+        assert_eq!(openai_pick(&m, None), "base-name");
     }
 
     #[test]
@@ -161,10 +148,7 @@ mod tests {
             alias("m1", None, None),
             alias("m3", None, None),
         ]));
-        assert_eq!(
-            select_provider_model_name(&m, None, ApiFormat::OpenAi),
-            "m1"
-        );
+        assert_eq!(openai_pick(&m, None), "m1");
     }
 
     #[test]
@@ -176,12 +160,9 @@ mod tests {
         let mut counts: HashMap<&str, usize> = HashMap::new();
         for i in 0..1_000 {
             let key = format!("client-key-{i}");
-            let first = select_provider_model_name(&m, Some(&key), ApiFormat::OpenAi);
+            let first = openai_pick(&m, Some(&key));
             for _ in 0..3 {
-                assert_eq!(
-                    select_provider_model_name(&m, Some(&key), ApiFormat::OpenAi),
-                    first
-                );
+                assert_eq!(openai_pick(&m, Some(&key)), first);
             }
             *counts.entry(first).or_default() += 1;
         }
