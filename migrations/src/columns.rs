@@ -18,11 +18,28 @@ pub(crate) fn id() -> ColumnDef {
 pub(crate) trait TableExt {
     /// Appends `created_at` and `updated_at`, the last columns of most tables.
     fn timestamps(&mut self) -> &mut Self;
+    /// Appends one column per name, each made by `column`.
+    fn columns(
+        &mut self,
+        names: &[&'static str],
+        column: fn(&'static str) -> ColumnDef,
+    ) -> &mut Self;
 }
 
 impl TableExt for TableCreateStatement {
     fn timestamps(&mut self) -> &mut Self {
         self.col(created_at()).col(updated_at())
+    }
+
+    fn columns(
+        &mut self,
+        names: &[&'static str],
+        column: fn(&'static str) -> ColumnDef,
+    ) -> &mut Self {
+        for name in names {
+            self.col(column(name));
+        }
+        self
     }
 }
 

@@ -28,6 +28,15 @@ const TABLES: [&str; 7] = [
     "users",
 ];
 
+/// The capability flags of `models` (`NULL` inherits the global model's).
+const CAPABILITIES: [&str; 5] = [
+    "supports_vision",
+    "supports_function_calling",
+    "supports_streaming",
+    "supports_extended_thinking",
+    "supports_image_generation",
+];
+
 /// The plain indexes of the catalogue, created after its tables.
 pub(crate) const INDEXES: [(&str, &[&str]); 4] = [
     ("api_keys", &["user_id"]),
@@ -132,11 +141,7 @@ fn tables() -> [TableCreateStatement; 7] {
             .col(provider_model_aliases())
             .col(double_null("price_per_request"))
             .col(json_binary_null("tiered_pricing"))
-            .col(boolean_null("supports_vision"))
-            .col(boolean_null("supports_function_calling"))
-            .col(boolean_null("supports_streaming"))
-            .col(boolean_null("supports_extended_thinking"))
-            .col(boolean_null("supports_image_generation"))
+            .columns(&CAPABILITIES, boolean_null)
             .col(boolean("is_active").default(true))
             .col(boolean("is_available").default(true))
             .col(json_binary_null("config"))
