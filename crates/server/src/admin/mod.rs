@@ -24,6 +24,7 @@ use tollgate_catalogue::{
     EndpointFields, GlobalModelFields, ModelFields, ProviderFields, ProviderKeyFields, UserFields,
 };
 
+use self::crud::{collection, edit, row};
 use self::models::{GlobalModelCreate, ModelCreate};
 use self::providers::{EndpointCreate, ProviderCreate, ProviderKeyCreate};
 use self::users::UserCreate;
@@ -32,56 +33,32 @@ use crate::app::AppState;
 /// The admin routes.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route(
-            "/api/admin/providers",
-            get(providers::list).post(crud::create::<ProviderCreate>),
-        )
-        .route(
-            "/api/admin/providers/{id}",
-            get(crud::get::<ProviderFields>)
-                .patch(crud::update::<ProviderFields>)
-                .delete(crud::delete::<ProviderFields>),
-        )
+        .route("/api/admin/providers", collection::<ProviderCreate>())
+        .route("/api/admin/providers/{id}", row::<ProviderFields>())
         .route(
             "/api/admin/providers/{id}/endpoints",
-            get(providers::list_endpoints).post(crud::create::<EndpointCreate>),
+            collection::<EndpointCreate>(),
         )
-        .route(
-            "/api/admin/endpoints/{id}",
-            patch(crud::update::<EndpointFields>).delete(crud::delete::<EndpointFields>),
-        )
+        .route("/api/admin/endpoints/{id}", edit::<EndpointFields>())
         .route(
             "/api/admin/endpoints/{id}/keys",
-            get(providers::list_keys).post(crud::create::<ProviderKeyCreate>),
+            collection::<ProviderKeyCreate>(),
         )
-        .route(
-            "/api/admin/provider-keys/{id}",
-            patch(crud::update::<ProviderKeyFields>).delete(crud::delete::<ProviderKeyFields>),
-        )
+        .route("/api/admin/provider-keys/{id}", edit::<ProviderKeyFields>())
         .route(
             "/api/admin/models/global",
-            get(models::list_global).post(crud::create::<GlobalModelCreate>),
+            collection::<GlobalModelCreate>(),
         )
-        .route(
-            "/api/admin/models/global/{id}",
-            get(crud::get::<GlobalModelFields>)
-                .patch(crud::update::<GlobalModelFields>)
-                .delete(crud::delete::<GlobalModelFields>),
-        )
+        .route("/api/admin/models/global/{id}", row::<GlobalModelFields>())
         .route(
             "/api/admin/providers/{id}/models",
-            get(models::list_models).post(crud::create::<ModelCreate>),
+            collection::<ModelCreate>(),
         )
         .route(
             "/api/admin/providers/{pid}/models/{mid}",
-            get(crud::get::<ModelFields>)
-                .patch(crud::update::<ModelFields>)
-                .delete(crud::delete::<ModelFields>),
+            row::<ModelFields>(),
         )
-        .route(
-            "/api/admin/users",
-            get(users::list).post(crud::create::<UserCreate>),
-        )
+        .route("/api/admin/users", collection::<UserCreate>())
         .route(
             "/api/admin/users/{id}",
             patch(crud::update::<UserFields>).delete(users::delete),
