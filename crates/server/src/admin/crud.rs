@@ -169,7 +169,8 @@ macro_rules! listed {
                 state: &$crate::app::AppState,
                 id: String,
             ) -> Result<Vec<$table::Model>, sea_orm::DbErr> {
-                use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _};
+                use sea_orm::{ColumnTrait as _, EntityTrait as _};
+                use sea_orm::{QueryFilter as _, QueryOrder as _};
                 $table::Entity::find()
                     .filter($table::Column::$column.eq(id))
                     $(.order_by_asc($table::Column::$order))+

@@ -30,49 +30,29 @@ use self::providers::{EndpointCreate, ProviderCreate, ProviderKeyCreate};
 use self::users::UserCreate;
 use crate::app::AppState;
 
-/// The admin routes.
+/// The admin routes, every one under `/api/admin`.
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/admin/providers", collection::<ProviderCreate>())
-        .route("/api/admin/providers/{id}", row::<ProviderFields>())
+    let admin = Router::new()
+        .route("/providers", collection::<ProviderCreate>())
+        .route("/providers/{id}", row::<ProviderFields>())
+        .route("/providers/{id}/endpoints", collection::<EndpointCreate>())
+        .route("/endpoints/{id}", edit::<EndpointFields>())
+        .route("/endpoints/{id}/keys", collection::<ProviderKeyCreate>())
+        .route("/provider-keys/{id}", edit::<ProviderKeyFields>())
+        .route("/models/global", collection::<GlobalModelCreate>())
+        .route("/models/global/{id}", row::<GlobalModelFields>())
+        .route("/providers/{id}/models", collection::<ModelCreate>())
+        .route("/providers/{pid}/models/{mid}", row::<ModelFields>())
+        .route("/users", collection::<UserCreate>())
         .route(
-            "/api/admin/providers/{id}/endpoints",
-            collection::<EndpointCreate>(),
-        )
-        .route("/api/admin/endpoints/{id}", edit::<EndpointFields>())
-        .route(
-            "/api/admin/endpoints/{id}/keys",
-            collection::<ProviderKeyCreate>(),
-        )
-        .route("/api/admin/provider-keys/{id}", edit::<ProviderKeyFields>())
-        .route(
-            "/api/admin/models/global",
-            collection::<GlobalModelCreate>(),
-        )
-        .route("/api/admin/models/global/{id}", row::<GlobalModelFields>())
-        .route(
-            "/api/admin/providers/{id}/models",
-            collection::<ModelCreate>(),
-        )
-        .route(
-            "/api/admin/providers/{pid}/models/{mid}",
-            row::<ModelFields>(),
-        )
-        .route("/api/admin/users", collection::<UserCreate>())
-        .route(
-            "/api/admin/users/{id}",
+            "/users/{id}",
             patch(crud::update::<UserFields>).delete(users::delete),
         )
-        .route("/api/admin/users/{id}/api-keys", post(users::create_key))
-        .route("/api/admin/resolve", get(explain::explain))
-        .route("/api/admin/cache/model-mapping", delete(explain::flush))
-        .route(
-            "/api/admin/catalog",
-            get(catalog_io::export).put(catalog_io::import),
-        )
-        .route("/api/admin/usage/dead-letters", get(dead_letters::list))
-        .route(
-            "/api/admin/usage/dead-letters/replay",
-            post(dead_letters::replay),
-        )
+        .route("/users/{id}/api-keys", post(users::create_key))
+        .route("/resolve", get(explain::explain))
+        .route("/cache/model-mapping", delete(explain::flush))
+        .route("/catalog", get(catalog_io::export).put(catalog_io::import))
+        .route("/usage/dead-letters", get(dead_letters::list))
+        .route("/usage/dead-letters/replay", post(dead_letters::replay));
+    Router::new().nest("/api/admin", admin)
 }

@@ -185,5 +185,8 @@ impl Edited for ProviderKeyFields {
 }
 
 // `/api/admin/endpoints/{id}/keys`, by priority, then name: the endpoint must exist.
-listed!(ProviderKeyFields, provider_api_keys under EndpointFields, by EndpointId, [InternalPriority, Name]);
+listed!(
+    ProviderKeyFields, provider_api_keys under EndpointFields, by EndpointId,
+    [InternalPriority, Name]
+);
 created!(ProviderKeyCreate => ProviderKeyFields);
