@@ -405,6 +405,25 @@ pub(super) fn set<V: Into<sea_orm::Value>>(slot: &mut ActiveValue<V>, value: Opt
     }
 }
 
+/// Updates the stored `row` with the fields of a write: [`set`]s each listed column to its
+/// checked value, the local variable of the same name unless `column = value` names another.
+macro_rules! set_given {
+    ($row:ident: $($column:ident $(= $value:expr)?),+ $(,)?) => {
+        $(
+            let value = set_given!(@value $column $($value)?);
+            $crate::write::common::set(&mut $row.$column, value);
+        )+
+    };
+    (@value $column:ident) => {
+        $column
+    };
+    (@value $column:ident $value:expr) => {
+        $value
+    };
+}
+
+pub(super) use set_given;
+
 /// For the fields of a write read from JSON: tells an absent field (`None`, keep) from an
 /// explicit `null` (`Some(None)`, clear). Use with `#[serde(deserialize_with = "…")]` on a
 /// struct with `#[serde(default)]`.
