@@ -1,5 +1,5 @@
 //! What every table's write shares: the [`Store`] a write commits on, the [`Target`] of an
-//! upsert, the [`Fields`] and [`Stored`] traits behind [`write`] and [`delete`], the
+//! upsert, the [`Fields`] and [`Stored`] traits behind [`write()`] and [`delete`], the
 //! [`Written`] invalidation an upsert returns, and the small field helpers.
 
 use std::future::Future;
@@ -31,7 +31,7 @@ pub trait Store: Sync {
     fn forget_client_keys(&self, hashes: Vec<String>) -> impl Future<Output = ()> + Send;
 }
 
-/// The fields of one catalogue table: what [`write`] stores. Implemented by the `*Fields`
+/// The fields of one catalogue table: what [`write()`] stores. Implemented by the `*Fields`
 /// types of this crate only.
 pub trait Fields: Sized + Send + sealed::Upsert {
     /// The stored row.
