@@ -90,6 +90,9 @@ fn entry<'a>(at: &'a str, spelled: &'a [(&str, &str)]) -> impl Fn(CatalogError) 
     }
 }
 
+/// Field names the write and the document spell differently: (the write's, the document's).
+type Spelled = [(&'static str, &'static str)];
+
 /// A rule broken by a field of the entry at `at`, checked by the document itself.
 fn broken(at: &str) -> impl Fn(Invalid) -> CatalogError {
     move |error| entry(at, &[])(error.into())
@@ -139,17 +142,19 @@ impl<C: ConnectionTrait> Applier<'_, C> {
 
     async fn apply(&mut self, file: &CatalogFile) -> Result<(), CatalogError> {
         let mut global_ids: BTreeMap<String, String> = BTreeMap::new();
-        for (i, spec) in file.global_models.iter().enumerate() {
-            let at = format!("global_models[{i}]");
+        for (at, spec) in entries("global_models", &file.global_models) {
             let row = self.upsert(&at, &[], (), spec.fields()).await?;
             global_ids.insert(row.name, row.id);
         }
-        for (i, spec) in file.providers.iter().enumerate() {
-            self.provider(&format!("providers[{i}]"), spec, &mut global_ids)
-                .await?;
+        for (at, spec) in entries("providers", &file.providers) {
+            self.provider(&at, spec, &mut global_ids).await?;
         }
-        for (i, spec) in file.users.iter().enumerate() {
-            self.user(&format!("users[{i}]"), spec).await?;
+        for (at, spec) in entries("users", &file.users) {
+            let user = self.upsert(&at, &[], (), spec.fields()).await?;
+            for (at, key) in entries(&format!("{at}.api_keys"), &spec.api_keys) {
+                let fields = key.fields(&at)?;
+                self.upsert(&at, &[], user.id.clone(), fields).await?;
+            }
         }
         Ok(())
     }
@@ -174,6 +179,7 @@ impl<C: ConnectionTrait> Applier<'_, C> {
         Ok(row.id)
     }
 
+    /// A provider with its endpoints (each with its upstream keys) and its models.
     async fn provider(
         &mut self,
         at: &str,
@@ -182,12 +188,15 @@ impl<C: ConnectionTrait> Applier<'_, C> {
     ) -> Result<(), CatalogError> {
         let spelled = [("provider_priority", "priority")];
         let provider = self.upsert(at, &spelled, (), spec.fields()).await?;
-        for (i, endpoint) in spec.endpoints.iter().enumerate() {
-            self.endpoint(&format!("{at}.endpoints[{i}]"), &provider.id, endpoint)
-                .await?;
+        for (at, endpoint) in entries(&format!("{at}.endpoints"), &spec.endpoints) {
+            let parent = (provider.id.clone(), endpoint.api_format);
+            let stored = self.upsert(&at, &[], parent, endpoint.fields()).await?;
+            for (at, key) in entries(&format!("{at}.keys"), &endpoint.keys) {
+                let (fields, spelled) = key.fields(&at)?;
+                self.upsert(&at, spelled, stored.id.clone(), fields).await?;
+            }
         }
-        for (i, model) in spec.models.iter().enumerate() {
-            let at = format!("{at}.models[{i}]");
+        for (at, model) in entries(&format!("{at}.models"), &spec.models) {
             let global_id = self.global_id(&at, &model.global_model, global_ids).await?;
             let spelled = [("provider_model_aliases", "aliases")];
             let fields = model.fields(global_id);
@@ -196,30 +205,69 @@ impl<C: ConnectionTrait> Applier<'_, C> {
         }
         Ok(())
     }
+}
 
-    async fn endpoint(
-        &mut self,
-        at: &str,
-        provider_id: &str,
-        spec: &EndpointSpec,
-    ) -> Result<(), CatalogError> {
-        let parent = (provider_id.to_owned(), spec.api_format);
-        let endpoint = self.upsert(at, &[], parent, spec.fields()).await?;
-        for (i, key) in spec.keys.iter().enumerate() {
-            self.provider_key(&format!("{at}.keys[{i}]"), &endpoint.id, key)
-                .await?;
+/// The entries of the document's list at `list`, each with where it stands (`{list}[i]`).
+fn entries<'a, T>(list: &'a str, items: &'a [T]) -> impl Iterator<Item = (String, &'a T)> {
+    items
+        .iter()
+        .enumerate()
+        .map(move |(i, item)| (format!("{list}[{i}]"), item))
+}
+
+/// The display name of an entry named `name`: the document's, or else the name itself.
+fn displayed(name: &str, display_name: Option<&String>) -> String {
+    display_name.map_or_else(|| name.to_owned(), Clone::clone)
+}
+
+/// Each entry of the document writes every field the document has, so applying it again
+/// changes nothing and a value taken out of it returns to its default; fields the document
+/// does not have (a provider's `config`, a model's capability flags) keep their value.
+impl GlobalModelSpec {
+    fn fields(&self) -> GlobalModelFields {
+        GlobalModelFields {
+            name: Some(self.name.clone()),
+            display_name: Some(displayed(&self.name, self.display_name.as_ref())),
+            default_tiered_pricing: Some(self.default_tiered_pricing.clone()),
+            default_price_per_request: Some(self.default_price_per_request),
+            supported_capabilities: Some(self.supported_capabilities.clone()),
+            config: Some(self.config.clone()),
+            is_active: Some(self.is_active),
         }
-        Ok(())
     }
+}
 
-    async fn provider_key(
-        &mut self,
-        at: &str,
-        endpoint_id: &str,
-        spec: &ProviderKeySpec,
-    ) -> Result<(), CatalogError> {
-        let name = rules::name("name", &spec.name, 255).map_err(broken(at))?;
-        let (plaintext, spelled) = match (&spec.api_key, &spec.api_key_env) {
+impl ProviderSpec {
+    fn fields(&self) -> ProviderFields {
+        ProviderFields {
+            name: Some(self.name.clone()),
+            display_name: Some(displayed(&self.name, self.display_name.as_ref())),
+            billing_type: Some(self.billing_type),
+            provider_priority: Some(self.priority),
+            is_active: Some(self.is_active),
+            config: None,
+        }
+    }
+}
+
+impl EndpointSpec {
+    fn fields(&self) -> EndpointFields {
+        EndpointFields {
+            base_url: Some(self.base_url.clone()),
+            headers: Some(self.headers.clone().map(tollgate_entities::Headers)),
+            timeout: Some(self.timeout),
+            max_retries: Some(self.max_retries),
+            is_active: Some(self.is_active),
+        }
+    }
+}
+
+impl ProviderKeySpec {
+    /// The key's fields (the entry at `at`), its secret read from the document or from the
+    /// environment variable it names, with how the document spells the secret's field.
+    fn fields(&self, at: &str) -> Result<(ProviderKeyFields, &'static Spelled), CatalogError> {
+        let name = rules::name("name", &self.name, 255).map_err(broken(at))?;
+        let (plaintext, spelled) = match (&self.api_key, &self.api_key_env) {
             (Some(secret), None) => (secret.clone(), &[][..]),
             (None, Some(var)) if !is_env_name(var) => {
                 return Err(invalid(
@@ -246,124 +294,15 @@ impl<C: ConnectionTrait> Applier<'_, C> {
                 ));
             }
         };
-        let fields = spec.fields(plaintext);
-        self.upsert(at, spelled, endpoint_id.to_owned(), fields)
-            .await?;
-        Ok(())
-    }
-
-    async fn user(&mut self, at: &str, spec: &UserSpec) -> Result<(), CatalogError> {
-        let user = self.upsert(at, &[], (), spec.fields()).await?;
-        for (i, key) in spec.api_keys.iter().enumerate() {
-            self.client_key(&format!("{at}.api_keys[{i}]"), &user.id, key)
-                .await?;
-        }
-        Ok(())
-    }
-
-    async fn client_key(
-        &mut self,
-        at: &str,
-        user_id: &str,
-        spec: &ClientKeySpec,
-    ) -> Result<(), CatalogError> {
-        let name = rules::name("name", &spec.name, 255).map_err(broken(at))?;
-        let key_hash = match (&spec.key, &spec.key_hash) {
-            (Some(key), None) if !key.expose().trim().is_empty() => {
-                hash_client_key(key.expose().trim())
-            }
-            (None, Some(hash)) => hash.clone(),
-            _ => {
-                return Err(invalid(
-                    at.to_owned(),
-                    format!("client key `{name}` needs exactly one of key and key_hash"),
-                ));
-            }
-        };
-        let expires_at = spec
-            .expires_at
-            .as_deref()
-            .map(|raw| {
-                time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
-                    .map_err(|e| {
-                        invalid(
-                            format!("{at}.expires_at"),
-                            format!("`{}` is not RFC 3339: {e}", rules::shown(raw)),
-                        )
-                    })
-            })
-            .transpose()?;
-        let fields = ClientKeyFields {
-            name: Some(spec.name.clone()),
-            key_hash: Some(key_hash),
-            is_active: Some(spec.is_active),
-            expires_at: Some(expires_at),
-        };
-        self.upsert(at, &[], user_id.to_owned(), fields).await?;
-        Ok(())
-    }
-}
-
-/// Each entry of the document writes every field the document has, so applying it again
-/// changes nothing and a value taken out of it returns to its default; fields the document
-/// does not have (a provider's `config`, a model's capability flags) keep their value.
-impl GlobalModelSpec {
-    fn fields(&self) -> GlobalModelFields {
-        GlobalModelFields {
-            name: Some(self.name.clone()),
-            display_name: Some(
-                self.display_name
-                    .clone()
-                    .unwrap_or_else(|| self.name.clone()),
-            ),
-            default_tiered_pricing: Some(self.default_tiered_pricing.clone()),
-            default_price_per_request: Some(self.default_price_per_request),
-            supported_capabilities: Some(self.supported_capabilities.clone()),
-            config: Some(self.config.clone()),
-            is_active: Some(self.is_active),
-        }
-    }
-}
-
-impl ProviderSpec {
-    fn fields(&self) -> ProviderFields {
-        ProviderFields {
-            name: Some(self.name.clone()),
-            display_name: Some(
-                self.display_name
-                    .clone()
-                    .unwrap_or_else(|| self.name.clone()),
-            ),
-            billing_type: Some(self.billing_type),
-            provider_priority: Some(self.priority),
-            is_active: Some(self.is_active),
-            config: None,
-        }
-    }
-}
-
-impl EndpointSpec {
-    fn fields(&self) -> EndpointFields {
-        EndpointFields {
-            base_url: Some(self.base_url.clone()),
-            headers: Some(self.headers.clone().map(tollgate_entities::Headers)),
-            timeout: Some(self.timeout),
-            max_retries: Some(self.max_retries),
-            is_active: Some(self.is_active),
-        }
-    }
-}
-
-impl ProviderKeySpec {
-    fn fields(&self, api_key: Secret) -> ProviderKeyFields {
-        ProviderKeyFields {
-            api_key: Some(api_key),
+        let fields = ProviderKeyFields {
+            api_key: Some(plaintext),
             name: Some(self.name.clone()),
             rate_multiplier: Some(self.rate_multiplier),
             internal_priority: Some(self.internal_priority),
             allowed_models: Some(self.allowed_models.clone()),
             is_active: Some(self.is_active),
-        }
+        };
+        Ok((fields, spelled))
     }
 }
 
@@ -396,5 +335,44 @@ impl UserSpec {
             quota_usd: Some(self.quota_usd),
             used_usd: None,
         }
+    }
+}
+
+impl ClientKeySpec {
+    /// The key's fields (the entry at `at`): its hash given, or made from its plaintext, and
+    /// its expiry read as RFC 3339.
+    fn fields(&self, at: &str) -> Result<ClientKeyFields, CatalogError> {
+        let name = rules::name("name", &self.name, 255).map_err(broken(at))?;
+        let key_hash = match (&self.key, &self.key_hash) {
+            (Some(key), None) if !key.expose().trim().is_empty() => {
+                hash_client_key(key.expose().trim())
+            }
+            (None, Some(hash)) => hash.clone(),
+            _ => {
+                return Err(invalid(
+                    at.to_owned(),
+                    format!("client key `{name}` needs exactly one of key and key_hash"),
+                ));
+            }
+        };
+        let expires_at = self
+            .expires_at
+            .as_deref()
+            .map(|raw| {
+                time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+                    .map_err(|e| {
+                        invalid(
+                            format!("{at}.expires_at"),
+                            format!("`{}` is not RFC 3339: {e}", rules::shown(raw)),
+                        )
+                    })
+            })
+            .transpose()?;
+        Ok(ClientKeyFields {
+            name: Some(self.name.clone()),
+            key_hash: Some(key_hash),
+            is_active: Some(self.is_active),
+            expires_at: Some(expires_at),
+        })
     }
 }

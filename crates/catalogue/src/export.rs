@@ -3,7 +3,7 @@
 //! empty database exports the same again. Upstream secrets and plaintext client keys are not
 //! stored in a form an export could carry; the document has them as hashes or not at all.
 
-use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryOrder};
 use tollgate_entities::{
     api_keys, global_models, models, provider_api_keys, provider_endpoints, providers, users,
 };
@@ -16,37 +16,21 @@ use crate::error::CatalogError;
 
 /// The catalogue stored in `conn`, in the document shape the import reads.
 pub async fn export_catalog<C: ConnectionTrait>(conn: &C) -> Result<CatalogFile, CatalogError> {
-    let globals = global_models::Entity::find()
-        .order_by_asc(global_models::Column::Name)
-        .all(conn)
-        .await?;
-    let provider_rows = providers::Entity::find()
-        .order_by_asc(providers::Column::Name)
-        .all(conn)
-        .await?;
-    let endpoints = provider_endpoints::Entity::find()
-        .order_by_asc(provider_endpoints::Column::ApiFormat)
-        .all(conn)
-        .await?;
-    let keys = provider_api_keys::Entity::find()
-        .order_by_asc(provider_api_keys::Column::Name)
-        .order_by_asc(provider_api_keys::Column::Id)
-        .all(conn)
-        .await?;
-    let model_rows = models::Entity::find()
-        .order_by_asc(models::Column::ProviderModelName)
-        .all(conn)
-        .await?;
-    let user_rows = users::Entity::find()
-        .order_by_asc(users::Column::Username)
-        .all(conn)
-        .await?;
+    let globals = ordered(conn, [global_models::Column::Name]).await?;
+    let provider_rows = ordered(conn, [providers::Column::Name]).await?;
+    let endpoints = ordered(conn, [provider_endpoints::Column::ApiFormat]).await?;
+    let keys = ordered(
+        conn,
+        [
+            provider_api_keys::Column::Name,
+            provider_api_keys::Column::Id,
+        ],
+    )
+    .await?;
+    let model_rows = ordered(conn, [models::Column::ProviderModelName]).await?;
+    let user_rows = ordered(conn, [users::Column::Username]).await?;
     // Client key names need not be unique: the hash (the key the import goes by) breaks ties.
-    let client_keys = api_keys::Entity::find()
-        .order_by_asc(api_keys::Column::Name)
-        .order_by_asc(api_keys::Column::KeyHash)
-        .all(conn)
-        .await?;
+    let client_keys = ordered(conn, [api_keys::Column::Name, api_keys::Column::KeyHash]).await?;
 
     let mut providers = Vec::with_capacity(provider_rows.len());
     for provider in provider_rows {
@@ -149,4 +133,22 @@ pub async fn export_catalog<C: ConnectionTrait>(conn: &C) -> Result<CatalogFile,
         providers,
         users,
     })
+}
+
+/// Every row of the table the columns `by` belong to, in their order.
+async fn ordered<Col, C>(
+    conn: &C,
+    by: impl IntoIterator<Item = Col>,
+) -> Result<Vec<<Col::EntityName as EntityTrait>::Model>, DbErr>
+where
+    Col: ColumnTrait,
+    Col::EntityName: EntityTrait,
+    C: ConnectionTrait,
+{
+    by.into_iter()
+        .fold(Col::EntityName::find(), |rows, column| {
+            rows.order_by_asc(column)
+        })
+        .all(conn)
+        .await
 }

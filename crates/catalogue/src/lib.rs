@@ -3,7 +3,7 @@
 //!
 //! - [`rules`]: the field rules; each error ([`Invalid`]) names the field and the offending
 //!   value.
-//! - The write path: one upsert per table ([`write`] of its [`Fields`], keyed by a
+//! - The write path: one upsert per table ([`write()`] of its [`Fields`], keyed by a
 //!   [`Target`]) and one delete ([`delete`] of a [`Stored`] row), the rules applied inside
 //!   and the cache invalidation each change needs run after the commit, through a [`Store`]. The admin API, the catalogue document and the
 //!   bootstrap all write through it.

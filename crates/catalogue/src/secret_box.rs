@@ -74,6 +74,19 @@ impl SecretBox {
         let plaintext = cipher.decrypt(&Nonce::from(nonce), ciphertext).ok()?;
         String::from_utf8(plaintext).ok()
     }
+
+    /// A hint of a stored value for the API to show (`sk-…wxyz`): enough to tell keys apart,
+    /// never enough to use one. A short value, or one this box cannot open, is `…****`.
+    pub fn hint(&self, stored: &str) -> String {
+        let plaintext = self.open(stored).unwrap_or_default();
+        let chars: Vec<char> = plaintext.chars().collect();
+        if chars.len() <= 10 {
+            return "…****".to_owned();
+        }
+        let head: String = chars[..3].iter().collect();
+        let tail: String = chars[chars.len() - 4..].iter().collect();
+        format!("{head}…{tail}")
+    }
 }
 
 #[cfg(test)]
@@ -104,5 +117,20 @@ mod tests {
             SecretBox::new(Some("k")).open("sk-legacy").as_deref(),
             Some("sk-legacy")
         );
+    }
+
+    #[test]
+    fn hints_keep_only_a_few_characters() {
+        let plain = SecretBox::new(None);
+        assert_eq!(plain.hint("sk-abcdefghijklmnop"), "sk-…mnop");
+        assert_eq!(plain.hint("short"), "…****");
+        assert!(
+            !plain
+                .hint("sk-live-0123456789abcdef")
+                .contains("0123456789")
+        );
+        let sealed = SecretBox::new(Some("k")).seal("sk-abcdefghijklmnop");
+        assert_eq!(SecretBox::new(Some("k")).hint(&sealed), "sk-…mnop");
+        assert_eq!(plain.hint(&sealed), "…****", "a value it cannot open");
     }
 }

@@ -1,5 +1,5 @@
 //! What every table's write shares: the [`Store`] a write commits on, the [`Target`] of an
-//! upsert, the [`Fields`] and [`Stored`] traits behind [`write`] and [`delete`], the
+//! upsert, the [`Fields`] and [`Stored`] traits behind [`write()`] and [`delete`], the
 //! [`Written`] invalidation an upsert returns, and the small field helpers.
 
 use std::future::Future;
@@ -31,7 +31,7 @@ pub trait Store: Sync {
     fn forget_client_keys(&self, hashes: Vec<String>) -> impl Future<Output = ()> + Send;
 }
 
-/// The fields of one catalogue table: what [`write`] stores. Implemented by the `*Fields`
+/// The fields of one catalogue table: what [`write()`] stores. Implemented by the `*Fields`
 /// types of this crate only.
 pub trait Fields: Sized + Send + sealed::Upsert {
     /// The stored row.
@@ -404,6 +404,25 @@ pub(super) fn set<V: Into<sea_orm::Value>>(slot: &mut ActiveValue<V>, value: Opt
         *slot = ActiveValue::Set(value);
     }
 }
+
+/// Updates the stored `row` with the fields of a write: [`set`]s each listed column to its
+/// checked value, the local variable of the same name unless `column = value` names another.
+macro_rules! set_given {
+    ($row:ident: $($column:ident $(= $value:expr)?),+ $(,)?) => {
+        $(
+            let value = set_given!(@value $column $($value)?);
+            $crate::write::common::set(&mut $row.$column, value);
+        )+
+    };
+    (@value $column:ident) => {
+        $column
+    };
+    (@value $column:ident $value:expr) => {
+        $value
+    };
+}
+
+pub(super) use set_given;
 
 /// For the fields of a write read from JSON: tells an absent field (`None`, keep) from an
 /// explicit `null` (`Some(None)`, clear). Use with `#[serde(deserialize_with = "…")]` on a

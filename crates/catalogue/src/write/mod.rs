@@ -3,7 +3,7 @@
 //! section 3) run by the write itself, after the commit and before it returns. The admin API,
 //! the catalogue document (and so the demo) and the bootstrap all write through here.
 //!
-//! The public [`write`] and [`delete`] take a [`Store`] and commit on its connection, so no
+//! The public [`write()`] and [`delete`] take a [`Store`] and commit on its connection, so no
 //! caller can invalidate before the commit or forget to. The crate's own in-transaction
 //! callers (the document, the bootstrap) use the upserts underneath ([`Upsert`], one impl per
 //! table's [`Fields`]), which return the invalidation as a [`Written`] value, and drop every

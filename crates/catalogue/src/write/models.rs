@@ -10,7 +10,7 @@ use tollgate_entities::{
 use super::common::sealed::{Doomed, Upsert};
 use super::common::{
     Fields, Slot, Stale, Target, Written, check, ensure_unique, inserted, models_where, required,
-    set, updated,
+    set_given, updated,
 };
 use crate::error::CatalogError;
 use crate::rules::{self, Invalid};
@@ -144,16 +144,15 @@ impl Upsert for GlobalModelFields {
             }
             Slot::Update(before) => {
                 let mut row = before.clone().into_active_model();
-                set(&mut row.name, name);
-                set(&mut row.display_name, display_name);
-                set(&mut row.default_tiered_pricing, default_tiered_pricing);
-                set(
-                    &mut row.default_price_per_request,
+                set_given!(
+                    row: name,
+                    display_name,
+                    default_tiered_pricing,
                     default_price_per_request,
+                    supported_capabilities,
+                    config,
+                    is_active,
                 );
-                set(&mut row.supported_capabilities, supported_capabilities);
-                set(&mut row.config, config);
-                set(&mut row.is_active, is_active);
                 let stale = |after: &global_models::Model| Stale::GlobalModel {
                     before,
                     after: Some(after.clone()),
@@ -322,28 +321,21 @@ impl Upsert for ModelFields {
                     unique_model_name(conn, &before.provider_id, name, Some(&before.id)).await?;
                 }
                 let mut row = before.clone().into_active_model();
-                set(&mut row.global_model_id, global_model_id);
-                set(&mut row.provider_model_name, name);
-                set(&mut row.provider_model_aliases, aliases);
-                set(&mut row.price_per_request, price_per_request);
-                set(&mut row.tiered_pricing, fields.tiered_pricing);
-                set(&mut row.supports_vision, fields.supports_vision);
-                set(
-                    &mut row.supports_function_calling,
-                    fields.supports_function_calling,
+                set_given!(
+                    row: global_model_id,
+                    provider_model_name = name,
+                    provider_model_aliases = aliases,
+                    price_per_request,
+                    tiered_pricing = fields.tiered_pricing,
+                    supports_vision = fields.supports_vision,
+                    supports_function_calling = fields.supports_function_calling,
+                    supports_streaming = fields.supports_streaming,
+                    supports_extended_thinking = fields.supports_extended_thinking,
+                    supports_image_generation = fields.supports_image_generation,
+                    is_active = fields.is_active,
+                    is_available = fields.is_available,
+                    config = fields.config,
                 );
-                set(&mut row.supports_streaming, fields.supports_streaming);
-                set(
-                    &mut row.supports_extended_thinking,
-                    fields.supports_extended_thinking,
-                );
-                set(
-                    &mut row.supports_image_generation,
-                    fields.supports_image_generation,
-                );
-                set(&mut row.is_active, fields.is_active);
-                set(&mut row.is_available, fields.is_available);
-                set(&mut row.config, fields.config);
                 let stale = |after: &models::Model| Stale::Model {
                     before,
                     after: Some(after.clone()),

@@ -10,7 +10,7 @@ use tollgate_entities::{
 use super::common::sealed::{Doomed, Upsert};
 use super::common::{
     Fields, Slot, Stale, Target, Written, check, ensure_unique, inserted, models_where, required,
-    set, updated,
+    set_given, updated,
 };
 use crate::error::CatalogError;
 use crate::rules;
@@ -122,12 +122,14 @@ impl Upsert for ProviderFields {
             }
             Slot::Update(before) => {
                 let mut row = before.into_active_model();
-                set(&mut row.name, name);
-                set(&mut row.display_name, display_name);
-                set(&mut row.billing_type, billing_type);
-                set(&mut row.provider_priority, provider_priority);
-                set(&mut row.is_active, is_active);
-                set(&mut row.config, config);
+                set_given!(
+                    row: name,
+                    display_name,
+                    billing_type,
+                    provider_priority,
+                    is_active,
+                    config,
+                );
                 let stale = |provider: &providers::Model| Stale::Provider(provider.id.clone());
                 updated(conn, row, providers::Column::UpdatedAt, stale).await
             }
@@ -235,11 +237,7 @@ impl Upsert for EndpointFields {
             }
             Slot::Update(before) => {
                 let mut row = before.into_active_model();
-                set(&mut row.base_url, base_url);
-                set(&mut row.headers, headers);
-                set(&mut row.timeout, timeout);
-                set(&mut row.max_retries, max_retries);
-                set(&mut row.is_active, is_active);
+                set_given!(row: base_url, headers, timeout, max_retries, is_active);
                 updated(conn, row, provider_endpoints::Column::UpdatedAt, routes).await
             }
         }
@@ -347,12 +345,14 @@ impl Upsert for ProviderKeyFields {
             }
             Slot::Update(before) => {
                 let mut row = before.into_active_model();
-                set(&mut row.api_key, api_key);
-                set(&mut row.name, name);
-                set(&mut row.rate_multiplier, rate_multiplier);
-                set(&mut row.internal_priority, internal_priority);
-                set(&mut row.allowed_models, allowed_models);
-                set(&mut row.is_active, is_active);
+                set_given!(
+                    row: api_key,
+                    name,
+                    rate_multiplier,
+                    internal_priority,
+                    allowed_models,
+                    is_active,
+                );
                 updated(conn, row, provider_api_keys::Column::UpdatedAt, key_routes).await
             }
         }

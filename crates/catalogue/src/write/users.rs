@@ -7,7 +7,7 @@ use tollgate_entities::{UserRole, api_keys, new_id, now_utc, users};
 use super::common::sealed::{Doomed, Upsert};
 use super::common::{
     Fields, Slot, Stale, Target, Written, check, ensure_unique, inserted, key_hashes, required,
-    set, updated,
+    set_given, updated,
 };
 use crate::error::CatalogError;
 use crate::rules;
@@ -124,12 +124,7 @@ impl Upsert for UserFields {
             }
             Slot::Update(before) => {
                 let mut row = before.into_active_model();
-                set(&mut row.username, username);
-                set(&mut row.email, email);
-                set(&mut row.role, role);
-                set(&mut row.is_active, is_active);
-                set(&mut row.quota_usd, quota_usd);
-                set(&mut row.used_usd, used_usd);
+                set_given!(row: username, email, role, is_active, quota_usd, used_usd);
                 let stale = |user: &users::Model| Stale::UserKeys(user.id.clone());
                 updated(conn, row, users::Column::UpdatedAt, stale).await
             }
@@ -166,15 +161,11 @@ impl Upsert for ClientKeyFields {
         _: &SecretBox,
         target: Target<api_keys::Model, String>,
     ) -> Result<Written<api_keys::Model>, CatalogError> {
-        let ClientKeyFields {
-            name,
-            key_hash,
-            is_active,
-            expires_at,
-        } = self;
-        let name = check(name, |name| rules::name("name", &name, 255))?;
-        let key_hash = check(key_hash, |hash| rules::key_hash("key_hash", &hash))?;
-        let expires_at = expires_at.map(|at| at.map(tollgate_entities::truncate_to_micros));
+        let name = check(self.name, |name| rules::name("name", &name, 255))?;
+        let key_hash = check(self.key_hash, |hash| rules::key_hash("key_hash", &hash))?;
+        let expires_at = self
+            .expires_at
+            .map(|at| at.map(tollgate_entities::truncate_to_micros));
         // A named key moves to the user it is named under.
         let owner = match &target {
             Target::Named(user_id) => Some(user_id.clone()),
@@ -191,7 +182,7 @@ impl Upsert for ClientKeyFields {
                     user_id,
                     key_hash: required("key_hash", key_hash)?,
                     name: required("name", name)?,
-                    is_active: is_active.unwrap_or(true),
+                    is_active: self.is_active.unwrap_or(true),
                     expires_at: expires_at.flatten(),
                     total_requests: 0,
                     total_cost_usd: 0.0,
@@ -206,11 +197,13 @@ impl Upsert for ClientKeyFields {
                 let mut hashes = vec![before.key_hash.clone()];
                 hashes.extend(key_hash.clone().filter(|hash| *hash != before.key_hash));
                 let mut row = before.into_active_model();
-                set(&mut row.user_id, owner);
-                set(&mut row.key_hash, key_hash);
-                set(&mut row.name, name);
-                set(&mut row.is_active, is_active);
-                set(&mut row.expires_at, expires_at);
+                set_given!(
+                    row: user_id = owner,
+                    key_hash,
+                    name,
+                    is_active = self.is_active,
+                    expires_at,
+                );
                 let stale = |_: &api_keys::Model| Stale::ClientKeys(hashes);
                 updated(conn, row, api_keys::Column::UpdatedAt, stale).await
             }

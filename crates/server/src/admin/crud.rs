@@ -1,20 +1,24 @@
-//! The catalogue handlers every table shares: get, create, update and delete one row, written
-//! once over [`Edited`] (how a table's rows are found and shown) and [`Created`] (what a
+//! The catalogue handlers every table shares: list, get, create, update and delete, and the
+//! routes serving them, written once over [`Edited`] (how a table's rows are found and shown),
+//! [`Listed`] (the rows under the parent a collection's path names) and [`Created`] (what a
 //! `POST` body hangs its new row under).
 
 use std::future::Future;
+use std::marker::PhantomData;
 
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use axum::routing::{self, MethodRouter};
+use sea_orm::DbErr;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tollgate_catalogue::{self as catalogue, Fields, Stored, Target};
 
 use super::error::AdminError;
-use super::extract::{Admin, AdminJson};
+use super::extract::{Admin, AdminId, AdminJson};
 use crate::app::AppState;
 
 /// The row of a table that a path of the admin API names (its `PATCH` body is `Self`).
@@ -34,19 +38,39 @@ pub(crate) trait Edited: Fields<Row: Stored + Sync> + DeserializeOwned + 'static
     fn view(state: &AppState, row: Self::Row) -> Self::View;
 }
 
+/// A table's collection (`/api/admin/providers`, `/api/admin/providers/{id}/models`): `GET`
+/// lists the rows under the parent its path names, `POST` adds one there.
+pub(crate) trait Listed: Edited {
+    /// The path naming the parent.
+    type Under: Parent;
+
+    /// The rows under the parent, in the order the API lists them.
+    fn rows(
+        state: &AppState,
+        key: Key<Self>,
+    ) -> impl Future<Output = Result<Vec<Self::Row>, DbErr>> + Send;
+}
+
+/// What the rows of `T`'s collection keep of their parent: `()`, or its id.
+pub(crate) type Key<T> = <<T as Listed>::Under as Parent>::Key;
+
 /// A `POST` body that creates a row of `Self::Fields`.
 pub(crate) trait Created: DeserializeOwned + Send + 'static {
     /// The fields the body stands for.
-    type Fields: Edited + From<Self>;
-    /// The path parameters naming the parent, checked before the body is written.
-    type Path: FromRequestParts<AppState, Rejection = AdminError> + Send;
+    type Fields: Listed + From<Self>;
 
-    /// What the new row hangs under, or a 404 when the path names no parent.
-    fn parent(
-        &self,
-        state: &AppState,
-        path: Self::Path,
-    ) -> impl Future<Output = Result<<Self::Fields as Fields>::Parent, AdminError>> + Send;
+    /// What the new row hangs under, in the parent the path names (checked after the body is
+    /// read, before it is written).
+    fn parent(&self, key: Key<Self::Fields>) -> <Self::Fields as Fields>::Parent;
+}
+
+/// The parent a collection's path names.
+pub(crate) trait Parent: FromRequestParts<AppState, Rejection = AdminError> + Send {
+    /// What the rows under it keep of it.
+    type Key: Send;
+
+    /// Checks that the parent exists (a 404 when not) and gives its key.
+    fn key(self, state: &AppState) -> impl Future<Output = Result<Self::Key, AdminError>> + Send;
 }
 
 /// The path of a top-level table's collection (`/api/admin/providers`): no parameters.
@@ -58,6 +82,41 @@ impl FromRequestParts<AppState> for Top {
 
     async fn from_request_parts(_: &mut Parts, _: &AppState) -> Result<Self, AdminError> {
         Ok(Self)
+    }
+}
+
+impl Parent for Top {
+    type Key = ();
+
+    async fn key(self, _: &AppState) -> Result<(), AdminError> {
+        Ok(())
+    }
+}
+
+/// The path of a collection under a row of the table `P` (`/api/admin/providers/{id}/models`):
+/// that row's id.
+#[derive(Debug)]
+pub(crate) struct Under<P>(AdminId, PhantomData<fn() -> P>);
+
+impl<P> FromRequestParts<AppState> for Under<P> {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AdminError> {
+        Ok(Self(
+            AdminId::from_request_parts(parts, state).await?,
+            PhantomData,
+        ))
+    }
+}
+
+/// The parent row is found as `P`'s own path finds it, with the same 404.
+impl<P: Edited<Path = AdminId>> Parent for Under<P> {
+    type Key = String;
+
+    async fn key(self, state: &AppState) -> Result<String, AdminError> {
+        let Self(AdminId(id), _) = self;
+        P::find(state, AdminId(id.clone())).await?;
+        Ok(id)
     }
 }
 
@@ -83,25 +142,90 @@ macro_rules! edited_by_id {
     };
 }
 
-/// Implements [`Created`] for the `POST` body of a top-level table: nothing to hang under.
-macro_rules! created_top {
-    ($body:ty => $fields:ty) => {
-        impl $crate::admin::crud::Created for $body {
-            type Fields = $fields;
-            type Path = $crate::admin::crud::Top;
+/// Implements [`Listed`] for a table: a top-level one in the order of the columns `$order`, or
+/// one whose rows hang under a row of the table `$parent` by their column `$column`.
+macro_rules! listed {
+    ($fields:ty, $table:ident, [$($order:ident),+]) => {
+        impl $crate::admin::crud::Listed for $fields {
+            type Under = $crate::admin::crud::Top;
 
-            async fn parent(
-                &self,
-                _: &$crate::app::AppState,
-                _: $crate::admin::crud::Top,
-            ) -> Result<(), $crate::admin::error::AdminError> {
-                Ok(())
+            async fn rows(
+                state: &$crate::app::AppState,
+                (): (),
+            ) -> Result<Vec<$table::Model>, sea_orm::DbErr> {
+                use sea_orm::{EntityTrait as _, QueryOrder as _};
+                $table::Entity::find()
+                    $(.order_by_asc($table::Column::$order))+
+                    .all(state.conn())
+                    .await
+            }
+        }
+    };
+    ($fields:ty, $table:ident under $parent:ty, by $column:ident, [$($order:ident),+]) => {
+        impl $crate::admin::crud::Listed for $fields {
+            type Under = $crate::admin::crud::Under<$parent>;
+
+            async fn rows(
+                state: &$crate::app::AppState,
+                id: String,
+            ) -> Result<Vec<$table::Model>, sea_orm::DbErr> {
+                use sea_orm::{ColumnTrait as _, EntityTrait as _};
+                use sea_orm::{QueryFilter as _, QueryOrder as _};
+                $table::Entity::find()
+                    .filter($table::Column::$column.eq(id))
+                    $(.order_by_asc($table::Column::$order))+
+                    .all(state.conn())
+                    .await
             }
         }
     };
 }
 
-pub(crate) use {created_top, edited_by_id};
+/// Implements [`Created`] for a `POST` body whose new row hangs under the parent itself.
+macro_rules! created {
+    ($body:ty => $fields:ty) => {
+        impl $crate::admin::crud::Created for $body {
+            type Fields = $fields;
+
+            fn parent(
+                &self,
+                key: $crate::admin::crud::Key<$fields>,
+            ) -> <$fields as tollgate_catalogue::Fields>::Parent {
+                key
+            }
+        }
+    };
+}
+
+pub(crate) use {created, edited_by_id, listed};
+
+/// The routes of a table's collection: `GET` lists it, `POST` adds a row.
+pub(crate) fn collection<B: Created>() -> MethodRouter<AppState> {
+    routing::get(list::<B::Fields>).post(create::<B>)
+}
+
+/// The routes of one row: `GET`, `PATCH` and `DELETE`.
+pub(crate) fn row<T: Edited>() -> MethodRouter<AppState> {
+    edit::<T>().get(get::<T>)
+}
+
+/// The routes of one row that the API does not show alone: `PATCH` and `DELETE`.
+pub(crate) fn edit<T: Edited>() -> MethodRouter<AppState> {
+    routing::patch(update::<T>).delete(delete::<T>)
+}
+
+/// `GET` the rows under the parent the path names.
+pub(crate) async fn list<T: Listed>(
+    _: Admin,
+    State(state): State<AppState>,
+    under: T::Under,
+) -> Result<Json<Vec<T::View>>, AdminError> {
+    let key = under.key(&state).await?;
+    let rows = T::rows(&state, key).await?;
+    Ok(Json(
+        rows.into_iter().map(|row| T::view(&state, row)).collect(),
+    ))
+}
 
 /// `GET` one row.
 pub(crate) async fn get<T: Edited>(
@@ -117,10 +241,11 @@ pub(crate) async fn get<T: Edited>(
 pub(crate) async fn create<B: Created>(
     _: Admin,
     State(state): State<AppState>,
-    path: B::Path,
+    under: <B::Fields as Listed>::Under,
     AdminJson(body): AdminJson<B>,
 ) -> Result<Response, AdminError> {
-    let parent = body.parent(&state, path).await?;
+    let key = under.key(&state).await?;
+    let parent = body.parent(key);
     let stored = catalogue::write(&state, Target::New(parent), B::Fields::from(body)).await?;
     let view = <B::Fields as Edited>::view(&state, stored);
     Ok((StatusCode::CREATED, Json(view)).into_response())

@@ -3,6 +3,7 @@
 //! `tollgate-stats` (which reads rollups, never scans past days). Answers are cached for a
 //! few seconds per caller key, never shared between callers.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::Json;
@@ -11,8 +12,9 @@ use axum::extract::State;
 use axum::routing::get;
 use sea_orm::EntityTrait;
 use serde::Deserialize;
+use serde_json::json;
 use tollgate_entities::{api_keys, users};
-use tollgate_stats::BreakdownBy;
+use tollgate_stats::{BreakdownBy, StatsError};
 
 use super::error::AdminError;
 use super::extract::{Admin, AdminId, AdminQuery, Caller};
@@ -79,19 +81,30 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, AdminErr
         .map_err(|error| AdminError::internal("dashboard serialisation", &error))
 }
 
+/// The answer cached under `key` (the caller's key id first), or else `series` computed: as
+/// JSON, shaped by `answer` with the business timezone's name.
+async fn cached<T: serde::Serialize>(
+    state: &AppState,
+    key: String,
+    series: impl Future<Output = Result<T, StatsError>>,
+    answer: impl FnOnce(&str, serde_json::Value) -> serde_json::Value,
+) -> Result<Json<Arc<serde_json::Value>>, AdminError> {
+    state
+        .dashboard()
+        .answer(key, || async {
+            let series = to_json(&series.await?)?;
+            Ok(answer(state.stats().calendar().zone_name(), series))
+        })
+        .await
+}
+
 /// `GET /api/dashboard/stats`: summary + aggregated days since its cutoff + today live.
 pub(crate) async fn combined(
     Admin(caller): Admin,
     State(state): State<AppState>,
 ) -> Result<Json<Arc<serde_json::Value>>, AdminError> {
     let key = format!("{}|stats", caller.key_id);
-    state
-        .dashboard()
-        .answer(key, || async {
-            let combined = state.stats().combined().await.map_err(AdminError::from)?;
-            to_json(&combined)
-        })
-        .await
+    cached(&state, key, state.stats().combined(), |_, stats| stats).await
 }
 
 /// `GET /api/dashboard/daily-stats?days=N`: one entry per business day, zeros included,
@@ -103,20 +116,13 @@ pub(crate) async fn daily(
 ) -> Result<Json<Arc<serde_json::Value>>, AdminError> {
     let days = query.days()?;
     let key = format!("{}|daily|{days}", caller.key_id);
-    state
-        .dashboard()
-        .answer(key, || async {
-            let series = state
-                .stats()
-                .daily_series(days)
-                .await
-                .map_err(AdminError::from)?;
-            Ok(serde_json::json!({
-                "timezone": state.stats().calendar().zone_name(),
-                "days": to_json(&series)?,
-            }))
-        })
-        .await
+    cached(
+        &state,
+        key,
+        state.stats().daily_series(days),
+        |zone, days| json!({ "timezone": zone, "days": days }),
+    )
+    .await
 }
 
 /// `GET /api/dashboard/users/{id}/daily-stats?days=N`: an admin may read any user; any
@@ -141,21 +147,14 @@ pub(crate) async fn user_daily(
         return Err(AdminError::not_found("user", &user_id));
     }
     let key = format!("{}|user|{user_id}|{days}", caller.0.key_id);
-    state
-        .dashboard()
-        .answer(key, || async {
-            let series = state
-                .stats()
-                .user_daily_series(&user_id, days)
-                .await
-                .map_err(AdminError::from)?;
-            Ok(serde_json::json!({
-                "user_id": user_id,
-                "timezone": state.stats().calendar().zone_name(),
-                "days": to_json(&series)?,
-            }))
-        })
-        .await
+    let series = state.stats().user_daily_series(&user_id, days);
+    cached(
+        &state,
+        key,
+        series,
+        |zone, days| json!({ "user_id": user_id, "timezone": zone, "days": days }),
+    )
+    .await
 }
 
 /// `GET /api/dashboard/hourly-stats?hours=N`: the last N business hours, the current one
@@ -167,20 +166,13 @@ pub(crate) async fn hourly(
 ) -> Result<Json<Arc<serde_json::Value>>, AdminError> {
     let hours = bounded("hours", query.hours.as_ref(), 24, 168)?;
     let key = format!("{}|hourly|{hours}", caller.key_id);
-    state
-        .dashboard()
-        .answer(key, || async {
-            let series = state
-                .stats()
-                .hourly_series(hours)
-                .await
-                .map_err(AdminError::from)?;
-            Ok(serde_json::json!({
-                "timezone": state.stats().calendar().zone_name(),
-                "hours": to_json(&series)?,
-            }))
-        })
-        .await
+    cached(
+        &state,
+        key,
+        state.stats().hourly_series(hours),
+        |zone, hours| json!({ "timezone": zone, "hours": hours }),
+    )
+    .await
 }
 
 /// `GET /api/dashboard/breakdown?by=provider|api_key&days=N`: totals per provider or
@@ -201,19 +193,16 @@ pub(crate) async fn breakdown(
     };
     let days = bounded("days", query.days.as_ref(), 7, 90)?;
     let key = format!("{}|breakdown|{by:?}|{days}", caller.key_id);
-    state
-        .dashboard()
-        .answer(key, || async {
-            let breakdown = state
-                .stats()
-                .breakdown(by, days)
-                .await
-                .map_err(AdminError::from)?;
-            let mut answer = to_json(&breakdown)?;
-            answer["timezone"] = state.stats().calendar().zone_name().into();
-            Ok(answer)
-        })
-        .await
+    cached(
+        &state,
+        key,
+        state.stats().breakdown(by, days),
+        |zone, mut totals| {
+            totals["timezone"] = zone.into();
+            totals
+        },
+    )
+    .await
 }
 
 /// `GET /api/dashboard/keys/{id}/daily-stats?days=N`: one client key's daily series; an
@@ -241,19 +230,12 @@ pub(crate) async fn key_daily(
         return Err(AdminError::not_found("client key", &key_id));
     }
     let key = format!("{}|key|{key_id}|{days}", caller.0.key_id);
-    state
-        .dashboard()
-        .answer(key, || async {
-            let series = state
-                .stats()
-                .api_key_daily_series(&key_id, days)
-                .await
-                .map_err(AdminError::from)?;
-            Ok(serde_json::json!({
-                "api_key_id": key_id,
-                "timezone": state.stats().calendar().zone_name(),
-                "days": to_json(&series)?,
-            }))
-        })
-        .await
+    let series = state.stats().api_key_daily_series(&key_id, days);
+    cached(
+        &state,
+        key,
+        series,
+        |zone, days| json!({ "api_key_id": key_id, "timezone": zone, "days": days }),
+    )
+    .await
 }

@@ -8,7 +8,6 @@ use tollgate_entities::ApiFormat;
 
 use super::error::AdminError;
 use super::extract::{Admin, AdminQuery};
-use super::providers::mask;
 use crate::app::AppState;
 
 /// Query of the explainer.
@@ -104,9 +103,7 @@ pub(crate) async fn explain(
                 base_url: candidate.endpoint.map(|e| e.base_url.clone()),
                 key_id: candidate.key.map(|k| k.id.clone()),
                 key_name: candidate.key.map(|k| k.name.clone()),
-                key_masked: candidate
-                    .key
-                    .map(|k| mask(state.secrets().open(&k.api_key).as_deref().unwrap_or(""))),
+                key_masked: candidate.key.map(|k| state.secrets().hint(&k.api_key)),
                 internal_priority: candidate.key.map(|k| k.internal_priority),
                 upstream_model_name: candidate.upstream_model_name.to_owned(),
                 usable: candidate.is_usable(),

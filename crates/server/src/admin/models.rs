@@ -1,18 +1,16 @@
 //! Global models and providers' models: CRUD with validation and the invalidation rows of
 //! behaviour.md section 3.
 
-use axum::Json;
-use axum::extract::State;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Deserialize;
-use tollgate_catalogue::{GlobalModelFields, ModelFields};
+use tollgate_catalogue::{GlobalModelFields, ModelFields, ProviderFields};
 use tollgate_entities::{
     GlobalModelConfig, JsonObject, ModelAlias, TieredPricing, global_models, models,
 };
 
-use super::crud::{Created, Edited, created_top, edited_by_id};
+use super::crud::{Edited, created, edited_by_id, listed};
 use super::error::AdminError;
-use super::extract::{Admin, AdminId, AdminIds, all_rows};
+use super::extract::AdminIds;
 use super::providers::find_provider;
 use crate::app::AppState;
 
@@ -55,20 +53,9 @@ impl From<GlobalModelCreate> for GlobalModelFields {
 // `/api/admin/models/global/{id}`: a delete cascades to the providers' models of it.
 edited_by_id!(GlobalModelFields, global_models, "global model");
 
-// `POST /api/admin/models/global`.
-created_top!(GlobalModelCreate => GlobalModelFields);
-
-/// `GET /api/admin/models/global`.
-pub(crate) async fn list_global(
-    _: Admin,
-    State(state): State<AppState>,
-) -> Result<Json<Vec<global_models::Model>>, AdminError> {
-    all_rows(
-        &state,
-        global_models::Entity::find().order_by_asc(global_models::Column::Name),
-    )
-    .await
-}
+// `/api/admin/models/global`, by name.
+listed!(GlobalModelFields, global_models, [Name]);
+created!(GlobalModelCreate => GlobalModelFields);
 
 /// `POST /api/admin/providers/{id}/models`.
 #[derive(Debug, Deserialize)]
@@ -143,29 +130,6 @@ impl Edited for ModelFields {
     }
 }
 
-/// `POST /api/admin/providers/{id}/models`.
-impl Created for ModelCreate {
-    type Fields = ModelFields;
-    type Path = AdminId;
-
-    async fn parent(&self, state: &AppState, AdminId(id): AdminId) -> Result<String, AdminError> {
-        find_provider(state, &id).await?;
-        Ok(id)
-    }
-}
-
-/// `GET /api/admin/providers/{id}/models`.
-pub(crate) async fn list_models(
-    _: Admin,
-    State(state): State<AppState>,
-    AdminId(provider_id): AdminId,
-) -> Result<Json<Vec<models::Model>>, AdminError> {
-    find_provider(&state, &provider_id).await?;
-    all_rows(
-        &state,
-        models::Entity::find()
-            .filter(models::Column::ProviderId.eq(provider_id))
-            .order_by_asc(models::Column::ProviderModelName),
-    )
-    .await
-}
+// `/api/admin/providers/{id}/models`, by name: the provider must exist.
+listed!(ModelFields, models under ProviderFields, by ProviderId, [ProviderModelName]);
+created!(ModelCreate => ModelFields);

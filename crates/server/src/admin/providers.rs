@@ -1,8 +1,5 @@
 //! Providers, their endpoints and upstream keys: CRUD with validation and invalidation.
 
-use axum::Json;
-use axum::extract::State;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use tollgate_catalogue::{EndpointFields, ProviderFields, ProviderKeyFields, Secret};
 use tollgate_entities::{
@@ -10,9 +7,9 @@ use tollgate_entities::{
     provider_endpoints, providers,
 };
 
-use super::crud::{Created, Edited, created_top, edited_by_id};
+use super::crud::{Created, Edited, created, edited_by_id, listed};
 use super::error::AdminError;
-use super::extract::{Admin, AdminId, all_rows, find_or_404};
+use super::extract::{AdminId, find_or_404};
 use crate::app::AppState;
 
 fn default_true() -> bool {
@@ -59,22 +56,9 @@ pub(super) async fn find_provider(
 // `/api/admin/providers/{id}`.
 edited_by_id!(ProviderFields, providers, "provider");
 
-// `POST /api/admin/providers`.
-created_top!(ProviderCreate => ProviderFields);
-
-/// `GET /api/admin/providers`: every provider by priority, then name.
-pub(crate) async fn list(
-    _: Admin,
-    State(state): State<AppState>,
-) -> Result<Json<Vec<providers::Model>>, AdminError> {
-    all_rows(
-        &state,
-        providers::Entity::find()
-            .order_by_asc(providers::Column::ProviderPriority)
-            .order_by_asc(providers::Column::Name),
-    )
-    .await
-}
+// `/api/admin/providers`, by priority, then name.
+listed!(ProviderFields, providers, [ProviderPriority, Name]);
+created!(ProviderCreate => ProviderFields);
 
 /// `POST /api/admin/providers/{id}/endpoints`.
 #[derive(Debug, Deserialize)]
@@ -104,45 +88,19 @@ impl From<EndpointCreate> for EndpointFields {
     }
 }
 
-async fn find_endpoint(
-    state: &AppState,
-    id: &str,
-) -> Result<provider_endpoints::Model, AdminError> {
-    find_or_404::<provider_endpoints::Entity>(state, "endpoint", id).await
-}
-
 // `/api/admin/endpoints/{id}`.
 edited_by_id!(EndpointFields, provider_endpoints, "endpoint");
+
+// `/api/admin/providers/{id}/endpoints`, by format: the provider must exist.
+listed!(EndpointFields, provider_endpoints under ProviderFields, by ProviderId, [ApiFormat]);
 
 /// `POST /api/admin/providers/{id}/endpoints`: one endpoint per format.
 impl Created for EndpointCreate {
     type Fields = EndpointFields;
-    type Path = AdminId;
 
-    async fn parent(
-        &self,
-        state: &AppState,
-        AdminId(id): AdminId,
-    ) -> Result<(String, ApiFormat), AdminError> {
-        find_provider(state, &id).await?;
-        Ok((id, self.api_format))
+    fn parent(&self, provider_id: String) -> (String, ApiFormat) {
+        (provider_id, self.api_format)
     }
-}
-
-/// `GET /api/admin/providers/{id}/endpoints`.
-pub(crate) async fn list_endpoints(
-    _: Admin,
-    State(state): State<AppState>,
-    AdminId(id): AdminId,
-) -> Result<Json<Vec<provider_endpoints::Model>>, AdminError> {
-    find_provider(&state, &id).await?;
-    all_rows(
-        &state,
-        provider_endpoints::Entity::find()
-            .filter(provider_endpoints::Column::ProviderId.eq(id))
-            .order_by_asc(provider_endpoints::Column::ApiFormat),
-    )
-    .await
 }
 
 /// An upstream key as the API shows it: the secret is write-only.
@@ -163,22 +121,10 @@ pub(crate) struct ProviderKeyView {
     updated_at: time::OffsetDateTime,
 }
 
-/// `sk-…wxyz`: enough to tell keys apart, never enough to use one.
-pub(crate) fn mask(secret: &str) -> String {
-    let chars: Vec<char> = secret.chars().collect();
-    if chars.len() <= 10 {
-        return "…****".to_owned();
-    }
-    let head: String = chars[..3].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}…{tail}")
-}
-
 impl ProviderKeyView {
     pub(crate) fn new(state: &AppState, row: provider_api_keys::Model) -> Self {
-        let plaintext = state.secrets().open(&row.api_key);
         Self {
-            api_key_masked: mask(plaintext.as_deref().unwrap_or("")),
+            api_key_masked: state.secrets().hint(&row.api_key),
             id: row.id,
             endpoint_id: row.endpoint_id,
             name: row.name,
@@ -238,45 +184,9 @@ impl Edited for ProviderKeyFields {
     }
 }
 
-/// `POST /api/admin/endpoints/{id}/keys`.
-impl Created for ProviderKeyCreate {
-    type Fields = ProviderKeyFields;
-    type Path = AdminId;
-
-    async fn parent(&self, state: &AppState, AdminId(id): AdminId) -> Result<String, AdminError> {
-        find_endpoint(state, &id).await?;
-        Ok(id)
-    }
-}
-
-/// `GET /api/admin/endpoints/{id}/keys`.
-pub(crate) async fn list_keys(
-    _: Admin,
-    State(state): State<AppState>,
-    AdminId(id): AdminId,
-) -> Result<Json<Vec<ProviderKeyView>>, AdminError> {
-    find_endpoint(&state, &id).await?;
-    let rows = provider_api_keys::Entity::find()
-        .filter(provider_api_keys::Column::EndpointId.eq(id))
-        .order_by_asc(provider_api_keys::Column::InternalPriority)
-        .order_by_asc(provider_api_keys::Column::Name)
-        .all(state.conn())
-        .await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|row| ProviderKeyView::new(&state, row))
-            .collect(),
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::mask;
-
-    #[test]
-    fn masks_keep_only_a_hint() {
-        assert_eq!(mask("sk-abcdefghijklmnop"), "sk-…mnop");
-        assert_eq!(mask("short"), "…****");
-        assert!(!mask("sk-live-0123456789abcdef").contains("0123456789"));
-    }
-}
+// `/api/admin/endpoints/{id}/keys`, by priority, then name: the endpoint must exist.
+listed!(
+    ProviderKeyFields, provider_api_keys under EndpointFields, by EndpointId,
+    [InternalPriority, Name]
+);
+created!(ProviderKeyCreate => ProviderKeyFields);

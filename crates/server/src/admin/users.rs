@@ -5,16 +5,15 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use sea_orm::{EntityTrait, QueryOrder};
 use serde::{Deserialize, Serialize};
 use tollgate_catalogue::{
     self as catalogue, ClientKeyFields, Target, UserFields, generate_client_key, hash_client_key,
 };
 use tollgate_entities::{UserRole, users};
 
-use super::crud::{created_top, edited_by_id, remove};
+use super::crud::{created, edited_by_id, listed, remove};
 use super::error::AdminError;
-use super::extract::{Admin, AdminId, AdminJson, all_rows, find_or_404};
+use super::extract::{Admin, AdminId, AdminJson, find_or_404};
 use crate::app::AppState;
 
 fn default_true() -> bool {
@@ -76,20 +75,9 @@ async fn find_user(state: &AppState, id: &str) -> Result<users::Model, AdminErro
 // `/api/admin/users/{id}`.
 edited_by_id!(UserFields, users, "user");
 
-// `POST /api/admin/users`.
-created_top!(UserCreate => UserFields);
-
-/// `GET /api/admin/users`.
-pub(crate) async fn list(
-    _: Admin,
-    State(state): State<AppState>,
-) -> Result<Json<Vec<users::Model>>, AdminError> {
-    all_rows(
-        &state,
-        users::Entity::find().order_by_asc(users::Column::Username),
-    )
-    .await
-}
+// `/api/admin/users`, by name.
+listed!(UserFields, users, [Username]);
+created!(UserCreate => UserFields);
 
 /// `DELETE /api/admin/users/{id}`: removes the user and its client keys; usage rows keep
 /// their numbers with the user reference cleared.
