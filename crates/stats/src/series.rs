@@ -217,7 +217,7 @@ impl Aggregator {
         let Some(first) = picked.next() else {
             return Ok(ClosedHours::default());
         };
-        let last = picked.last().unwrap_or(first);
+        let last = picked.next_back().unwrap_or(first);
         self.closed_hours(first.start(), last.end(), with_slices)
             .await
     }
