@@ -3,7 +3,8 @@
 //! test body against both, and loud checks for the local PostgreSQL and Redis services; rows
 //! with defaults ([`fixtures`]); an Aether database for adoption tests ([`aether`]); the
 //! three cache stores and the round trip every key family must pass on them ([`stores`]); a
-//! redis-server a test may stop ([`PrivateRedis`]).
+//! redis-server a test may stop ([`PrivateRedis`]); dead-letter directories and refused usage
+//! rows for the usage writer's tests ([`writer`]).
 //!
 //! Nothing here skips a test: when a service is missing the test panics with a message that
 //! says which service and how to start it (`scripts/test.sh` starts both).
@@ -17,6 +18,7 @@ pub mod aether;
 pub mod fixtures;
 mod private_redis;
 pub mod stores;
+pub mod writer;
 
 pub use private_redis::PrivateRedis;
 
