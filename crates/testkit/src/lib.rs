@@ -279,6 +279,26 @@ macro_rules! db_test {
     };
 }
 
+/// A table of [`db_test!`]s that each run one async check with their own arguments: every
+/// `name(args…)` is a `db_test!` named `name` whose body is `check(db, args…).await`.
+///
+/// ```ignore
+/// tollgate_testkit::db_cases!(falls_back:
+///     falls_back_on_500(Failure::Status(500)),
+///     falls_back_on_timeout(Failure::Timeout),
+/// );
+/// ```
+#[macro_export]
+macro_rules! db_cases {
+    ($check:ident: $($name:ident($($argument:expr),* $(,)?)),+ $(,)?) => {
+        $(
+            $crate::db_test!(async fn $name(db) {
+                $check(db, $($argument),*).await;
+            });
+        )+
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::database_url_for;
