@@ -32,8 +32,7 @@ db_test!(async fn admin_routes_need_an_admin_key(db) {
 
 db_test!(async fn providers_crud(db) {
     let gw = gateway(&db.conn);
-    let admin = admin(&db.conn, "root").await;
-    let api = Session { gateway: &gw, key: admin.key };
+    let api = Session::admin(&gw, &db.conn, "root").await;
 
     let created = api.create("/api/admin/providers", json!({"name": "acme", "provider_priority": 5})).await;
     let id = created["id"].as_str().unwrap().to_owned();
@@ -74,8 +73,7 @@ db_test!(async fn providers_crud(db) {
 
 db_test!(async fn endpoints_and_keys_crud_with_write_only_secrets(db) {
     let gw = gateway(&db.conn);
-    let admin = admin(&db.conn, "root").await;
-    let api = Session { gateway: &gw, key: admin.key };
+    let api = Session::admin(&gw, &db.conn, "root").await;
     let provider = api.create("/api/admin/providers", json!({"name": "acme"})).await;
     let pid = provider["id"].as_str().unwrap();
 
@@ -125,8 +123,7 @@ db_test!(async fn endpoints_and_keys_crud_with_write_only_secrets(db) {
 
 db_test!(async fn global_models_and_models_crud(db) {
     let gw = gateway(&db.conn);
-    let admin = admin(&db.conn, "root").await;
-    let api = Session { gateway: &gw, key: admin.key };
+    let api = Session::admin(&gw, &db.conn, "root").await;
 
     let global = api.create("/api/admin/models/global", global_body("gpt-test")).await;
     let gid = global["id"].as_str().unwrap();
@@ -219,8 +216,7 @@ db_test!(async fn users_and_client_keys(db) {
 
 db_test!(async fn resolve_explains_the_plan_and_flush_answers(db) {
     let gw = gateway(&db.conn);
-    let admin = admin(&db.conn, "root").await;
-    let api = Session { gateway: &gw, key: admin.key };
+    let api = Session::admin(&gw, &db.conn, "root").await;
     let global = api.create("/api/admin/models/global", global_body("explained")).await;
     let gid = global["id"].as_str().unwrap();
     for (name, priority) in [("second", 20), ("first", 10)] {
@@ -271,8 +267,7 @@ db_test!(async fn upstream_secrets_are_encrypted_at_rest_when_a_key_is_configure
 
     let secrets = SecretBox::new(Some("a passphrase of some length"));
     let gw = tollgate_server::Gateway::builder(db.conn.clone()).secrets(secrets.clone()).build().unwrap();
-    let root = admin(&db.conn, "root").await;
-    let api = Session { gateway: &gw, key: root.key };
+    let api = Session::admin(&gw, &db.conn, "root").await;
     let upstream = MockUpstream::start().await.unwrap();
 
     let g = api.create("/api/admin/models/global", global_body("sealed-model")).await;

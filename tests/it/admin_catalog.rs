@@ -39,8 +39,7 @@ fn give_upstream_secrets(document: &mut Value) {
 
 db_test!(async fn export_then_import_reproduces_routing(db) {
     let gw = gateway(&db.conn);
-    let root = admin(&db.conn, "root").await;
-    let api = Session { gateway: &gw, key: root.key };
+    let api = Session::admin(&gw, &db.conn, "root").await;
 
     let mut names = Vec::new();
     let mut globals = Vec::new();
@@ -88,8 +87,7 @@ db_test!(async fn export_then_import_reproduces_routing(db) {
 
     let empty = TestDb::new(db.backend()).await;
     let gw2 = gateway(&empty.conn);
-    let root2 = admin(&empty.conn, "importer").await;
-    let api2 = Session { gateway: &gw2, key: root2.key };
+    let api2 = Session::admin(&gw2, &empty.conn, "importer").await;
     let imported = api2.put("/api/admin/catalog", document.clone()).await;
     assert_eq!(imported.status.as_u16(), 200, "{}", imported.text());
 

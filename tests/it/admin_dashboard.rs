@@ -2,12 +2,14 @@
 //! in a non-UTC business time zone, and a user never sees another user's numbers.
 
 use axum::http::Method;
+use sea_orm::DatabaseConnection;
+use tollgate_entities::usage;
 use tollgate_server::Gateway;
-use tollgate_stats::{Aggregator, BreakdownBy, BusinessCalendar};
+use tollgate_stats::{Aggregator, BreakdownBy, BusinessCalendar, BusinessDay};
 use tollgate_testkit::{db_test, fixtures};
 
 use crate::admin_support::{admin, call};
-use crate::gateway_support::client;
+use crate::gateway_support::{Answer, Client, client};
 
 /// Equal JSON, except that numbers may differ in their last bits: the database adds costs
 /// in whatever order its plan visits rows, so two computations of one sum can round apart.
@@ -38,6 +40,68 @@ fn assert_close(actual: &serde_json::Value, expected: &serde_json::Value, at: &s
     }
 }
 
+/// Asserts that `answer` is a 200 whose `field` is close to `expected`.
+fn assert_answers(answer: &Answer, field: &str, expected: &serde_json::Value, at: &str) {
+    assert_eq!(answer.status.as_u16(), 200, "{}", answer.text());
+    assert_close(&answer.json()[field], expected, at);
+}
+
+/// The calendar of business time zone `zone` and an aggregator over `conn` in it.
+fn aggregator(conn: &DatabaseConnection, zone: &str) -> (BusinessCalendar, Aggregator) {
+    let calendar = BusinessCalendar::new(zone).unwrap();
+    let stats = Aggregator::new(conn.clone(), calendar.clone());
+    (calendar, stats)
+}
+
+/// An admin (`root`) and two users (`alice`, `bob`), each with a client key.
+async fn people(conn: &DatabaseConnection) -> [Client; 3] {
+    [
+        admin(conn, "root").await,
+        client(conn, "alice").await,
+        client(conn, "bob").await,
+    ]
+}
+
+/// Inserts, for each `(day, user, label, count)`, `count` usage rows of `user`'s key
+/// `spacing` apart from the day's start: `make(at, label, n, i)` makes the row numbered `n`
+/// (from 1, across all groups) that is the `i`th of its group.
+async fn insert_usage(
+    conn: &DatabaseConnection,
+    groups: &[(&BusinessDay, &Client, &str, i32)],
+    spacing: time::Duration,
+    make: impl Fn(time::OffsetDateTime, &str, i32, i32) -> usage::Model,
+) {
+    let mut n = 0_i32;
+    for &(day, user, label, count) in groups {
+        for i in 0..count {
+            n += 1;
+            let mut row = make(day.start() + spacing * i, label, n, i);
+            row.user_id = Some(user.user_id.clone());
+            row.api_key_id = Some(user.key_id.clone());
+            fixtures::insert(conn, row).await;
+        }
+    }
+}
+
+/// The gateway over `conn` in `calendar`, asked as one client or another.
+struct Dashboard(Gateway);
+
+impl Dashboard {
+    fn new(conn: &DatabaseConnection, calendar: &BusinessCalendar) -> Self {
+        Dashboard(
+            Gateway::builder(conn.clone())
+                .business_calendar(calendar.clone())
+                .build()
+                .unwrap(),
+        )
+    }
+
+    /// `GET path` with the client key `key`.
+    async fn get(&self, path: String, key: String) -> Answer {
+        call(&self.0, Method::GET, &path, Some(&key), None).await
+    }
+}
+
 fn without_as_of(mut value: serde_json::Value) -> serde_json::Value {
     if let Some(map) = value.as_object_mut() {
         map.remove("as_of");
@@ -47,84 +111,71 @@ fn without_as_of(mut value: serde_json::Value) -> serde_json::Value {
 
 db_test!(async fn dashboard_numbers_equal_the_aggregators(db) {
     let conn = &db.conn;
-    let calendar = BusinessCalendar::new("Asia/Shanghai").unwrap();
-    let stats = Aggregator::new(conn.clone(), calendar.clone());
+    let (calendar, stats) = aggregator(conn, "Asia/Shanghai");
     let today = stats.today().unwrap();
     let yesterday = calendar.previous(&today).unwrap();
     let before = calendar.previous(&yesterday).unwrap();
 
-    let root = admin(conn, "root").await;
-    let alice = client(conn, "alice").await;
-    let bob = client(conn, "bob").await;
-    let mut n = 0_i32;
-    for (day, user, model, count) in [
+    let [root, alice, bob] = people(conn).await;
+    let groups = [
         (&before, &alice, "gpt-a", 3),
         (&before, &bob, "gpt-b", 2),
         (&yesterday, &alice, "gpt-b", 4),
         (&yesterday, &bob, "gpt-a", 1),
         (&today, &alice, "gpt-a", 2),
         (&today, &bob, "gpt-b", 5),
-    ] {
-        for i in 0..count {
-            n += 1;
-            let mut row = fixtures::usage_row(model, day.start() + time::Duration::seconds(i64::from(i)));
-            row.user_id = Some(user.user_id.clone());
-            row.api_key_id = Some(user.key_id.clone());
-            row.input_tokens = 100 * n;
-            row.output_tokens = 10 * n;
-            row.total_tokens = 110 * n;
-            row.total_cost_usd = f64::from(n) / 100.0;
-            row.actual_total_cost_usd = f64::from(n) / 200.0;
-            if i == 0 {
-                row.status_code = Some(500);
-                row.error_message = Some("upstream failed".into());
-            }
-            fixtures::insert(conn, row).await;
+    ];
+    insert_usage(conn, &groups, time::Duration::seconds(1), |at, model, n, i| {
+        let mut row = fixtures::usage_row(model, at);
+        row.input_tokens = 100 * n;
+        row.output_tokens = 10 * n;
+        row.total_tokens = 110 * n;
+        row.total_cost_usd = f64::from(n) / 100.0;
+        row.actual_total_cost_usd = f64::from(n) / 200.0;
+        if i == 0 {
+            row.status_code = Some(500);
+            row.error_message = Some("upstream failed".into());
         }
-    }
+        row
+    })
+    .await;
     // The oldest day is aggregated; yesterday is not (reported not aggregated); today is live.
     stats.aggregate_day(&before).await.unwrap();
     stats.refresh_summary().await.unwrap();
 
-    let gw = Gateway::builder(conn.clone()).business_calendar(calendar.clone()).build().unwrap();
-    let get = |path: String, key: String| {
-        let gw = &gw;
-        async move { call(gw, Method::GET, &path, Some(&key), None).await }
-    };
+    let dashboard = Dashboard::new(conn, &calendar);
 
-    let daily = get("/api/dashboard/daily-stats?days=3".into(), root.key.clone()).await;
-    assert_eq!(daily.status.as_u16(), 200, "{}", daily.text());
+    let daily = dashboard.get("/api/dashboard/daily-stats?days=3".into(), root.key.clone()).await;
     let expected = serde_json::to_value(stats.daily_series(3).await.unwrap()).unwrap();
-    assert_close(&daily.json()["days"], &expected, "daily");
+    assert_answers(&daily, "days", &expected, "daily");
     assert_eq!(daily.json()["timezone"], "Asia/Shanghai");
     assert_eq!(expected.as_array().unwrap().len(), 3);
 
-    let combined = get("/api/dashboard/stats".into(), root.key.clone()).await;
+    let combined = dashboard.get("/api/dashboard/stats".into(), root.key.clone()).await;
     assert_eq!(combined.status.as_u16(), 200, "{}", combined.text());
     let expected = serde_json::to_value(stats.combined().await.unwrap()).unwrap();
     assert_close(&without_as_of(combined.json()), &without_as_of(expected), "combined");
 
-    let own = get(format!("/api/dashboard/users/{}/daily-stats?days=3", alice.user_id), alice.key.clone()).await;
-    assert_eq!(own.status.as_u16(), 200, "{}", own.text());
+    let own = dashboard.get(format!("/api/dashboard/users/{}/daily-stats?days=3", alice.user_id), alice.key.clone()).await;
     let alice_expected = serde_json::to_value(stats.user_daily_series(&alice.user_id, 3).await.unwrap()).unwrap();
-    assert_close(&own.json()["days"], &alice_expected, "alice");
+    assert_answers(&own, "days", &alice_expected, "alice");
 
     // Bob's own numbers differ from Alice's, and the per-caller cache never hands him hers.
-    let bob_own = get(format!("/api/dashboard/users/{}/daily-stats?days=3", bob.user_id), bob.key.clone()).await;
+    let bob_own = dashboard.get(format!("/api/dashboard/users/{}/daily-stats?days=3", bob.user_id), bob.key.clone()).await;
     let bob_expected = serde_json::to_value(stats.user_daily_series(&bob.user_id, 3).await.unwrap()).unwrap();
     assert_close(&bob_own.json()["days"], &bob_expected, "bob");
     assert_ne!(bob_expected, alice_expected);
 
-    let forbidden = get(format!("/api/dashboard/users/{}/daily-stats?days=3", bob.user_id), alice.key.clone()).await;
+    let forbidden = dashboard.get(format!("/api/dashboard/users/{}/daily-stats?days=3", bob.user_id), alice.key.clone()).await;
     assert_eq!(forbidden.status.as_u16(), 403, "{}", forbidden.text());
-    assert_eq!(get("/api/dashboard/stats".into(), alice.key.clone()).await.status.as_u16(), 403);
-    assert_eq!(get("/api/dashboard/daily-stats".into(), bob.key.clone()).await.status.as_u16(), 403);
-    let by_admin = get(format!("/api/dashboard/users/{}/daily-stats?days=3", bob.user_id), root.key.clone()).await;
+    assert_eq!(dashboard.get("/api/dashboard/stats".into(), alice.key.clone()).await.status.as_u16(), 403);
+    assert_eq!(dashboard.get("/api/dashboard/daily-stats".into(), bob.key.clone()).await.status.as_u16(), 403);
+    let by_admin = dashboard.get(format!("/api/dashboard/users/{}/daily-stats?days=3", bob.user_id), root.key.clone()).await;
     assert_close(&by_admin.json()["days"], &bob_expected, "bob by admin");
-    assert_eq!(get("/api/dashboard/users/nobody/daily-stats".into(), root.key.clone()).await.status.as_u16(), 404);
+    assert_eq!(dashboard.get("/api/dashboard/users/nobody/daily-stats".into(), root.key.clone()).await.status.as_u16(), 404);
 
     for bad in ["0", "91", "abc", "-1"] {
-        let answer = get(format!("/api/dashboard/daily-stats?days={bad}"), root.key.clone()).await;
+        let answer = dashboard.get(format!("/api/dashboard/daily-stats?days={bad}"), root.key.clone()).await;
         assert_eq!(answer.status.as_u16(), 400, "days={bad}: {}", answer.text());
         assert!(answer.text().contains("days"));
     }
@@ -132,48 +183,36 @@ db_test!(async fn dashboard_numbers_equal_the_aggregators(db) {
 
 db_test!(async fn hourly_breakdown_and_key_routes_equal_the_aggregators(db) {
     let conn = &db.conn;
-    let calendar = BusinessCalendar::new("Asia/Kolkata").unwrap();
-    let stats = Aggregator::new(conn.clone(), calendar.clone());
+    let [root, alice, bob] = people(conn).await;
+    let (calendar, stats) = aggregator(conn, "Asia/Kolkata");
     let today = stats.today().unwrap();
     let yesterday = calendar.previous(&today).unwrap();
-    let root = admin(conn, "root").await;
-    let alice = client(conn, "alice").await;
-    let bob = client(conn, "bob").await;
-    let mut n = 0_i32;
-    for (day, user, provider, count) in [
+    let groups = [
         (&yesterday, &alice, "prov-a", 3),
         (&yesterday, &bob, "prov-b", 2),
         (&today, &alice, "prov-b", 4),
         (&today, &bob, "prov-a", 1),
-    ] {
-        for i in 0..count {
-            n += 1;
-            let mut row = fixtures::usage_row("gpt-x", day.start() + time::Duration::minutes(i64::from(i)));
-            row.user_id = Some(user.user_id.clone());
-            row.api_key_id = Some(user.key_id.clone());
-            row.provider = provider.to_owned();
-            row.total_cost_usd = f64::from(n) / 100.0;
-            row.response_time_ms = Some(100 * n);
-            fixtures::insert(conn, row).await;
-        }
-    }
+    ];
+    insert_usage(conn, &groups, time::Duration::minutes(1), |at, provider, n, _| {
+        let mut row = fixtures::usage_row("gpt-x", at);
+        row.provider = provider.to_owned();
+        row.total_cost_usd = f64::from(n) / 100.0;
+        row.response_time_ms = Some(100 * n);
+        row
+    })
+    .await;
     stats.aggregate_day(&yesterday).await.unwrap();
 
-    let gw = Gateway::builder(conn.clone()).business_calendar(calendar.clone()).build().unwrap();
-    let get = |path: String, key: String| {
-        let gw = &gw;
-        async move { call(gw, Method::GET, &path, Some(&key), None).await }
-    };
+    let dashboard = Dashboard::new(conn, &calendar);
 
-    let hourly = get("/api/dashboard/hourly-stats?hours=30".into(), root.key.clone()).await;
-    assert_eq!(hourly.status.as_u16(), 200, "{}", hourly.text());
+    let hourly = dashboard.get("/api/dashboard/hourly-stats?hours=30".into(), root.key.clone()).await;
     let expected = serde_json::to_value(stats.hourly_series(30).await.unwrap()).unwrap();
-    assert_close(&hourly.json()["hours"], &expected, "hourly");
+    assert_answers(&hourly, "hours", &expected, "hourly");
     assert_eq!(expected.as_array().unwrap().len(), 30);
     assert_eq!(hourly.json()["timezone"], "Asia/Kolkata");
 
     for (by, kind) in [("provider", BreakdownBy::Provider), ("api_key", BreakdownBy::ApiKey)] {
-        let answer = get(format!("/api/dashboard/breakdown?by={by}&days=2"), root.key.clone()).await;
+        let answer = dashboard.get(format!("/api/dashboard/breakdown?by={by}&days=2"), root.key.clone()).await;
         assert_eq!(answer.status.as_u16(), 200, "{}", answer.text());
         let mut expected = serde_json::to_value(stats.breakdown(kind, 2).await.unwrap()).unwrap();
         expected["timezone"] = "Asia/Kolkata".into();
@@ -190,21 +229,20 @@ db_test!(async fn hourly_breakdown_and_key_routes_equal_the_aggregators(db) {
     assert_eq!(totals, [3, 2], "yesterday's keys only");
     assert!(!keys.today_included);
 
-    let own = get(format!("/api/dashboard/keys/{}/daily-stats?days=2", alice.key_id), alice.key.clone()).await;
-    assert_eq!(own.status.as_u16(), 200, "{}", own.text());
+    let own = dashboard.get(format!("/api/dashboard/keys/{}/daily-stats?days=2", alice.key_id), alice.key.clone()).await;
     let expected = serde_json::to_value(stats.api_key_daily_series(&alice.key_id, 2).await.unwrap()).unwrap();
-    assert_close(&own.json()["days"], &expected, "alice's key");
+    assert_answers(&own, "days", &expected, "alice's key");
     assert_eq!(own.json()["days"][0]["stats"]["total_requests"], 3);
     assert_eq!(own.json()["days"][1]["stats"]["total_requests"], 4, "today, live for one key");
-    let other = get(format!("/api/dashboard/keys/{}/daily-stats", alice.key_id), bob.key.clone()).await;
+    let other = dashboard.get(format!("/api/dashboard/keys/{}/daily-stats", alice.key_id), bob.key.clone()).await;
     assert_eq!(other.status.as_u16(), 403, "{}", other.text());
-    let by_admin = get(format!("/api/dashboard/keys/{}/daily-stats?days=2", alice.key_id), root.key.clone()).await;
+    let by_admin = dashboard.get(format!("/api/dashboard/keys/{}/daily-stats?days=2", alice.key_id), root.key.clone()).await;
     assert_close(&by_admin.json()["days"], &expected, "alice's key by admin");
-    assert_eq!(get("/api/dashboard/keys/nokey/daily-stats".into(), root.key.clone()).await.status.as_u16(), 404);
+    assert_eq!(dashboard.get("/api/dashboard/keys/nokey/daily-stats".into(), root.key.clone()).await.status.as_u16(), 404);
     // A user cannot probe which key ids exist.
-    assert_eq!(get("/api/dashboard/keys/nokey/daily-stats".into(), bob.key.clone()).await.status.as_u16(), 403);
-    assert_eq!(get("/api/dashboard/hourly-stats".into(), alice.key.clone()).await.status.as_u16(), 403);
-    assert_eq!(get("/api/dashboard/breakdown".into(), bob.key.clone()).await.status.as_u16(), 403);
+    assert_eq!(dashboard.get("/api/dashboard/keys/nokey/daily-stats".into(), bob.key.clone()).await.status.as_u16(), 403);
+    assert_eq!(dashboard.get("/api/dashboard/hourly-stats".into(), alice.key.clone()).await.status.as_u16(), 403);
+    assert_eq!(dashboard.get("/api/dashboard/breakdown".into(), bob.key.clone()).await.status.as_u16(), 403);
 
     for (path, word) in [
         ("/api/dashboard/hourly-stats?hours=0", "hours"),
@@ -214,7 +252,7 @@ db_test!(async fn hourly_breakdown_and_key_routes_equal_the_aggregators(db) {
         ("/api/dashboard/breakdown?days=91", "days"),
         ("/api/dashboard/hourly-stats?hour=3", "hour"),
     ] {
-        let answer = get(path.into(), root.key.clone()).await;
+        let answer = dashboard.get(path.into(), root.key.clone()).await;
         assert_eq!(answer.status.as_u16(), 400, "{path}: {}", answer.text());
         assert!(answer.text().contains(word), "{path}: {}", answer.text());
     }

@@ -189,8 +189,7 @@ fn bad_pricings() -> Vec<(String, &'static str)> {
 
 db_test!(async fn out_of_range_amounts_are_422_naming_the_field_on_create_and_patch(db) {
     let gw = gateway(&db.conn);
-    let root = admin(&db.conn, "hostile-root").await;
-    let api = Session { gateway: &gw, key: root.key };
+    let api = Session::admin(&gw, &db.conn, "hostile-root").await;
     let c = catalogue(&api, "kept").await;
     let before = full_snapshot(&api, &c).await;
     let global_path = format!("/api/admin/models/global/{}", c.global);
@@ -302,8 +301,7 @@ fn document(edit: impl FnOnce(&mut Value)) -> Value {
 
 db_test!(async fn out_of_range_catalogue_values_name_the_entry_and_field(db) {
     let gw = gateway(&db.conn);
-    let root = admin(&db.conn, "hostile-root").await;
-    let api = Session { gateway: &gw, key: root.key };
+    let api = Session::admin(&gw, &db.conn, "hostile-root").await;
     let before = api.get("/api/admin/catalog").await.json();
 
     let cases: Vec<(Value, &str)> = vec![
@@ -489,8 +487,7 @@ fn assert_not_an_id(answer: &Answer, what: &str) {
 
 db_test!(async fn ids_that_cannot_be_ids_are_404_on_every_id_route(db) {
     let gw = gateway(&db.conn);
-    let root = admin(&db.conn, "hostile-root").await;
-    let api = Session { gateway: &gw, key: root.key };
+    let api = Session::admin(&gw, &db.conn, "hostile-root").await;
     let c = catalogue(&api, "kept").await;
     let before = full_snapshot(&api, &c).await;
     let overlong = "x".repeat(300);
@@ -516,8 +513,7 @@ db_test!(async fn a_deleted_users_cached_key_is_refused_on_the_next_request(db) 
     // The handler reads the keys, deletes, and only then drops the cached look-ups: dropping
     // them first would let a request in between cache the key again, alive for its TTL.
     let gw = gateway(&db.conn);
-    let root = admin(&db.conn, "hostile-root").await;
-    let api = Session { gateway: &gw, key: root.key };
+    let api = Session::admin(&gw, &db.conn, "hostile-root").await;
     let user = api.create("/api/admin/users", json!({"username": "leaving", "email": "leaving@x.test"})).await;
     let uid = user["id"].as_str().unwrap();
     let key = api.create(&format!("/api/admin/users/{uid}/api-keys"), json!({"name": "laptop"})).await;

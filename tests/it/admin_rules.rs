@@ -137,8 +137,7 @@ async fn refused(conn: &sea_orm::DatabaseConnection, document: Value) -> (String
 
 db_test!(async fn both_doors_refuse_the_same_values_with_the_same_message(db) {
     let gw = gateway(&db.conn);
-    let root = admin(&db.conn, "rules-root").await;
-    let api = Session { gateway: &gw, key: root.key };
+    let api = Session::admin(&gw, &db.conn, "rules-root").await;
     let global = api.create("/api/admin/models/global", global_body("rules-global")).await;
     let parent = api.create("/api/admin/providers", json!({"name": "rules-parent"})).await;
     let parent = parent["id"].as_str().unwrap();

@@ -3,25 +3,18 @@
 use axum::body::Body;
 use axum::http::{Method, Request};
 use sea_orm::DatabaseConnection;
-use tollgate_catalogue::hash_client_key;
 use tollgate_entities::UserRole;
 use tollgate_server::Gateway;
 use tollgate_testkit::fixtures;
 
-use crate::gateway_support::{Answer, Client, send};
+use crate::gateway_support::{Answer, Client, client_key, send};
 
 /// Inserts an active admin user with a client key.
 pub(crate) async fn admin(conn: &DatabaseConnection, username: &str) -> Client {
     let mut user = fixtures::user(username);
     user.role = UserRole::Admin;
     let user = fixtures::insert(conn, user).await;
-    let key = format!("tg-admin-{}", uuid::Uuid::new_v4().simple());
-    let row = fixtures::insert(conn, fixtures::api_key(&user.id, &hash_client_key(&key))).await;
-    Client {
-        key,
-        key_id: row.id,
-        user_id: user.id,
-    }
+    client_key(conn, user, "tg-admin").await
 }
 
 /// `method path` with a Bearer key and an optional raw JSON body.
@@ -52,7 +45,17 @@ pub(crate) struct Session<'a> {
     pub(crate) key: String,
 }
 
-impl Session<'_> {
+impl<'a> Session<'a> {
+    /// A session on `gateway` of a new admin user `username` inserted over `conn`.
+    pub(crate) async fn admin(
+        gateway: &'a Gateway,
+        conn: &DatabaseConnection,
+        username: &str,
+    ) -> Session<'a> {
+        let key = admin(conn, username).await.key;
+        Session { gateway, key }
+    }
+
     pub(crate) async fn get(&self, path: &str) -> Answer {
         call(self.gateway, Method::GET, path, Some(&self.key), None).await
     }

@@ -34,13 +34,14 @@ const CHECK_ONLY: StartOptions = StartOptions {
 /// Aether's own summary row, under the random id Aether gave it.
 const AETHER_SUMMARY_ID: &str = "5b0c7a52-2f4e-4d7e-9d55-0f6f0d7d9a11";
 
+/// `sql` with its `$n` placeholders bound to `values`, for the (PostgreSQL) Aether database.
+fn postgres(sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
 async fn exec(db: &TestDb, sql: &str, values: Vec<Value>) {
     db.conn
-        .execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            values,
-        ))
+        .execute_raw(postgres(sql, values))
         .await
         .unwrap_or_else(|error| panic!("{sql}: {error}"));
 }
@@ -49,11 +50,7 @@ async fn exec(db: &TestDb, sql: &str, values: Vec<Value>) {
 async fn keyed(db: &TestDb, sql: &str, values: Vec<Value>) -> BTreeMap<String, Vec<f64>> {
     let rows = db
         .conn
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            values,
-        ))
+        .query_all_raw(postgres(sql, values))
         .await
         .unwrap_or_else(|error| panic!("{sql}: {error}"));
     rows.iter()

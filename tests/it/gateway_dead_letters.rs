@@ -3,10 +3,9 @@
 //! once; deletions during a request never break its usage row; `/ready` reports a stalled
 //! writer.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait,
 };
@@ -14,10 +13,13 @@ use tollgate_accounting::WriterConfig;
 use tollgate_entities::{ApiFormat, TieredPricing, usage, usage_dead_letters};
 use tollgate_server::Gateway;
 use tollgate_server::mock::MockUpstream;
+use tollgate_testkit::writer::{
+    TempDir, accept_every_model, assert_references_nulled, refuse_model,
+};
 use tollgate_testkit::{Backend, TestDb, db_test};
 use tower::ServiceExt;
 
-use crate::admin_support::{Session, admin, assert_error};
+use crate::admin_support::{Session, admin, assert_error, call};
 use crate::gateway_support::{
     CANARY_WAIT, Client, assert_canary_recorded, chat, client, counters, global_model,
     openai_route, request, send, wait_for_usage,
@@ -28,28 +30,12 @@ const POISON_MODEL: &str = "poison-model";
 /// A healthy routed global model for canaries.
 const GOOD_MODEL: &str = "good-model";
 
-/// A fresh dead-letter directory, removed when dropped.
-struct DeadLetterDir(PathBuf);
-
-impl DeadLetterDir {
-    fn new() -> Self {
-        let path = std::env::temp_dir().join(format!("tollgate-e2e-dead-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-}
-
-impl Drop for DeadLetterDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A gateway over `db` whose writer keeps dead letters in `dir` and counts as stalled after
-/// `stall_after`.
-fn gateway(db: &TestDb, dir: &DeadLetterDir, stall_after: Duration) -> Gateway {
+/// A gateway over `db` whose writer keeps dead letters in a fresh directory (returned with
+/// it, removed when dropped) and counts as stalled after `stall_after`.
+fn gateway(db: &TestDb, stall_after: Duration) -> (TempDir, Gateway) {
+    let dir = TempDir::new("tollgate-e2e-dead");
     let mut builder = Gateway::builder(db.conn.clone()).writer(WriterConfig {
-        dead_letter_dir: dir.0.clone(),
+        dead_letter_dir: dir.path().to_owned(),
         stall_after,
         retry_max: Duration::from_millis(200),
         // Requests sent together share a batch, so a refused row has neighbours to spare.
@@ -59,7 +45,7 @@ fn gateway(db: &TestDb, dir: &DeadLetterDir, stall_after: Duration) -> Gateway {
     if let Some(handle) = tollgate_server::prometheus() {
         builder = builder.metrics(handle);
     }
-    builder.build().unwrap()
+    (dir, builder.build().unwrap())
 }
 
 /// Routes `name` to `mock` through a provider of its own.
@@ -68,29 +54,16 @@ async fn routed(db: &TestDb, mock: &MockUpstream, name: &str) -> crate::gateway_
     openai_route(&db.conn, &format!("provider-{name}"), mock, &global, name).await
 }
 
-/// Makes the database refuse `usage` rows whose `model` is [`POISON_MODEL`].
-async fn refuse_poison(db: &TestDb) {
-    let sql = match db.backend() {
-        Backend::Sqlite => format!(
-            "CREATE TRIGGER refuse_poison BEFORE INSERT ON usage WHEN NEW.model = '{POISON_MODEL}' \
-             BEGIN SELECT RAISE(ABORT, 'poison'); END"
-        ),
-        Backend::Postgres => format!(
-            "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN \
-             IF NEW.model = '{POISON_MODEL}' THEN RAISE EXCEPTION 'poison'; END IF; \
-             RETURN NEW; END $$ LANGUAGE plpgsql; \
-             CREATE TRIGGER refuse_poison BEFORE INSERT ON usage FOR EACH ROW EXECUTE FUNCTION refuse_poison();"
-        ),
-    };
-    db.conn.execute_unprepared(&sql).await.unwrap();
+/// A healthy upstream with [`GOOD_MODEL`] routed to it, for canaries.
+async fn canary_upstream(db: &TestDb) -> MockUpstream {
+    let upstream = MockUpstream::start().await.unwrap();
+    routed(db, &upstream, GOOD_MODEL).await;
+    upstream
 }
 
-async fn accept_poison(db: &TestDb) {
-    let sql = match db.backend() {
-        Backend::Sqlite => "DROP TRIGGER refuse_poison",
-        Backend::Postgres => "DROP TRIGGER refuse_poison ON usage; DROP FUNCTION refuse_poison();",
-    };
-    db.conn.execute_unprepared(sql).await.unwrap();
+/// Makes the database refuse `usage` rows whose `model` is [`POISON_MODEL`].
+async fn refuse_poison(db: &TestDb) {
+    refuse_model(db, POISON_MODEL, "P0001").await;
 }
 
 /// Sends one OpenAI request for `model` as `client`; asserts 200 and returns its request id.
@@ -140,8 +113,7 @@ db_test!(async fn a_refused_usage_row_is_dead_lettered_listed_and_replayed_once(
     routed(db, &mock, POISON_MODEL).await;
     routed(db, &mock, GOOD_MODEL).await;
     refuse_poison(db).await;
-    let dir = DeadLetterDir::new();
-    let gateway = gateway(db, &dir, Duration::from_secs(60));
+    let (_dir, gateway) = gateway(db, Duration::from_secs(60));
     let operator = admin(&db.conn, "operator").await;
     let session = Session { gateway: &gateway, key: operator.key.clone() };
     let alice = client(&db.conn, "alice").await;
@@ -181,7 +153,7 @@ db_test!(async fn a_refused_usage_row_is_dead_lettered_listed_and_replayed_once(
     assert!(report["failed"][0]["error"].as_str().unwrap().contains("poison"));
     assert_eq!(gateway.usage_stats().dead_lettered, 1);
 
-    accept_poison(db).await;
+    accept_every_model(db).await;
     let answer = session.post("/api/admin/usage/dead-letters/replay", serde_json::json!({})).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     let report = answer.json();
@@ -200,9 +172,9 @@ db_test!(async fn a_refused_usage_row_is_dead_lettered_listed_and_replayed_once(
         .await;
     assert_eq!((answer.json()["replayed"].as_u64(), answer.json()["already_present"].as_u64()), (Some(0), Some(1)), "{}", answer.text());
     // No body at all replays the default set.
-    let answer = crate::admin_support::call(
+    let answer = call(
         &gateway,
-        axum::http::Method::POST,
+        Method::POST,
         "/api/admin/usage/dead-letters/replay",
         Some(&operator.key),
         None,
@@ -222,10 +194,8 @@ db_test!(async fn a_refused_usage_row_is_dead_lettered_listed_and_replayed_once(
 });
 
 db_test!(async fn dead_letter_endpoints_check_their_input_and_caller(db) {
-    let dir = DeadLetterDir::new();
-    let gateway = gateway(db, &dir, Duration::from_secs(60));
-    let operator = admin(&db.conn, "operator").await;
-    let session = Session { gateway: &gateway, key: operator.key.clone() };
+    let (_dir, gateway) = gateway(db, Duration::from_secs(60));
+    let session = Session::admin(&gateway, &db.conn, "operator").await;
     for query in ["limit=0", "limit=1001", "limit=-1", "limit=ten"] {
         let answer = session.get(&format!("/api/admin/usage/dead-letters?{query}")).await;
         assert_error(&answer, 400, "limit");
@@ -241,37 +211,24 @@ db_test!(async fn dead_letter_endpoints_check_their_input_and_caller(db) {
         .post("/api/admin/usage/dead-letters/replay", serde_json::json!({"ids": many}))
         .await;
     assert_error(&answer, 422, "ids");
+    // A user's key may not list; no key may not replay.
     let user = client(&db.conn, "not-an-admin").await;
-    let answer = crate::admin_support::call(
-        &gateway,
-        axum::http::Method::GET,
-        "/api/admin/usage/dead-letters",
-        Some(&user.key),
-        None,
-    )
-    .await;
-    assert_eq!(answer.status, StatusCode::FORBIDDEN);
-    let answer = crate::admin_support::call(
-        &gateway,
-        axum::http::Method::POST,
-        "/api/admin/usage/dead-letters/replay",
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    for (method, path, key, status) in [
+        (Method::GET, "/api/admin/usage/dead-letters", Some(user.key.as_str()), StatusCode::FORBIDDEN),
+        (Method::POST, "/api/admin/usage/dead-letters/replay", None, StatusCode::UNAUTHORIZED),
+    ] {
+        let answer = call(&gateway, method, path, key, None).await;
+        assert_eq!(answer.status, status, "{path}");
+    }
 });
 
 db_test!(async fn deleting_the_user_and_provider_mid_request_keeps_its_usage_row(db) {
     let slow = MockUpstream::start().await.unwrap();
     slow.set(|b| b.latency = Duration::from_millis(1500));
-    let fast = MockUpstream::start().await.unwrap();
     let doomed = routed(db, &slow, "slow-model").await;
-    routed(db, &fast, GOOD_MODEL).await;
-    let dir = DeadLetterDir::new();
-    let gateway = gateway(db, &dir, Duration::from_secs(60));
-    let operator = admin(&db.conn, "operator").await;
-    let session = Session { gateway: &gateway, key: operator.key.clone() };
+    let _fast = canary_upstream(db).await;
+    let (_dir, gateway) = gateway(db, Duration::from_secs(60));
+    let session = Session::admin(&gateway, &db.conn, "operator").await;
     let bob = client(&db.conn, "bob").await;
 
     let in_flight = tokio::spawn(gateway.router().oneshot(request(
@@ -296,12 +253,7 @@ db_test!(async fn deleting_the_user_and_provider_mid_request_keeps_its_usage_row
     let row = wait_for_usage(&db.conn, &request_id, CANARY_WAIT)
         .await
         .expect("the usage row of the request whose user and provider were deleted");
-    assert_eq!(row.user_id, None);
-    assert_eq!(row.api_key_id, None);
-    assert_eq!(row.provider_id, None);
-    assert_eq!(row.provider_endpoint_id, None);
-    assert_eq!(row.provider_api_key_id, None);
-    assert_eq!(row.provider, "provider-slow-model", "names stay as text");
+    assert_references_nulled(&row, "provider-slow-model");
     assert_eq!(row.model, "slow-model");
     assert!(row.total_tokens > 0);
     let letters = usage_dead_letters::Entity::find().count(&db.conn).await.unwrap();
@@ -317,9 +269,7 @@ async fn wait_for_ready(
 ) -> serde_json::Value {
     let deadline = Instant::now() + wait;
     loop {
-        let answer =
-            crate::admin_support::call(gateway, axum::http::Method::GET, "/ready", None, None)
-                .await;
+        let answer = call(gateway, Method::GET, "/ready", None, None).await;
         if answer.status == status {
             return answer.json();
         }
@@ -334,10 +284,8 @@ async fn wait_for_ready(
 }
 
 db_test!(async fn ready_reports_a_stalled_writer_and_recovers(db) {
-    let mock = MockUpstream::start().await.unwrap();
-    routed(db, &mock, GOOD_MODEL).await;
-    let dir = DeadLetterDir::new();
-    let gateway = gateway(db, &dir, Duration::from_secs(1));
+    let _upstream = canary_upstream(db).await;
+    let (_dir, gateway) = gateway(db, Duration::from_secs(1));
     let carol = client(&db.conn, "carol").await;
     wait_for_ready(&gateway, StatusCode::OK, Duration::from_secs(1)).await;
 
@@ -384,13 +332,10 @@ db_test!(async fn deleting_the_user_and_provider_during_a_live_stream_keeps_its_
         b.chunk_delay = Duration::from_millis(300);
         b.chunks = 4;
     });
-    let fast = MockUpstream::start().await.unwrap();
     let doomed = routed(db, &slow, "streamed-model").await;
-    routed(db, &fast, GOOD_MODEL).await;
-    let dir = DeadLetterDir::new();
-    let gateway = gateway(db, &dir, Duration::from_secs(60));
-    let operator = admin(&db.conn, "operator").await;
-    let session = Session { gateway: &gateway, key: operator.key.clone() };
+    let _fast = canary_upstream(db).await;
+    let (_dir, gateway) = gateway(db, Duration::from_secs(60));
+    let session = Session::admin(&gateway, &db.conn, "operator").await;
     let carol = client(&db.conn, "carol").await;
 
     let response = gateway
@@ -430,12 +375,7 @@ db_test!(async fn deleting_the_user_and_provider_during_a_live_stream_keeps_its_
     let row = wait_for_usage(&db.conn, &request_id, CANARY_WAIT)
         .await
         .expect("the usage row of the stream whose user and provider were deleted");
-    assert_eq!(row.user_id, None);
-    assert_eq!(row.api_key_id, None);
-    assert_eq!(row.provider_id, None);
-    assert_eq!(row.provider_endpoint_id, None);
-    assert_eq!(row.provider_api_key_id, None);
-    assert_eq!(row.provider, "provider-streamed-model", "names stay as text");
+    assert_references_nulled(&row, "provider-streamed-model");
     assert_eq!(row.status_code, Some(200));
     assert!(row.total_tokens > 0, "the upstream's usage block was read");
     let letters = usage_dead_letters::Entity::find().count(&db.conn).await.unwrap();

@@ -10,12 +10,13 @@ use tollgate_entities::{
     ApiFormat, BillingType, CandidateStatus, CostRequest, EffectivePricing, PriceTier,
     TieredPricing, TokenCounts, UsageStatus, compute_cost,
 };
+use tollgate_server::Gateway;
 use tollgate_server::mock::{MockUpstream, MockUsage};
-use tollgate_testkit::{TestDb, db_test, fixtures};
+use tollgate_testkit::{TestDb, db_cases, db_test, fixtures};
 use tower::ServiceExt;
 
 use crate::gateway_support::{
-    UPSTREAM_SECRET, candidates_of, chat, client, close, closed_port, counters, gateway,
+    Answer, UPSTREAM_SECRET, candidates_of, chat, client, close, closed_port, counters, gateway,
     global_model, openai_route, request, route, send, usage_of,
 };
 
@@ -72,6 +73,23 @@ fn base_url(mock: &MockUpstream, format: ApiFormat) -> String {
         ApiFormat::OpenAi => mock.openai_base_url(),
         ApiFormat::Claude => mock.claude_base_url(),
     }
+}
+
+/// Alice's whole-response request for `model` in `format` through a fresh gateway over
+/// `conn`; returns the gateway and its answer.
+async fn alice_asks(
+    conn: &sea_orm::DatabaseConnection,
+    format: ApiFormat,
+    model: &str,
+) -> (Gateway, Answer) {
+    let client = client(conn, "alice").await;
+    let gateway = gateway(conn);
+    let answer = send(
+        &gateway,
+        request(format, Some(&client.key), chat(model, false)),
+    )
+    .await;
+    (gateway, answer)
 }
 
 /// One request in `format`, streamed or not, through one provider; checks the answer, what
@@ -217,21 +235,12 @@ async fn round_trip(db: &TestDb, format: ApiFormat, stream: bool) {
     assert!(close(user.used_usd, cost.total_cost) && close(user.total_usd, cost.total_cost));
 }
 
-db_test!(async fn openai_whole_response(db) {
-    round_trip(db, ApiFormat::OpenAi, false).await;
-});
-
-db_test!(async fn openai_stream(db) {
-    round_trip(db, ApiFormat::OpenAi, true).await;
-});
-
-db_test!(async fn claude_whole_response(db) {
-    round_trip(db, ApiFormat::Claude, false).await;
-});
-
-db_test!(async fn claude_stream(db) {
-    round_trip(db, ApiFormat::Claude, true).await;
-});
+db_cases!(round_trip:
+    openai_whole_response(ApiFormat::OpenAi, false),
+    openai_stream(ApiFormat::OpenAi, true),
+    claude_whole_response(ApiFormat::Claude, false),
+    claude_stream(ApiFormat::Claude, true),
+);
 
 db_test!(async fn price_follows_the_resolved_global_model_for_a_provider_name(db) {
     // Asking by the provider's model name is priced by the global model it resolves to.
@@ -240,9 +249,7 @@ db_test!(async fn price_follows_the_resolved_global_model_for_a_provider_name(db
     mock.set(|b| b.usage = USAGE);
     let global = global_model(conn, "sonnet", pricing()).await;
     openai_route(conn, "prov-a", &mock, &global, "sonnet-upstream-v1").await;
-    let client = client(conn, "alice").await;
-    let gateway = gateway(conn);
-    let answer = send(&gateway, request(ApiFormat::OpenAi, Some(&client.key), chat("sonnet-upstream-v1", false))).await;
+    let (gateway, answer) = alice_asks(conn, ApiFormat::OpenAi, "sonnet-upstream-v1").await;
     assert_eq!(answer.status, StatusCode::OK);
     gateway.flush_usage().await;
     let row = usage_of(conn, answer.header("x-request-id")).await;
@@ -306,6 +313,7 @@ async fn falls_back(db: &TestDb, failure: Failure) {
     let conn = &db.conn;
     let first = MockUpstream::start().await.unwrap();
     let second = MockUpstream::start().await.unwrap();
+    second.set(|b| b.usage = USAGE);
     let first_url = match failure {
         Failure::Status(code) => {
             first.set(|b| b.status = code);
@@ -317,7 +325,6 @@ async fn falls_back(db: &TestDb, failure: Failure) {
         }
         Failure::ConnectionRefused => format!("http://127.0.0.1:{}/v1", closed_port()),
     };
-    second.set(|b| b.usage = USAGE);
     let global = global_model(conn, "m", pricing()).await;
     let a = route(
         conn,
@@ -341,14 +348,8 @@ async fn falls_back(db: &TestDb, failure: Failure) {
         "m-b",
     )
     .await;
-    let client = client(conn, "alice").await;
-    let gateway = gateway(conn);
 
-    let answer = send(
-        &gateway,
-        request(ApiFormat::OpenAi, Some(&client.key), chat("m", false)),
-    )
-    .await;
+    let (gateway, answer) = alice_asks(conn, ApiFormat::OpenAi, "m").await;
     assert_eq!(
         answer.status,
         StatusCode::OK,
@@ -398,25 +399,13 @@ async fn falls_back(db: &TestDb, failure: Failure) {
     assert_eq!(usage.output_tokens, i32::try_from(USAGE.output).unwrap());
 }
 
-db_test!(async fn falls_back_on_500(db) {
-    falls_back(db, Failure::Status(500)).await;
-});
-
-db_test!(async fn falls_back_on_429(db) {
-    falls_back(db, Failure::Status(429)).await;
-});
-
-db_test!(async fn falls_back_on_401_from_upstream(db) {
-    falls_back(db, Failure::Status(401)).await;
-});
-
-db_test!(async fn falls_back_on_timeout(db) {
-    falls_back(db, Failure::Timeout).await;
-});
-
-db_test!(async fn falls_back_on_connection_refused(db) {
-    falls_back(db, Failure::ConnectionRefused).await;
-});
+db_cases!(falls_back:
+    falls_back_on_500(Failure::Status(500)),
+    falls_back_on_429(Failure::Status(429)),
+    falls_back_on_401_from_upstream(Failure::Status(401)),
+    falls_back_on_timeout(Failure::Timeout),
+    falls_back_on_connection_refused(Failure::ConnectionRefused),
+);
 
 db_test!(async fn upstream_400_is_returned_and_not_retried(db) {
     let conn = &db.conn;
@@ -426,9 +415,7 @@ db_test!(async fn upstream_400_is_returned_and_not_retried(db) {
     let global = global_model(conn, "m", pricing()).await;
     route(conn, "prov-a", 10, ApiFormat::Claude, &first.claude_base_url(), 30, &global, "m").await;
     route(conn, "prov-b", 20, ApiFormat::Claude, &second.claude_base_url(), 30, &global, "m").await;
-    let client = client(conn, "alice").await;
-    let gateway = gateway(conn);
-    let answer = send(&gateway, request(ApiFormat::Claude, Some(&client.key), chat("m", false))).await;
+    let (gateway, answer) = alice_asks(conn, ApiFormat::Claude, "m").await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
     assert_eq!(answer.json()["error"]["message"], "mock upstream error");
     assert_eq!(answer.header("x-tollgate-attempts"), "1");
@@ -452,9 +439,7 @@ db_test!(async fn every_candidate_failing_is_a_502_with_every_attempt_recorded(d
     let global = global_model(conn, "m", pricing()).await;
     openai_route(conn, "prov-a", &first, &global, "m").await;
     route(conn, "prov-b", 20, ApiFormat::OpenAi, &format!("http://127.0.0.1:{}/v1", closed_port()), 30, &global, "m").await;
-    let client = client(conn, "alice").await;
-    let gateway = gateway(conn);
-    let answer = send(&gateway, request(ApiFormat::OpenAi, Some(&client.key), chat("m", false))).await;
+    let (gateway, answer) = alice_asks(conn, ApiFormat::OpenAi, "m").await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
     assert_eq!(answer.json()["error"]["code"], "upstream_error");
     assert_eq!(answer.header("x-tollgate-attempts"), "2");
@@ -470,9 +455,7 @@ db_test!(async fn skipped_candidates_are_recorded_and_no_usable_one_is_503(db) {
     let provider = fixtures::insert(conn, fixtures::provider("keyless", 10)).await;
     fixtures::insert(conn, fixtures::endpoint(&provider.id, ApiFormat::OpenAi, "http://127.0.0.1:9/v1")).await;
     fixtures::insert(conn, fixtures::model(&provider.id, &global.id, "m")).await;
-    let client = client(conn, "alice").await;
-    let gateway = gateway(conn);
-    let answer = send(&gateway, request(ApiFormat::OpenAi, Some(&client.key), chat("m", false))).await;
+    let (gateway, answer) = alice_asks(conn, ApiFormat::OpenAi, "m").await;
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(answer.json()["error"]["code"], "no_available_provider");
     gateway.flush_usage().await;
@@ -611,17 +594,8 @@ async fn health_ready_and_metrics() {
     let mock = MockUpstream::start().await.unwrap();
     let global = global_model(conn, "m", pricing()).await;
     openai_route(conn, "metrics-provider", &mock, &global, "m").await;
-    let client = client(conn, "alice").await;
-    let gateway = gateway(conn);
-    assert_eq!(
-        send(
-            &gateway,
-            request(ApiFormat::OpenAi, Some(&client.key), chat("m", false))
-        )
-        .await
-        .status,
-        StatusCode::OK
-    );
+    let (gateway, answer) = alice_asks(conn, ApiFormat::OpenAi, "m").await;
+    assert_eq!(answer.status, StatusCode::OK);
     gateway.flush_usage().await;
     let get = |path: &str| {
         axum::http::Request::get(path)

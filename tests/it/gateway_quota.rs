@@ -5,12 +5,11 @@
 use axum::http::StatusCode;
 use tollgate_entities::{ApiFormat, PriceTier, TieredPricing, UsageStatus, users};
 use tollgate_server::mock::{MockUpstream, MockUsage};
-use tollgate_testkit::{TestDb, db_test};
+use tollgate_testkit::{TestDb, db_cases, db_test};
 
-use crate::admin_support::{Session, admin};
+use crate::admin_support::Session;
 use crate::gateway_support::{
-    Client, chat, client, close, gateway, global_model, openai_route, request, route, send,
-    usage_of,
+    Client, chat, client, close, gateway, global_model, request, route, send, usage_of,
 };
 
 /// One dollar per request: a million input tokens at $1 per million.
@@ -48,17 +47,10 @@ async fn used_usd(conn: &sea_orm::DatabaseConnection, client: &Client) -> f64 {
         .used_usd
 }
 
-async fn quota_is_enforced(db: &TestDb, format: ApiFormat) {
-    let conn = &db.conn;
+/// Model `metered` at [`dollar_a_request`], routed in `format` through provider `prov` to a
+/// fresh mock upstream (returned) as `metered-up`.
+async fn metered_route(conn: &sea_orm::DatabaseConnection, format: ApiFormat) -> MockUpstream {
     let mock = MockUpstream::start().await.unwrap();
-    mock.set(|b| {
-        b.usage = MockUsage {
-            input: 1_000_000,
-            output: 0,
-            cache_creation: 0,
-            cache_read: 0,
-        };
-    });
     let base_url = match format {
         ApiFormat::OpenAi => mock.openai_base_url(),
         ApiFormat::Claude => mock.claude_base_url(),
@@ -75,6 +67,20 @@ async fn quota_is_enforced(db: &TestDb, format: ApiFormat) {
         "metered-up",
     )
     .await;
+    mock
+}
+
+async fn quota_is_enforced(db: &TestDb, format: ApiFormat) {
+    let conn = &db.conn;
+    let mock = metered_route(conn, format).await;
+    mock.set(|b| {
+        b.usage = MockUsage {
+            input: 1_000_000,
+            output: 0,
+            cache_creation: 0,
+            cache_read: 0,
+        };
+    });
     let capped = client(conn, "capped").await;
     set_quota(conn, &capped, Some(2.5)).await;
     let unlimited = client(conn, "unlimited").await;
@@ -147,11 +153,7 @@ async fn quota_is_enforced(db: &TestDb, format: ApiFormat) {
     );
 
     // A new period: the admin resets the spend, which reaches the cached key at once.
-    let root = admin(conn, "root").await;
-    let session = Session {
-        gateway: &other_replica,
-        key: root.key.clone(),
-    };
+    let session = Session::admin(&other_replica, conn, "root").await;
     let path = format!("/api/admin/users/{}", capped.user_id);
     let reset = session
         .patch(&path, serde_json::json!({"used_usd": 0.0}))
@@ -186,22 +188,17 @@ async fn quota_is_enforced(db: &TestDb, format: ApiFormat) {
     }
 }
 
-db_test!(async fn quota_openai(db) {
-    quota_is_enforced(db, ApiFormat::OpenAi).await;
-});
-
-db_test!(async fn quota_claude(db) {
-    quota_is_enforced(db, ApiFormat::Claude).await;
-});
+db_cases!(quota_is_enforced:
+    quota_openai(ApiFormat::OpenAi),
+    quota_claude(ApiFormat::Claude),
+);
 
 db_test!(async fn a_hostile_model_name_from_a_user_over_quota_is_refused_before_anything_is_recorded(db) {
     // The poison: a user over quota sent a model name with a NUL byte; the refused
     // request's usage row was rejected by PostgreSQL and stopped the writer. The name is now
     // checked first: 400, no row, and everyone else's rows keep being written.
     let conn = &db.conn;
-    let mock = MockUpstream::start().await.unwrap();
-    let global = global_model(conn, "metered", dollar_a_request()).await;
-    openai_route(conn, "prov", &mock, &global, "metered-up").await;
+    let _mock = metered_route(conn, ApiFormat::OpenAi).await;
     let capped = client(conn, "capped").await;
     set_quota(conn, &capped, Some(0.0)).await;
     let gateway = gateway(conn);

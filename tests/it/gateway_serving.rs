@@ -81,6 +81,20 @@ async fn health(addr: std::net::SocketAddr, wait: Duration) -> Option<String> {
     tokio::time::timeout(wait, attempt).await.ok().flatten()
 }
 
+/// Asserts that `GET /health` answers 200 within `wait`.
+async fn assert_healthy(addr: std::net::SocketAddr, wait: Duration) {
+    assert_eq!(health(addr, wait).await.as_deref(), Some("HTTP/1.1 200 OK"));
+}
+
+/// The status of `GET /api/admin/providers` on `gateway` with the admin key `key`.
+async fn providers_status(gateway: &Gateway, key: &str) -> StatusCode {
+    let session = Session {
+        gateway,
+        key: key.to_owned(),
+    };
+    session.get("/api/admin/providers").await.status
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_idle_sockets_do_not_stop_health_and_are_closed_after_the_header_timeout() {
     tollgate_server::default_max_connections(); // raises this process's open-file limit
@@ -100,10 +114,7 @@ async fn a_thousand_idle_sockets_do_not_stop_health_and_are_closed_after_the_hea
         idle.push(stream);
     }
     let opened = Instant::now();
-    assert_eq!(
-        health(addr, Duration::from_secs(5)).await.as_deref(),
-        Some("HTTP/1.1 200 OK")
-    );
+    assert_healthy(addr, Duration::from_secs(5)).await;
     // Every idle socket is closed by the server once the header timeout has passed.
     for stream in &mut idle {
         let left = (header_timeout + Duration::from_secs(5)).saturating_sub(opened.elapsed());
@@ -114,10 +125,7 @@ async fn a_thousand_idle_sockets_do_not_stop_health_and_are_closed_after_the_hea
         );
     }
     assert!(opened.elapsed() >= header_timeout - Duration::from_millis(100));
-    assert_eq!(
-        health(addr, Duration::from_secs(5)).await.as_deref(),
-        Some("HTTP/1.1 200 OK")
-    );
+    assert_healthy(addr, Duration::from_secs(5)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,10 +140,7 @@ async fn the_connection_bound_holds_and_frees_up_after_the_header_timeout() {
     // The sixth connection waits in the accept queue while five are open...
     assert_eq!(health(addr, Duration::from_millis(800)).await, None);
     // ...and is served once the idle ones have been closed by the header timeout.
-    assert_eq!(
-        health(addr, Duration::from_secs(10)).await.as_deref(),
-        Some("HTTP/1.1 200 OK")
-    );
+    assert_healthy(addr, Duration::from_secs(10)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,33 +199,21 @@ async fn deployments_sharing_redis_do_not_share_cache_entries() {
     let first_gateway = gateway_on(&first, first_config.clone()).await;
     let second_gateway = gateway_on(&second, second_config).await;
     let first_admin = admin(&first.conn, "root").await;
-    let on_first = Session {
-        gateway: &first_gateway,
-        key: first_admin.key.clone(),
-    };
     assert_eq!(
-        on_first.get("/api/admin/providers").await.status,
+        providers_status(&first_gateway, &first_admin.key).await,
         StatusCode::OK
     );
     // The first deployment's admin key is cached in Redis now; the second deployment does
     // not read that entry.
-    let on_second = Session {
-        gateway: &second_gateway,
-        key: first_admin.key.clone(),
-    };
     assert_eq!(
-        on_second.get("/api/admin/providers").await.status,
+        providers_status(&second_gateway, &first_admin.key).await,
         StatusCode::UNAUTHORIZED
     );
     // The hazard the namespace prevents: a gateway over the second database that shared the
     // first one's namespace would accept the key from the shared cache.
     let sharing = gateway_on(&second, first_config).await;
-    let on_sharing = Session {
-        gateway: &sharing,
-        key: first_admin.key,
-    };
     assert_eq!(
-        on_sharing.get("/api/admin/providers").await.status,
+        providers_status(&sharing, &first_admin.key).await,
         StatusCode::OK
     );
 }

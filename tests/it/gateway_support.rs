@@ -28,7 +28,16 @@ pub(crate) struct Client {
 /// Inserts an active user with an active client key.
 pub(crate) async fn client(conn: &DatabaseConnection, username: &str) -> Client {
     let user = fixtures::insert(conn, fixtures::user(username)).await;
-    let key = format!("tg-test-{}", uuid::Uuid::new_v4().simple());
+    client_key(conn, user, "tg-test").await
+}
+
+/// Inserts an active client key `{prefix}-…` for the stored `user`.
+pub(crate) async fn client_key(
+    conn: &DatabaseConnection,
+    user: users::Model,
+    prefix: &str,
+) -> Client {
+    let key = format!("{prefix}-{}", uuid::Uuid::new_v4().simple());
     let row = fixtures::insert(conn, fixtures::api_key(&user.id, &hash_client_key(&key))).await;
     Client {
         key,

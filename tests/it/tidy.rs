@@ -159,6 +159,29 @@ pub(crate) fn workspace() -> (PathBuf, Vec<Package>) {
     (root, packages)
 }
 
+/// The problem `broken` finds with each dependency of each package, in the packages' order.
+fn dependency_problems(
+    packages: &[Package],
+    broken: impl Fn(&Package, &Dependency) -> Option<String>,
+) -> Vec<String> {
+    packages
+        .iter()
+        .flat_map(|package| {
+            package
+                .dependencies
+                .iter()
+                .map(move |dependency| (package, dependency))
+        })
+        .filter_map(|(package, dependency)| broken(package, dependency))
+        .collect()
+}
+
+/// Fails with the problem `broken` finds with each dependency of each workspace package.
+fn check_dependencies(rule: &str, broken: impl Fn(&Package, &Dependency) -> Option<String>) {
+    let (_, packages) = workspace();
+    report(rule, &dependency_problems(&packages, broken));
+}
+
 /// Fails with every collected problem, one a line.
 pub(crate) fn report(rule: &str, problems: &[String]) {
     assert!(
@@ -196,60 +219,48 @@ fn dependency_direction() {
             }
         }
     }
-    for package in packages.iter().filter(|package| !package.is_binary()) {
-        for dependency in &package.dependencies {
-            // The tests package drives the binaries; it is no library.
-            if binaries.contains(dependency.name.as_str()) && package.name != "tollgate-e2e" {
-                problems.push(format!(
-                    "{} depends on {}: a library crate never depends on a binary (bins/*)",
-                    package.name, dependency.name
-                ));
-            }
-        }
-    }
+    problems.extend(dependency_problems(&packages, |package, dependency| {
+        // The tests package drives the binaries; it is no library.
+        let library = !package.is_binary() && package.name != "tollgate-e2e";
+        (library && binaries.contains(dependency.name.as_str())).then(|| {
+            format!(
+                "{} depends on {}: a library crate never depends on a binary (bins/*)",
+                package.name, dependency.name
+            )
+        })
+    }));
     report("dependency direction", &problems);
 }
 
 #[test]
 fn only_the_gateway_speaks_http() {
-    let (_, packages) = workspace();
-    let mut problems = Vec::new();
-    for package in packages
-        .iter()
-        .filter(|package| !HTTP_PACKAGES.contains(&package.name.as_str()))
-    {
-        for dependency in &package.dependencies {
-            if HTTP_CRATES.contains(&dependency.name.as_str()) {
-                problems.push(format!(
-                    "{} depends on {}: only {HTTP_PACKAGES:?} may depend on {HTTP_CRATES:?}",
-                    package.name, dependency.name
-                ));
-            }
-        }
-    }
-    report("HTTP crates", &problems);
+    check_dependencies("HTTP crates", |package, dependency| {
+        let speaks = !HTTP_PACKAGES.contains(&package.name.as_str())
+            && HTTP_CRATES.contains(&dependency.name.as_str());
+        speaks.then(|| {
+            format!(
+                "{} depends on {}: only {HTTP_PACKAGES:?} may depend on {HTTP_CRATES:?}",
+                package.name, dependency.name
+            )
+        })
+    });
 }
 
 #[test]
 fn only_binaries_choose_a_database_driver() {
-    let (_, packages) = workspace();
-    let mut problems = Vec::new();
-    for package in &packages {
-        for dependency in package.dependencies.iter().filter(|d| d.chooses_a_driver()) {
-            // A library's own tests need a driver; its dependents never see dev features.
-            let allowed = package.may_choose_a_driver()
-                || (dependency.is_dev() && package.name != "tollgate-entities");
-            if !allowed {
-                problems.push(format!(
-                    "{} depends on {} with features {:?}: only binaries, the migrations, the \
-                     testkit and tests choose a database driver (tollgate-entities not even in \
-                     its tests)",
-                    package.name, dependency.name, dependency.features
-                ));
-            }
-        }
-    }
-    report("database drivers", &problems);
+    check_dependencies("database drivers", |package, dependency| {
+        // A library's own tests need a driver; its dependents never see dev features.
+        let allowed = package.may_choose_a_driver()
+            || (dependency.is_dev() && package.name != "tollgate-entities");
+        (dependency.chooses_a_driver() && !allowed).then(|| {
+            format!(
+                "{} depends on {} with features {:?}: only binaries, the migrations, the \
+                 testkit and tests choose a database driver (tollgate-entities not even in \
+                 its tests)",
+                package.name, dependency.name, dependency.features
+            )
+        })
+    });
 }
 
 /// Every `.rs` file of the members' folders, `target/` left out, in a stable order.

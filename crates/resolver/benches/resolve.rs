@@ -71,35 +71,26 @@ fn benches(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3))
         .warm_up_time(Duration::from_secs(1));
 
-    runtime.block_on(async {
-        local
-            .resolve_global_model("bench-model")
-            .await
-            .expect("warm")
-    });
-    group.bench_function("resolve_l1_hit", |b| {
-        b.to_async(&runtime).iter(|| async {
-            local
+    // A hit of each tier: warmed once, then resolved from that tier.
+    for (name, resolver) in [
+        ("resolve_l1_hit", &local),
+        ("resolve_redis_hit", &redis_only),
+    ] {
+        runtime.block_on(async {
+            resolver
                 .resolve_global_model("bench-model")
                 .await
-                .expect("resolve")
+                .expect("warm")
         });
-    });
-
-    runtime.block_on(async {
-        redis_only
-            .resolve_global_model("bench-model")
-            .await
-            .expect("warm")
-    });
-    group.bench_function("resolve_redis_hit", |b| {
-        b.to_async(&runtime).iter(|| async {
-            redis_only
-                .resolve_global_model("bench-model")
-                .await
-                .expect("resolve")
+        group.bench_function(name, |b| {
+            b.to_async(&runtime).iter(|| async {
+                resolver
+                    .resolve_global_model("bench-model")
+                    .await
+                    .expect("resolve")
+            });
         });
-    });
+    }
 
     group.bench_function("resolve_miss_postgres", |b| {
         b.to_async(&runtime).iter(|| async {

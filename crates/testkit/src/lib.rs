@@ -3,7 +3,8 @@
 //! test body against both, and loud checks for the local PostgreSQL and Redis services; rows
 //! with defaults ([`fixtures`]); an Aether database for adoption tests ([`aether`]); the
 //! three cache stores and the round trip every key family must pass on them ([`stores`]); a
-//! redis-server a test may stop ([`PrivateRedis`]).
+//! redis-server a test may stop ([`PrivateRedis`]); dead-letter directories and refused usage
+//! rows for the usage writer's tests ([`writer`]).
 //!
 //! Nothing here skips a test: when a service is missing the test panics with a message that
 //! says which service and how to start it (`scripts/test.sh` starts both).
@@ -17,6 +18,7 @@ pub mod aether;
 pub mod fixtures;
 mod private_redis;
 pub mod stores;
+pub mod writer;
 
 pub use private_redis::PrivateRedis;
 
@@ -274,6 +276,26 @@ macro_rules! db_test {
                 $body
             }
         }
+    };
+}
+
+/// A table of [`db_test!`]s that each run one async check with their own arguments: every
+/// `name(args…)` is a `db_test!` named `name` whose body is `check(db, args…).await`.
+///
+/// ```ignore
+/// tollgate_testkit::db_cases!(falls_back:
+///     falls_back_on_500(Failure::Status(500)),
+///     falls_back_on_timeout(Failure::Timeout),
+/// );
+/// ```
+#[macro_export]
+macro_rules! db_cases {
+    ($check:ident: $($name:ident($($argument:expr),* $(,)?)),+ $(,)?) => {
+        $(
+            $crate::db_test!(async fn $name(db) {
+                $check(db, $($argument),*).await;
+            });
+        )+
     };
 }
 

@@ -11,26 +11,27 @@ use sea_orm::{
 use tollgate_entities::{
     ApiFormat, CandidateStatus, api_keys, request_candidates, usage, usage_dead_letters, users,
 };
+use tollgate_testkit::writer::{
+    TempDir, accept_every_model, assert_references_nulled, refuse_model,
+};
 use tollgate_testkit::{Backend, TestDb, db_test, fixtures};
 
 use super::dead_letter::FILE_NAME;
 use super::{UsageRecord, UsageSender, WriterConfig, WriterHandle, spawn};
 
-/// A fresh directory for a writer's dead-letter file, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let path = std::env::temp_dir().join(format!("tollgate-dead-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-
-    fn file(&self) -> PathBuf {
-        self.0.join(FILE_NAME)
-    }
+/// The writer's dead-letter file in a test directory.
+trait DeadLetterFile {
+    fn file(&self) -> PathBuf;
 
     /// The lines of the dead-letter file (none when it does not exist).
+    fn lines(&self) -> Vec<usage_dead_letters::Model>;
+}
+
+impl DeadLetterFile for TempDir {
+    fn file(&self) -> PathBuf {
+        self.path().join(FILE_NAME)
+    }
+
     fn lines(&self) -> Vec<usage_dead_letters::Model> {
         match std::fs::read_to_string(self.file()) {
             Ok(text) => text
@@ -42,12 +43,6 @@ impl TempDir {
     }
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn config(dir: &Path) -> WriterConfig {
     WriterConfig {
         retry_max: Duration::from_millis(100),
@@ -55,6 +50,13 @@ fn config(dir: &Path) -> WriterConfig {
         dead_letter_dir: dir.to_owned(),
         ..WriterConfig::default()
     }
+}
+
+/// A writer over `conn` whose dead letters go to a fresh directory.
+fn start(conn: DatabaseConnection) -> (TempDir, UsageSender, WriterHandle) {
+    let dir = TempDir::new("tollgate-dead");
+    let (sender, handle) = spawn(conn, config(dir.path()));
+    (dir, sender, handle)
 }
 
 /// A record for `model` with one candidate row, owned by `owner` when given.
@@ -111,30 +113,10 @@ async fn rename_table(conn: &DatabaseConnection, from: &str, to: &str) {
         .unwrap();
 }
 
-/// Makes the database refuse `usage` rows for `model` with `message` (PostgreSQL: with
-/// SQLSTATE `code`; SQLite can only abort, a data error).
-async fn refuse_model(db: &TestDb, model: &str, code: &str) {
-    let sql = match db.backend() {
-        Backend::Sqlite => format!(
-            "CREATE TRIGGER refuse_model BEFORE INSERT ON usage WHEN NEW.model = '{model}' \
-             BEGIN SELECT RAISE(ABORT, 'poison record refused'); END"
-        ),
-        Backend::Postgres => format!(
-            "CREATE FUNCTION refuse_model() RETURNS trigger AS $$ BEGIN \
-             IF NEW.model = '{model}' THEN RAISE EXCEPTION 'poison record refused' USING ERRCODE = '{code}'; END IF; \
-             RETURN NEW; END $$ LANGUAGE plpgsql; \
-             CREATE TRIGGER refuse_model BEFORE INSERT ON usage FOR EACH ROW EXECUTE FUNCTION refuse_model();"
-        ),
-    };
-    db.conn.execute_unprepared(&sql).await.unwrap();
-}
-
-async fn accept_every_model(db: &TestDb) {
-    let sql = match db.backend() {
-        Backend::Sqlite => "DROP TRIGGER refuse_model",
-        Backend::Postgres => "DROP TRIGGER refuse_model ON usage; DROP FUNCTION refuse_model();",
-    };
-    db.conn.execute_unprepared(sql).await.unwrap();
+/// Makes the database refuse `poison` rows and moves the dead-letter table away.
+async fn refuse_poison_without_the_table(db: &TestDb) {
+    refuse_model(db, "poison", "P0001").await;
+    rename_table(&db.conn, "usage_dead_letters", "usage_dead_letters_away").await;
 }
 
 async fn stored(conn: &DatabaseConnection, record: &UsageRecord) -> Option<usage::Model> {
@@ -159,8 +141,7 @@ db_test!(async fn one_refused_record_is_dead_lettered_and_every_other_written(db
     let conn = &db.conn;
     refuse_model(db, "poison", "P0001").await;
     let (user, key) = owner(conn).await;
-    let dir = TempDir::new();
-    let (sender, handle) = spawn(conn.clone(), config(&dir.0));
+    let (dir, sender, handle) = start(conn.clone());
     let mut good = Vec::new();
     for _ in 0..40 {
         good.push(record("good", Some((&user, &key))));
@@ -204,8 +185,7 @@ db_test!(async fn one_refused_record_is_dead_lettered_and_every_other_written(db
 
 db_test!(async fn a_value_the_database_refuses_is_isolated(db) {
     let conn = &db.conn;
-    let dir = TempDir::new();
-    let (sender, handle) = spawn(conn.clone(), config(&dir.0));
+    let (_dir, sender, handle) = start(conn.clone());
     let good: Vec<UsageRecord> = (0..9).map(|_| record("good", None)).collect();
     let mut bad = record("bad", None);
     match db.backend() {
@@ -257,18 +237,12 @@ db_test!(async fn references_to_deleted_rows_are_written_as_null(db) {
         .await
         .unwrap();
 
-    let dir = TempDir::new();
-    let (sender, handle) = spawn(conn.clone(), config(&dir.0));
+    let (_dir, sender, handle) = start(conn.clone());
     sender.send(orphan.clone());
     sender.send(other.clone());
     sender.flush().await;
     let row = stored(conn, &orphan).await.expect("the orphan's usage row");
-    assert_eq!(row.user_id, None);
-    assert_eq!(row.api_key_id, None);
-    assert_eq!(row.provider_id, None);
-    assert_eq!(row.provider_endpoint_id, None);
-    assert_eq!(row.provider_api_key_id, None);
-    assert_eq!(row.provider, "gone", "names stay as text");
+    assert_references_nulled(&row, "gone");
     assert_eq!(row.total_cost_usd, 0.5);
     let other_row = stored(conn, &other).await.unwrap();
     assert_eq!(other_row.user_id.as_deref(), Some(kept_user.id.as_str()));
@@ -281,10 +255,8 @@ db_test!(async fn references_to_deleted_rows_are_written_as_null(db) {
 
 db_test!(async fn without_the_table_dead_letters_go_to_the_file_and_replay_imports_it(db) {
     let conn = &db.conn;
-    refuse_model(db, "poison", "P0001").await;
-    rename_table(conn, "usage_dead_letters", "usage_dead_letters_away").await;
-    let dir = TempDir::new();
-    let (sender, handle) = spawn(conn.clone(), config(&dir.0));
+    refuse_poison_without_the_table(db).await;
+    let (dir, sender, handle) = start(conn.clone());
     let poison = record("poison", None);
     let good = record("good", None);
     sender.send(poison.clone());
@@ -305,7 +277,7 @@ db_test!(async fn without_the_table_dead_letters_go_to_the_file_and_replay_impor
     assert_eq!(report.failed.len(), 1, "{report:?}");
     assert_eq!(report.failed[0].id.as_deref(), Some(lines[0].id.as_str()));
     assert!(!dir.file().exists(), "the imported file is renamed");
-    let renamed = std::fs::read_dir(&dir.0).unwrap().count();
+    let renamed = std::fs::read_dir(dir.path()).unwrap().count();
     assert_eq!(renamed, 1);
     accept_every_model(db).await;
     let report = sender.replay(conn, None).await.unwrap();
@@ -317,11 +289,10 @@ db_test!(async fn without_the_table_dead_letters_go_to_the_file_and_replay_impor
 
 db_test!(async fn when_the_file_fails_too_the_record_is_logged_and_counted_dropped(db) {
     let conn = &db.conn;
-    refuse_model(db, "poison", "P0001").await;
-    rename_table(conn, "usage_dead_letters", "usage_dead_letters_away").await;
-    let dir = TempDir::new();
+    refuse_poison_without_the_table(db).await;
+    let dir = TempDir::new("tollgate-dead");
     // A regular file where the directory should be.
-    let not_a_dir = dir.0.join("not-a-dir");
+    let not_a_dir = dir.path().join("not-a-dir");
     std::fs::write(&not_a_dir, b"").unwrap();
     let (sender, handle) = spawn(conn.clone(), config(&not_a_dir));
     sender.send(record("poison", None));
@@ -378,8 +349,7 @@ async fn end_transient_failures(db: &TestDb, held: Option<DatabaseTransaction>) 
 
 db_test!(async fn a_transient_failure_is_retried_and_never_dead_lettered(db) {
     let (writer_conn, held) = transient_failures(db).await;
-    let dir = TempDir::new();
-    let (sender, handle) = spawn(writer_conn, config(&dir.0));
+    let (dir, sender, handle) = start(writer_conn);
     let pending = record("m", None);
     sender.send(pending.clone());
     // Several retries at most 100 ms apart.
@@ -404,8 +374,7 @@ db_test!(async fn a_transient_failure_is_retried_and_never_dead_lettered(db) {
 
 db_test!(async fn records_still_failing_at_the_shutdown_deadline_go_to_the_file(db) {
     let (writer_conn, held) = transient_failures(db).await;
-    let dir = TempDir::new();
-    let (sender, handle) = spawn(writer_conn, config(&dir.0));
+    let (dir, sender, handle) = start(writer_conn);
     let records: Vec<UsageRecord> = (0..3).map(|_| record("m", None)).collect();
     for record in &records {
         sender.send(record.clone());
@@ -435,8 +404,7 @@ db_test!(async fn replay_writes_a_record_once(db) {
     let conn = &db.conn;
     refuse_model(db, "poison", "P0001").await;
     let (user, key) = owner(conn).await;
-    let dir = TempDir::new();
-    let (sender, handle) = spawn(conn.clone(), config(&dir.0));
+    let (_dir, sender, handle) = start(conn.clone());
     let poison = record("poison", Some((&user, &key)));
     sender.send(poison.clone());
     sender.flush().await;

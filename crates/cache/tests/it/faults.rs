@@ -106,12 +106,7 @@ async fn caching_resumes_when_redis_returns() {
         (WidgetById(model.id.clone()), model)
     };
     let (key, model) = load("before");
-    let first = cache
-        .get_or_load(&key, || async { Ok::<_, Infallible>(Some(model.clone())) })
-        .await
-        .unwrap();
-    assert_eq!(first.tier, Tier::Loader);
-    assert_eq!(cache.get(&key).await.unwrap().tier, Tier::L1);
+    support::load_into_l1(&cache, &key, model).await;
     assert_eq!(observer.get(&key).await.unwrap().tier, Tier::Redis);
 
     // Redis goes away: answers keep coming, and the lost subscription drops the whole L1.

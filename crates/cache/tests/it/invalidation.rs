@@ -56,12 +56,7 @@ async fn a_delete_on_one_store_reaches_another_within_100ms() {
 
         let model = families::widget("invalidated");
         let key = WidgetById(model.id.clone());
-        let loaded = replica
-            .get_or_load(&key, || async { Ok::<_, Infallible>(Some(model.clone())) })
-            .await
-            .unwrap();
-        assert_eq!(loaded.tier, Tier::Loader);
-        assert_eq!(replica.get(&key).await.unwrap().tier, Tier::L1);
+        support::load_into_l1(&replica, &key, model).await;
 
         deleter.delete(&key).await.unwrap();
         let took = support::eventually(Duration::from_secs(2), "invalidation", || async {

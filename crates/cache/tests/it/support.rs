@@ -1,9 +1,11 @@
 //! Shared helpers: unique namespaces, store construction, raw Redis access, private Redis
 //! servers and a Redis that never answers.
 
+use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis::{self, aio::MultiplexedConnection};
+use tollgate_cache::{Cache, CacheKey, Tier};
 
 // The stores and their configuration are shared with the resolver's round-trip tests.
 pub(crate) use tollgate_testkit::stores::{ALL, Kind, WITH_REDIS, config, store, store_at};
@@ -31,6 +33,17 @@ pub(crate) fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Loads `value` under `key` through `cache`'s loader and asserts that it came from the
+/// loader and is then in the in-process tier.
+pub(crate) async fn load_into_l1<K: CacheKey>(cache: &Cache, key: &K, value: K::Value) {
+    let loaded = cache
+        .get_or_load(key, || async { Ok::<_, Infallible>(Some(value)) })
+        .await
+        .unwrap();
+    assert_eq!(loaded.tier, Tier::Loader);
+    assert_eq!(cache.get(key).await.unwrap().tier, Tier::L1);
 }
 
 /// Polls `condition` every millisecond until it holds; panics with `what` after `limit`.

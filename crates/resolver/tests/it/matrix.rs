@@ -9,7 +9,7 @@ use tollgate_entities::{ApiFormat, global_models, models, providers};
 use tollgate_resolver::Resolver;
 use tollgate_testkit::Backend;
 
-use crate::support::{CacheSetup, Ctx, eventually, seed_global, seed_model, seed_provider};
+use crate::support::{CacheSetup, Ctx, Seeded, eventually, seed_global, seed_model, seed_provider};
 
 const BUS: Duration = Duration::from_millis(100);
 
@@ -64,6 +64,48 @@ async fn models_of(
     global.find_related(models::Entity).all(conn).await.unwrap()
 }
 
+/// Global model `global` served by provider `p` (priority 10) as `upstream`.
+async fn served_by_p(
+    conn: &sea_orm::DatabaseConnection,
+    global: &str,
+    upstream: &str,
+) -> (global_models::Model, Seeded) {
+    let g = seed_global(conn, global).await;
+    let p = seed_provider(conn, "p", 10).await;
+    seed_model(conn, &p.provider, &g, upstream).await;
+    (g, p)
+}
+
+/// A global model served by providers `first` (priority 10) and `second` (20), one model
+/// each.
+struct ServedTwice {
+    g: global_models::Model,
+    first: Seeded,
+    second: Seeded,
+    m1: models::Model,
+    m2: models::Model,
+}
+
+/// Global model `global` served by `first` as `upstreams[0]` and `second` as `upstreams[1]`.
+async fn served_twice(
+    conn: &sea_orm::DatabaseConnection,
+    global: &str,
+    upstreams: [&str; 2],
+) -> ServedTwice {
+    let g = seed_global(conn, global).await;
+    let first = seed_provider(conn, "first", 10).await;
+    let second = seed_provider(conn, "second", 20).await;
+    let m1 = seed_model(conn, &first.provider, &g, upstreams[0]).await;
+    let m2 = seed_model(conn, &second.provider, &g, upstreams[1]).await;
+    ServedTwice {
+        g,
+        first,
+        second,
+        m1,
+        m2,
+    }
+}
+
 matrix_test!(async fn global_model_created_clears_a_cached_missing(ctx, a, b) {
     assert_eq!(resolves_to(b, "brand-new").await, None);
     let created = seed_global(ctx.conn(), "brand-new").await;
@@ -74,9 +116,7 @@ matrix_test!(async fn global_model_created_clears_a_cached_missing(ctx, a, b) {
 
 matrix_test!(async fn global_model_updated(ctx, a, b) {
     let conn = ctx.conn();
-    let g = seed_global(conn, "before-rename").await;
-    let p = seed_provider(conn, "p", 10).await;
-    seed_model(conn, &p.provider, &g, "upstream-x").await;
+    let (g, _) = served_by_p(conn, "before-rename", "upstream-x").await;
     assert_eq!(resolves_to(b, "before-rename").await, Some(g.id.clone()));
     assert_eq!(b.global_model_by_id(&g.id).await.unwrap().unwrap().name, "before-rename");
     let (resolved, _) = b.plan("upstream-x", ApiFormat::OpenAi, None).await.unwrap().unwrap();
@@ -98,9 +138,7 @@ matrix_test!(async fn global_model_updated(ctx, a, b) {
 
 matrix_test!(async fn global_model_deactivated_and_deleted(ctx, a, b) {
     let conn = ctx.conn();
-    let g = seed_global(conn, "short-lived").await;
-    let p = seed_provider(conn, "p", 10).await;
-    seed_model(conn, &p.provider, &g, "short-upstream").await;
+    let (g, p) = served_by_p(conn, "short-lived", "short-upstream").await;
     assert_eq!(planned(b, "short-upstream").await, vec!["p".to_owned()]);
     assert!(b.model_for_provider(&p.provider.id, &g.id).await.unwrap().is_some());
 
@@ -172,11 +210,7 @@ matrix_test!(async fn model_updated_renamed_and_moved(ctx, a, b) {
 
 matrix_test!(async fn model_deactivated_and_deleted(ctx, a, b) {
     let conn = ctx.conn();
-    let g = seed_global(conn, "shrinking").await;
-    let first = seed_provider(conn, "first", 10).await;
-    let second = seed_provider(conn, "second", 20).await;
-    let m1 = seed_model(conn, &first.provider, &g, "shrink-a").await;
-    let m2 = seed_model(conn, &second.provider, &g, "shrink-b").await;
+    let ServedTwice { g, m1, m2, .. } = served_twice(conn, "shrinking", ["shrink-a", "shrink-b"]).await;
     assert_eq!(planned(b, "shrinking").await, vec!["first".to_owned(), "second".to_owned()]);
     assert_eq!(resolves_to(b, "shrink-a").await, Some(g.id.clone()));
 
@@ -196,11 +230,7 @@ matrix_test!(async fn model_deactivated_and_deleted(ctx, a, b) {
 
 matrix_test!(async fn provider_updated_deactivated_and_deleted(ctx, a, b) {
     let conn = ctx.conn();
-    let g = seed_global(conn, "served").await;
-    let first = seed_provider(conn, "first", 10).await;
-    let second = seed_provider(conn, "second", 20).await;
-    let m1 = seed_model(conn, &first.provider, &g, "served-a").await;
-    let m2 = seed_model(conn, &second.provider, &g, "served-b").await;
+    let ServedTwice { g, first, second, m1, m2 } = served_twice(conn, "served", ["served-a", "served-b"]).await;
     assert_eq!(planned(b, "served").await, vec!["first".to_owned(), "second".to_owned()]);
 
     // Priority change reorders the plan.
@@ -231,9 +261,7 @@ matrix_test!(async fn provider_updated_deactivated_and_deleted(ctx, a, b) {
 
 matrix_test!(async fn endpoint_and_key_changes_replan(ctx, a, b) {
     let conn = ctx.conn();
-    let g = seed_global(conn, "keyed").await;
-    let p = seed_provider(conn, "p", 10).await;
-    seed_model(conn, &p.provider, &g, "keyed-up").await;
+    let (g, p) = served_by_p(conn, "keyed", "keyed-up").await;
     assert_eq!(planned(b, "keyed").await, vec!["p".to_owned()]);
 
     let mut key = p.key.clone().into_active_model();

@@ -133,18 +133,18 @@ macro_rules! resolver_test {
 
             async fn run($ctx: &Ctx) $body
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite_local() { run(&Ctx::with_config(Backend::Sqlite, CacheSetup::Local, $config).await).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite_redis() { run(&Ctx::with_config(Backend::Sqlite, CacheSetup::Redis, $config).await).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite_redis_down() { run(&Ctx::with_config(Backend::Sqlite, CacheSetup::RedisDown, $config).await).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres_local() { run(&Ctx::with_config(Backend::Postgres, CacheSetup::Local, $config).await).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres_redis() { run(&Ctx::with_config(Backend::Postgres, CacheSetup::Redis, $config).await).await }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres_redis_down() { run(&Ctx::with_config(Backend::Postgres, CacheSetup::RedisDown, $config).await).await }
+            $crate::resolver_test!(@case sqlite_local, Sqlite, Local, $config);
+            $crate::resolver_test!(@case sqlite_redis, Sqlite, Redis, $config);
+            $crate::resolver_test!(@case sqlite_redis_down, Sqlite, RedisDown, $config);
+            $crate::resolver_test!(@case postgres_local, Postgres, Local, $config);
+            $crate::resolver_test!(@case postgres_redis, Postgres, Redis, $config);
+            $crate::resolver_test!(@case postgres_redis_down, Postgres, RedisDown, $config);
+        }
+    };
+    (@case $test:ident, $backend:ident, $cache:ident, $config:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $test() {
+            run(&Ctx::with_config(Backend::$backend, CacheSetup::$cache, $config).await).await
         }
     };
 }
@@ -230,49 +230,28 @@ impl CountingCatalogue {
     }
 }
 
-#[async_trait::async_trait]
-impl Catalogue for CountingCatalogue {
-    async fn provider_name_matches(&self, name: &str) -> Result<Vec<NameMatch>, ResolverError> {
-        self.tick();
-        self.inner.provider_name_matches(name).await
-    }
-    async fn active_global_model_named(
-        &self,
-        name: &str,
-    ) -> Result<Option<global_models::Model>, ResolverError> {
-        self.tick();
-        self.inner.active_global_model_named(name).await
-    }
-    async fn model_by_id(&self, id: &str) -> Result<Option<models::Model>, ResolverError> {
-        self.tick();
-        self.inner.model_by_id(id).await
-    }
-    async fn global_model_by_id(
-        &self,
-        id: &str,
-    ) -> Result<Option<global_models::Model>, ResolverError> {
-        self.tick();
-        self.inner.global_model_by_id(id).await
-    }
-    async fn global_model_by_name(
-        &self,
-        name: &str,
-    ) -> Result<Option<global_models::Model>, ResolverError> {
-        self.tick();
-        self.inner.global_model_by_name(name).await
-    }
-    async fn model_for_provider(
-        &self,
-        provider_id: &str,
-        global_model_id: &str,
-    ) -> Result<Option<models::Model>, ResolverError> {
-        self.tick();
-        self.inner
-            .model_for_provider(provider_id, global_model_id)
-            .await
-    }
-    async fn routes(&self, global_model_id: &str) -> Result<Option<RouteSnapshot>, ResolverError> {
-        self.tick();
-        self.inner.routes(global_model_id).await
-    }
+/// Implements [`Catalogue`] for [`CountingCatalogue`]: each query counts, then asks the
+/// real catalogue.
+macro_rules! counting_queries {
+    ($(fn $query:ident($($arg:ident: $ty:ty),*) -> $answer:ty;)*) => {
+        #[async_trait::async_trait]
+        impl Catalogue for CountingCatalogue {
+            $(
+                async fn $query(&self, $($arg: $ty),*) -> Result<$answer, ResolverError> {
+                    self.tick();
+                    self.inner.$query($($arg),*).await
+                }
+            )*
+        }
+    };
+}
+
+counting_queries! {
+    fn provider_name_matches(name: &str) -> Vec<NameMatch>;
+    fn active_global_model_named(name: &str) -> Option<global_models::Model>;
+    fn model_by_id(id: &str) -> Option<models::Model>;
+    fn global_model_by_id(id: &str) -> Option<global_models::Model>;
+    fn global_model_by_name(name: &str) -> Option<global_models::Model>;
+    fn model_for_provider(provider_id: &str, global_model_id: &str) -> Option<models::Model>;
+    fn routes(global_model_id: &str) -> Option<RouteSnapshot>;
 }

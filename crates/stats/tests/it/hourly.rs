@@ -15,11 +15,15 @@ use time::macros::{date, datetime};
 use time::{Date, Duration, OffsetDateTime};
 use tollgate_entities::{UsageStatus, usage};
 use tollgate_stats::{
-    Aggregator, BusinessCalendar, BusinessDay, BusinessHour, FixedClock, ResponseTimeHistogram,
+    Aggregator, BusinessCalendar, BusinessDay, BusinessHour, FixedClock, HoursReport,
+    ResponseTimeHistogram,
 };
 use tollgate_testkit::{TestDb, db_test, fixtures};
 
 use crate::support::{self, Data, Numbers, Rng, Table, Tables};
+
+/// Both of Europe/Berlin's DST changes of 2026: a 23-hour and a 25-hour day.
+const BERLIN_DST_DAYS: [Date; 2] = [date!(2026 - 03 - 29), date!(2026 - 10 - 25)];
 
 /// Index of the local hour that gets no traffic in every scenario day.
 const QUIET_HOUR: usize = 4;
@@ -411,14 +415,7 @@ async fn check_days_are_sums(scenario: &Scenario, conn: &DatabaseConnection) {
 }
 
 db_test!(async fn days_are_the_sums_of_their_stored_hours(db) {
-    let berlin = Scenario::new(
-        &db.conn,
-        "Europe/Berlin",
-        &[date!(2026 - 03 - 29), date!(2026 - 10 - 25)],
-        17,
-        6,
-    )
-    .await;
+    let berlin = Scenario::new(&db.conn, "Europe/Berlin", &BERLIN_DST_DAYS, 17, 6).await;
     berlin.aggregate().await;
     check_days_are_sums(&berlin, &db.conn).await;
 
@@ -518,14 +515,7 @@ db_test!(async fn percentiles_from_merged_histograms_are_within_one_bucket(db) {
 });
 
 db_test!(async fn a_second_run_and_two_aggregators_at_once_leave_identical_rows(db) {
-    let scenario = Scenario::new(
-        &db.conn,
-        "Europe/Berlin",
-        &[date!(2026 - 03 - 29), date!(2026 - 10 - 25)],
-        29,
-        4,
-    )
-    .await;
+    let scenario = Scenario::new(&db.conn, "Europe/Berlin", &BERLIN_DST_DAYS, 29, 4).await;
     let what = format!("{:?}", db.db_backend());
     scenario.aggregate().await;
     let first = support::stored_tables(&db.conn).await;
@@ -685,6 +675,37 @@ impl LateScenario {
         .hours_only(hours)
     }
 
+    /// Inserts the late row, moves the clock `later` past the hour's end and closes the last
+    /// three hours. Asserts that those start at `first` and the two hours after it, and that
+    /// the late row's hour then counts `requests` (`why`); returns the report, the starts of
+    /// the closed hours and the stored tables.
+    async fn insert_late_row_and_close(
+        &mut self,
+        conn: &DatabaseConnection,
+        later: Duration,
+        first: OffsetDateTime,
+        requests: i64,
+        why: &str,
+    ) -> (HoursReport, Vec<OffsetDateTime>, Tables) {
+        self.insert_late_row(conn).await;
+        let now = self.hour.end() + later;
+        self.clock.set(now);
+        let report = self.stats.close_hours(3).await.unwrap();
+        let closed: Vec<OffsetDateTime> = report.hours.iter().map(BusinessHour::start).collect();
+        assert_eq!(
+            closed,
+            [
+                first,
+                first + Duration::hours(1),
+                first + Duration::hours(2)
+            ],
+            "{why}: close_hours(3) at {now}"
+        );
+        let stored = support::stored_tables(conn).await;
+        assert_eq!(self.requests_of_the_hour(&stored), requests, "{why}");
+        (report, closed, stored)
+    }
+
     fn requests_of_the_hour(&self, tables: &Tables) -> i64 {
         tables.rows(Table::Hourly)[&(self.hour.start(), String::new())].total_requests
     }
@@ -693,26 +714,11 @@ impl LateScenario {
 db_test!(async fn a_late_row_counts_once_close_hours_covers_its_hour_again(db) {
     let what = format!("{:?}", db.db_backend());
     let mut late = LateScenario::new(&db.conn).await;
-    late.insert_late_row(&db.conn).await;
-    // Two hours later the last three closed hours still include the late row's hour.
-    late.clock.set(late.hour.end() + Duration::hours(2) + Duration::minutes(2));
-    let report = late.stats.close_hours(3).await.unwrap();
-    let closed: Vec<OffsetDateTime> = report.hours.iter().map(BusinessHour::start).collect();
-    assert_eq!(
-        closed,
-        [
-            datetime!(2026-06-01 10:30 UTC),
-            datetime!(2026-06-01 11:30 UTC),
-            datetime!(2026-06-01 12:30 UTC),
-        ],
-        "{what}: close_hours(3) at 13:32 UTC closes the three Kolkata hours before"
-    );
-    let stored = support::stored_tables(&db.conn).await;
-    assert_eq!(
-        late.requests_of_the_hour(&stored),
-        6,
-        "{what}: the hour counts the row that arrived after it was first aggregated"
-    );
+    // Two hours later (13:32 UTC) the last three closed hours, the three Kolkata hours
+    // before, still include the late row's hour.
+    let why = format!("{what}: the hour counts the row that arrived after it was first aggregated");
+    let later = Duration::hours(2) + Duration::minutes(2);
+    let (report, closed, stored) = late.insert_late_row_and_close(&db.conn, later, datetime!(2026-06-01 10:30 UTC), 6, &why).await;
     assert!(
         keys_at(&stored, Table::HourlyModel, late.hour.start()).contains(&"late-model".to_owned()),
         "{what}: the late row's model has its stats_hourly_model row"
@@ -725,26 +731,10 @@ db_test!(async fn a_row_arriving_after_its_hour_left_the_window_waits_for_reaggr
     let what = format!("{:?}", db.db_backend());
     let mut late = LateScenario::new(&db.conn).await;
     let before = late.expected(&[late.hour.start()]);
-    late.insert_late_row(&db.conn).await;
-    // Three and a half hours later the hour is no longer among the last three.
-    late.clock.set(late.hour.end() + Duration::hours(3) + Duration::minutes(32));
-    let report = late.stats.close_hours(3).await.unwrap();
-    let closed: Vec<OffsetDateTime> = report.hours.iter().map(BusinessHour::start).collect();
-    assert_eq!(
-        closed,
-        [
-            datetime!(2026-06-01 11:30 UTC),
-            datetime!(2026-06-01 12:30 UTC),
-            datetime!(2026-06-01 13:30 UTC),
-        ],
-        "{what}: close_hours(3) at 15:02 UTC"
-    );
-    let stored = support::stored_tables(&db.conn).await;
-    assert_eq!(
-        late.requests_of_the_hour(&stored),
-        5,
-        "{what}: a row that arrived after its hour left the window is not counted yet"
-    );
+    // Three and a half hours later (15:02 UTC) the hour is no longer among the last three.
+    let why = format!("{what}: a row that arrived after its hour left the window is not counted yet");
+    let later = Duration::hours(3) + Duration::minutes(32);
+    let (_, closed, stored) = late.insert_late_row_and_close(&db.conn, later, datetime!(2026-06-01 11:30 UTC), 5, &why).await;
     support::assert_tables(
         &stored.hours_only(&[late.hour.start()]),
         &before,

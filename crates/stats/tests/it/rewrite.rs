@@ -18,6 +18,9 @@ use crate::support::{self, Data, Rng};
 /// A stored per-user row as `(user_id, (total_requests, updated_at))`.
 type UserRow = (String, (i32, OffsetDateTime));
 
+/// Stored per-user rows: `user_id → (total_requests, updated_at)`.
+type UserRows = BTreeMap<String, (i32, OffsetDateTime)>;
+
 /// `user_id → (total_requests, updated_at)` of the stored per-user rows of entity `E` whose
 /// time column `time` is `at` (`row` picks those fields).
 async fn users_at<E: EntityTrait>(
@@ -25,7 +28,7 @@ async fn users_at<E: EntityTrait>(
     time: E::Column,
     at: OffsetDateTime,
     row: fn(E::Model) -> UserRow,
-) -> BTreeMap<String, (i32, OffsetDateTime)> {
+) -> UserRows {
     E::find()
         .filter(time.eq(at))
         .all(db)
@@ -37,10 +40,7 @@ async fn users_at<E: EntityTrait>(
 }
 
 /// The per-user rows of the hour at `hour`.
-async fn hour_users(
-    db: &DatabaseConnection,
-    hour: OffsetDateTime,
-) -> BTreeMap<String, (i32, OffsetDateTime)> {
+async fn hour_users(db: &DatabaseConnection, hour: OffsetDateTime) -> UserRows {
     use stats_hourly_user::{Column, Entity};
     users_at::<Entity>(db, Column::Hour, hour, |row| {
         (row.user_id, (row.total_requests, row.updated_at))
@@ -49,10 +49,7 @@ async fn hour_users(
 }
 
 /// The per-user rows of the day at `date`.
-async fn day_users(
-    db: &DatabaseConnection,
-    date: OffsetDateTime,
-) -> BTreeMap<String, (i32, OffsetDateTime)> {
+async fn day_users(db: &DatabaseConnection, date: OffsetDateTime) -> UserRows {
     use stats_user_daily::{Column, Entity};
     users_at::<Entity>(db, Column::Date, date, |row| {
         (row.user_id, (row.total_requests, row.updated_at))
