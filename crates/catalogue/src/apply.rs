@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use serde::Serialize;
 use tollgate_entities::global_models;
@@ -42,7 +43,15 @@ pub async fn apply_catalog(
     file: &CatalogFile,
     secrets: &SecretBox,
 ) -> Result<CatalogSummary, CatalogError> {
-    let txn = conn.begin().await?;
+    // On SQLite the transaction takes the write lock at BEGIN (waiting its turn behind the
+    // usage writer and the closing loop): a deferred one reads first, and its first write
+    // then fails at once with "database is locked" when another connection committed in
+    // between. PostgreSQL ignores the mode.
+    let options = TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    };
+    let txn = conn.begin_with_options(options).await?;
     let mut applier = Applier {
         conn: &txn,
         secrets,
