@@ -18,6 +18,7 @@ use crate::{
     m20261124_000004_index_user_daily_date as user_daily,
     m20261201_000005_accounting_integrity as integrity, m20261203_000006_hourly_stats as hourly,
     m20261203_000007_hourly_api_keys as hourly_keys,
+    m20261203_000008_index_hourly_user as hourly_user,
 };
 
 /// Aether's tables that tollgate reads and writes: an adoptable database has every one.
@@ -102,6 +103,7 @@ fn indexes() -> Vec<(&'static str, &'static [&'static str])> {
     all.extend(traffic::INDEXES);
     all.extend(user_daily::INDEXES);
     all.extend(integrity::INDEXES);
+    all.extend(hourly_user::INDEXES);
     all
 }
 

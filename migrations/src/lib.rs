@@ -18,6 +18,7 @@ mod m20261124_000004_index_user_daily_date;
 mod m20261201_000005_accounting_integrity;
 mod m20261203_000006_hourly_stats;
 mod m20261203_000007_hourly_api_keys;
+mod m20261203_000008_index_hourly_user;
 mod prepare;
 
 pub use adopt::AdoptionPlan;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000005_accounting_integrity::Migration),
             Box::new(m20261203_000006_hourly_stats::Migration),
             Box::new(m20261203_000007_hourly_api_keys::Migration),
+            Box::new(m20261203_000008_index_hourly_user::Migration),
         ]
     }
 }

@@ -141,6 +141,8 @@ const INDEXES: &[(&str, &[&str])] = &[
     ("usage_dead_letters", &["request_id"]),
     // Not in schema.md: the aggregator's per-day cleanup filters on it.
     ("stats_user_daily", &["date"]),
+    // Not in schema.md: deleting a user cascades to its hourly rows by `user_id`.
+    ("stats_hourly_user", &["user_id"]),
 ];
 
 fn expected_columns(spec: &str) -> BTreeMap<String, bool> {
