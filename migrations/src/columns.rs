@@ -154,6 +154,24 @@ pub(crate) async fn create_indexes(
     Ok(())
 }
 
+/// Drops the plain index of each `(table, columns)` of `list` (named as [`index`] names it).
+pub(crate) async fn drop_indexes(
+    manager: &SchemaManager<'_>,
+    list: &[(&'static str, &[&'static str])],
+) -> Result<(), DbErr> {
+    for (table, columns) in list {
+        let name = index(table, columns)
+            .get_index_spec()
+            .get_name()
+            .unwrap_or_default()
+            .to_owned();
+        manager
+            .drop_index(Index::drop().name(name).table(*table).to_owned())
+            .await?;
+    }
+    Ok(())
+}
+
 /// Drops each of `tables`, in order (dependent tables first).
 pub(crate) async fn drop_tables(
     manager: &SchemaManager<'_>,
@@ -213,3 +231,30 @@ pub(crate) fn doubles(table: &mut TableCreateStatement, names: &[&'static str]) 
         table.col(double(*column).default(0.0));
     }
 }
+
+/// Declares the `Migration` of a file that only adds the plain indexes of its `INDEXES`
+/// (and drops them again on `down`).
+macro_rules! index_migration {
+    ($(#[$doc:meta])*) => {
+        use sea_orm_migration::prelude::{
+            DbErr, DeriveMigrationName, MigrationTrait, SchemaManager, async_trait,
+        };
+
+        $(#[$doc])*
+        #[derive(DeriveMigrationName)]
+        pub(crate) struct Migration;
+
+        #[async_trait::async_trait]
+        impl MigrationTrait for Migration {
+            async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+                crate::columns::create_indexes(manager, crate::columns::indexes(&INDEXES)).await
+            }
+
+            async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+                crate::columns::drop_indexes(manager, &INDEXES).await
+            }
+        }
+    };
+}
+
+pub(crate) use index_migration;
